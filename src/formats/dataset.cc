@@ -1,0 +1,276 @@
+// The value types of formats.h, their JSON form and the .npy writer.
+#include <cstdio>
+#include <fstream>
+#include <memory>
+
+#include "formats/formats.h"
+#include "formats/slab_io.h"
+
+namespace scisearch::formats {
+
+std::string_view DTypeName(DType dtype) {
+  switch (dtype) {
+    case DType::kBool: return "bool";
+    case DType::kInt8: return "int8";
+    case DType::kUInt8: return "uint8";
+    case DType::kInt16: return "int16";
+    case DType::kUInt16: return "uint16";
+    case DType::kInt32: return "int32";
+    case DType::kUInt32: return "uint32";
+    case DType::kInt64: return "int64";
+    case DType::kUInt64: return "uint64";
+    case DType::kFloat32: return "float32";
+    case DType::kFloat64: return "float64";
+    case DType::kComplex64: return "complex64";
+    case DType::kComplex128: return "complex128";
+    case DType::kRGB8: return "rgb8";
+    case DType::kRGBA8: return "rgba8";
+  }
+  return "unknown";
+}
+
+size_t DTypeSize(DType dtype) {
+  switch (dtype) {
+    case DType::kBool:
+    case DType::kInt8:
+    case DType::kUInt8: return 1;
+    case DType::kInt16:
+    case DType::kUInt16: return 2;
+    case DType::kInt32:
+    case DType::kUInt32:
+    case DType::kFloat32: return 4;
+    case DType::kInt64:
+    case DType::kUInt64:
+    case DType::kFloat64:
+    case DType::kComplex64: return 8;
+    case DType::kComplex128: return 16;
+    case DType::kRGB8: return 3;
+    case DType::kRGBA8: return 4;
+  }
+  return 1;
+}
+
+std::string NpyDescr(DType dtype) {
+  switch (dtype) {
+    case DType::kBool: return "'|b1'";
+    case DType::kInt8: return "'|i1'";
+    case DType::kUInt8: return "'|u1'";
+    case DType::kInt16: return "'<i2'";
+    case DType::kUInt16: return "'<u2'";
+    case DType::kInt32: return "'<i4'";
+    case DType::kUInt32: return "'<u4'";
+    case DType::kInt64: return "'<i8'";
+    case DType::kUInt64: return "'<u8'";
+    case DType::kFloat32: return "'<f4'";
+    case DType::kFloat64: return "'<f8'";
+    case DType::kComplex64: return "'<c8'";
+    case DType::kComplex128: return "'<c16'";
+    case DType::kRGB8: return "[('R', '|u1'), ('G', '|u1'), ('B', '|u1')]";
+    case DType::kRGBA8: return "[('R', '|u1'), ('G', '|u1'), ('B', '|u1'), ('A', '|u1')]";
+  }
+  return "'|u1'";
+}
+
+std::string_view ModeName(Mode mode) {
+  switch (mode) {
+    case Mode::kUnknown: return "unknown";
+    case Mode::kTemImage: return "tem image";
+    case Mode::kStemImage: return "stem image";
+    case Mode::kDiffraction: return "diffraction";
+    case Mode::kSemImage: return "sem image";
+    case Mode::kSpectrum: return "spectrum";
+    case Mode::kSpectrumImage: return "spectrum image";
+    case Mode::k4dStem: return "4d-stem";
+    case Mode::kVolume: return "volume";
+    case Mode::kOpticalImage: return "optical image";
+    case Mode::kImage: return "image";
+  }
+  return "unknown";
+}
+
+namespace {
+int64_t Product(const std::vector<int64_t>& shape) {
+  auto n = CheckedElementCount(shape);
+  return n.ok() ? *n : 0;
+}
+}  // namespace
+
+int64_t Signal::ElementCount() const { return Product(shape); }
+int64_t NdArray::ElementCount() const { return Product(shape); }
+
+Hyperslab Hyperslab::All(const std::vector<int64_t>& shape) {
+  Hyperslab slab;
+  slab.start.assign(shape.size(), 0);
+  slab.count = shape;
+  slab.step.assign(shape.size(), 1);
+  return slab;
+}
+
+Status Hyperslab::Validate(const std::vector<int64_t>& shape) const {
+  if (start.size() != shape.size() || count.size() != shape.size() ||
+      step.size() != shape.size()) {
+    return Status::InvalidArgument("selection has " + std::to_string(start.size()) +
+                                   " axes, the signal has " + std::to_string(shape.size()));
+  }
+  for (size_t k = 0; k < shape.size(); ++k) {
+    const std::string axis = "axis " + std::to_string(k);
+    if (start[k] < 0 || count[k] < 0 || step[k] < 1) {
+      return Status::InvalidArgument(axis + ": start and count must be >= 0 and step >= 1");
+    }
+    if (count[k] == 0) continue;
+    if (start[k] >= shape[k] || (count[k] - 1) > (shape[k] - 1 - start[k]) / step[k]) {
+      return Status::InvalidArgument(axis + ": selection runs past its size " +
+                                     std::to_string(shape[k]));
+    }
+  }
+  return Status::Ok();
+}
+
+nlohmann::ordered_json DatasetToJson(const Dataset& dataset) {
+  using Json = nlohmann::ordered_json;
+  Json out;
+  out["path"] = dataset.path.string();
+  out["format"] = dataset.format;
+  Json members = Json::array();
+  for (const auto& m : dataset.member_files) members.push_back(m.string());
+  out["files"] = members;
+  Json signals = Json::array();
+  for (const Signal& s : dataset.signals) {
+    Json js;
+    js["name"] = s.name;
+    js["shape"] = s.shape;
+    js["dtype"] = std::string(DTypeName(s.dtype));
+    Json axes = Json::array();
+    for (const Axis& a : s.axes) {
+      axes.push_back(Json{{"name", a.name},
+                          {"size", a.size},
+                          {"scale", a.scale},
+                          {"offset", a.offset},
+                          {"units", a.units},
+                          {"navigate", a.navigate}});
+    }
+    js["axes"] = axes;
+    js["metadata"] = s.metadata;
+    const NormalisedFields& f = s.fields;
+    js["acquired"] = f.acquired ? Json(*f.acquired) : Json(nullptr);
+    js["instrument"] = f.instrument ? Json(*f.instrument) : Json(nullptr);
+    js["mode"] = std::string(ModeName(f.mode));
+    js["beam_energy_kev"] = f.beam_energy_kev ? Json(*f.beam_energy_kev) : Json(nullptr);
+    js["magnification"] = f.magnification ? Json(*f.magnification) : Json(nullptr);
+    js["pixel_size"] = f.pixel_size_m ? Json(*f.pixel_size_m) : Json(nullptr);
+    js["pixel_size_units"] = f.pixel_size_units ? Json(*f.pixel_size_units) : Json(nullptr);
+    js["detector"] = f.detector ? Json(*f.detector) : Json(nullptr);
+    signals.push_back(std::move(js));
+  }
+  out["signals"] = signals;
+  return out;
+}
+
+namespace {
+
+// The .npy version 1.0 header for `dtype` and `shape`, padded so that the data
+// starts on a 64-byte boundary as NumPy writes it.
+std::string NpyHeader(DType dtype, const std::vector<int64_t>& shape) {
+  std::string dict = "{'descr': " + NpyDescr(dtype) + ", 'fortran_order': False, 'shape': (";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    dict += std::to_string(shape[i]);
+    if (shape.size() == 1 || i + 1 < shape.size()) dict += ",";
+    if (i + 1 < shape.size()) dict += " ";
+  }
+  dict += "), }";
+  const size_t preamble = 10;  // magic (6) + version (2) + header length (2)
+  size_t total = preamble + dict.size() + 1;
+  size_t padded = (total + 63) / 64 * 64;
+  dict.append(padded - total, ' ');
+  dict += '\n';
+  std::string header = "\x93NUMPY";
+  header += '\x01';
+  header += '\x00';
+  const uint16_t len = static_cast<uint16_t>(dict.size());
+  header += static_cast<char>(len & 0xff);
+  header += static_cast<char>(len >> 8);
+  return header + dict;
+}
+
+struct FileCloser {
+  void operator()(std::FILE* f) const { std::fclose(f); }
+};
+using UniqueFile = std::unique_ptr<std::FILE, FileCloser>;
+
+Status WriteAll(std::FILE* f, const void* data, size_t size, const std::filesystem::path& out) {
+  if (size > 0 && std::fwrite(data, 1, size, f) != size) {
+    return Status::IoError(out.string() + ": write failed");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status WriteNpy(const NdArray& array, const std::filesystem::path& out) {
+  UniqueFile f(std::fopen(out.c_str(), "wb"));
+  if (!f) return Status::IoError(out.string() + ": cannot create");
+  const std::string header = NpyHeader(array.dtype, array.shape);
+  SCISEARCH_RETURN_IF_ERROR(WriteAll(f.get(), header.data(), header.size(), out));
+  SCISEARCH_RETURN_IF_ERROR(WriteAll(f.get(), array.bytes.data(), array.bytes.size(), out));
+  if (std::fclose(f.release()) != 0) return Status::IoError(out.string() + ": close failed");
+  return Status::Ok();
+}
+
+Status ExportNpy(DatasetReader& reader, size_t signal_index, const std::filesystem::path& out,
+                 uint64_t max_slab_bytes) {
+  const Dataset& ds = reader.dataset();
+  if (signal_index >= ds.signals.size()) {
+    return Status::InvalidArgument(ds.path.string() + ": no signal " +
+                                   std::to_string(signal_index) + " (the file has " +
+                                   std::to_string(ds.signals.size()) + ")");
+  }
+  const Signal& signal = ds.signals[signal_index];
+  UniqueFile f(std::fopen(out.c_str(), "wb"));
+  if (!f) return Status::IoError(out.string() + ": cannot create");
+  const std::string header = NpyHeader(signal.dtype, signal.shape);
+  SCISEARCH_RETURN_IF_ERROR(WriteAll(f.get(), header.data(), header.size(), out));
+
+  if (signal.ElementCount() > 0) {
+    // Slabs along the slowest axis whose rows, each the product of the faster axes,
+    // fit in max_slab_bytes; when one row is too large, split the next axis too.
+    const size_t rank = signal.shape.size();
+    size_t split_axis = 0;
+    uint64_t row_bytes = signal.ByteCount() / uint64_t(signal.shape[0]);
+    while (split_axis + 1 < rank && row_bytes > max_slab_bytes) {
+      ++split_axis;
+      row_bytes /= uint64_t(signal.shape[split_axis]);
+    }
+    const int64_t rows_per_slab =
+        std::max<int64_t>(1, std::min<int64_t>(signal.shape[split_axis],
+                                               int64_t(max_slab_bytes / std::max<uint64_t>(row_bytes, 1))));
+    Hyperslab slab = Hyperslab::All(signal.shape);
+    std::vector<int64_t> outer(split_axis, 0);
+    while (true) {
+      for (size_t k = 0; k < split_axis; ++k) {
+        slab.start[k] = outer[k];
+        slab.count[k] = 1;
+      }
+      for (int64_t row = 0; row < signal.shape[split_axis]; row += rows_per_slab) {
+        slab.start[split_axis] = row;
+        slab.count[split_axis] = std::min(rows_per_slab, signal.shape[split_axis] - row);
+        SCISEARCH_ASSIGN_OR_RETURN(NdArray part, reader.Read(signal_index, slab));
+        SCISEARCH_RETURN_IF_ERROR(WriteAll(f.get(), part.bytes.data(), part.bytes.size(), out));
+      }
+      size_t k = split_axis;
+      bool done = true;
+      while (k > 0) {
+        --k;
+        if (++outer[k] < signal.shape[k]) {
+          done = false;
+          break;
+        }
+        outer[k] = 0;
+      }
+      if (done) break;
+    }
+  }
+  if (std::fclose(f.release()) != 0) return Status::IoError(out.string() + ": close failed");
+  return Status::Ok();
+}
+
+}  // namespace scisearch::formats

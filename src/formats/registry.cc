@@ -1,0 +1,210 @@
+// OpenDataset: chooses a reader by magic bytes, then by extension, and unwraps gzip.
+#include <zlib.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <system_error>
+#include <thread>
+
+#include "formats/byte_source.h"
+#include "formats/readers.h"
+
+namespace scisearch::formats {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Inflated files larger than this are refused: a gzip bomb must not fill the disk.
+constexpr uint64_t kMaxInflatedBytes = 8ull << 30;
+
+std::string LowerExtension(const fs::path& path) {
+  std::string ext = path.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return ext;
+}
+
+bool HasMagic(std::span<const uint8_t> head, std::initializer_list<uint8_t> magic, size_t at = 0) {
+  if (head.size() < at + magic.size()) return false;
+  return std::equal(magic.begin(), magic.end(), head.begin() + at);
+}
+
+// A reader of a gzip-compressed file: owns the inflated temporary file and the
+// reader over it, and reports the original path.
+class InflatedReader : public DatasetReader {
+ public:
+  InflatedReader(std::unique_ptr<DatasetReader> inner, fs::path temp, const fs::path& original)
+      : inner_(std::move(inner)), temp_(std::move(temp)), dataset_(inner_->dataset()) {
+    dataset_.path = original;
+    dataset_.member_files = {original};
+  }
+  ~InflatedReader() override {
+    inner_.reset();  // close the temporary file before removing it
+    std::error_code ignored;
+    fs::remove(temp_, ignored);
+  }
+  const Dataset& dataset() const override { return dataset_; }
+  Result<NdArray> Read(size_t signal_index, const Hyperslab& slab) override {
+    return inner_->Read(signal_index, slab);
+  }
+
+ private:
+  std::unique_ptr<DatasetReader> inner_;
+  fs::path temp_;
+  Dataset dataset_;
+};
+
+// Removes a file on destruction unless released.
+class TempFileGuard {
+ public:
+  explicit TempFileGuard(fs::path path) : path_(std::move(path)) {}
+  ~TempFileGuard() {
+    if (!path_.empty()) {
+      std::error_code ignored;
+      fs::remove(path_, ignored);
+    }
+  }
+  fs::path Release() { return std::exchange(path_, {}); }
+
+ private:
+  fs::path path_;
+};
+
+struct GzCloser {
+  void operator()(gzFile f) const { gzclose(f); }
+};
+
+Result<fs::path> Inflate(const fs::path& gz, const fs::path& temp_dir) {
+  std::unique_ptr<gzFile_s, GzCloser> in(gzopen(gz.c_str(), "rb"));
+  if (!in) return Status::IoError(gz.string() + ": cannot open");
+  gzbuffer(in.get(), 1 << 17);
+  static std::atomic<uint64_t> counter{0};  // makes temp names unique within the process
+  const fs::path dir = temp_dir.empty() ? fs::temp_directory_path() : temp_dir;
+  const fs::path inner_name = gz.stem();  // "x.tif.gz" -> "x.tif"
+  const fs::path temp =
+      dir / ("scisearch-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" +
+             inner_name.filename().string());
+  TempFileGuard guard(temp);
+  std::ofstream out(temp, std::ios::binary);
+  if (!out) return Status::IoError(temp.string() + ": cannot create temporary file");
+  std::vector<char> buffer(1 << 17);
+  uint64_t total = 0;
+  while (true) {
+    int n = gzread(in.get(), buffer.data(), static_cast<unsigned>(buffer.size()));
+    if (n < 0) {
+      int err = 0;
+      const char* msg = gzerror(in.get(), &err);
+      return Status::Corrupt(gz.string() + ": gzip data is damaged: " + (msg ? msg : "?"));
+    }
+    if (n == 0) break;
+    total += uint64_t(n);
+    if (total > kMaxInflatedBytes) {
+      return Status::Unsupported(gz.string() + ": inflates to more than " +
+                                 std::to_string(kMaxInflatedBytes >> 30) + " GiB");
+    }
+    out.write(buffer.data(), n);
+    if (!out) return Status::IoError(temp.string() + ": write failed (disk full?)");
+  }
+  out.close();
+  if (!out) return Status::IoError(temp.string() + ": write failed");
+  return guard.Release();
+}
+
+Result<std::unique_ptr<DatasetReader>> OpenByContent(const fs::path& path, const fs::path& name,
+                                                     const OpenOptions& options, int depth);
+
+Result<std::unique_ptr<DatasetReader>> OpenGzip(const fs::path& path, const OpenOptions& options,
+                                                int depth) {
+  if (depth > 0) return Status::Unsupported(path.string() + ": nested gzip is not read");
+  SCISEARCH_ASSIGN_OR_RETURN(fs::path temp, Inflate(path, options.temp_dir));
+  TempFileGuard guard(temp);
+  auto inner = OpenByContent(temp, path.stem(), options, depth + 1);
+  if (!inner.ok()) {
+    // Name the original file, not the temporary one.
+    std::string msg = inner.status().message();
+    const std::string t = temp.string();
+    for (size_t p; (p = msg.find(t)) != std::string::npos;) msg.replace(p, t.size(), path.string());
+    return Status::Error(inner.status().code(), msg);
+  }
+  return std::unique_ptr<DatasetReader>(
+      new InflatedReader(std::move(inner).value(), guard.Release(), path));
+}
+
+// Opens `path`, whose logical name (for extension checks) is `name`.
+Result<std::unique_ptr<DatasetReader>> OpenByContent(const fs::path& path, const fs::path& name,
+                                                     const OpenOptions& options, int depth) {
+  SCISEARCH_ASSIGN_OR_RETURN(FileSource source, FileSource::Open(path));
+  std::array<uint8_t, 2048 + 8> buffer{};
+  const uint64_t n = std::min<uint64_t>(buffer.size(), source.size());
+  SCISEARCH_RETURN_IF_ERROR(source.ReadAt(0, n, buffer.data()));
+  std::span<const uint8_t> head(buffer.data(), n);
+  const std::string ext = LowerExtension(name);
+
+  if (LooksLikeGzip(head)) return OpenGzip(path, options, depth);
+  if (ext == ".emi") return OpenTia(path);
+  if (LooksLikeTiaSer(head)) return OpenTia(path);
+  if (LooksLikeHdf5(head)) return OpenEmd(path);
+  if (LooksLikeTiff(head)) return OpenTiff(path);
+  if (LooksLikePng(head)) return OpenPng(path);
+  if (LooksLikeJpeg(head)) return OpenJpeg(path);
+  if (LooksLikeDigitalMicrograph(head)) return OpenDigitalMicrograph(path);
+  // MRC has no magic at the start; MRC2014 writes "MAP " at byte 208.
+  if (HasMagic(head, {'M', 'A', 'P', ' '}, 208) || ext == ".mrc" || ext == ".mrcs" ||
+      ext == ".map" || ext == ".rec" || ext == ".st" || ext == ".ali") {
+    return OpenMrc(path);
+  }
+  if (source.size() == 0) return Status::Corrupt(path.string() + ": file is empty");
+  return Status::Unsupported(path.string() + ": not a format scisearch reads (extension '" +
+                             ext + "', no known magic bytes)");
+}
+
+}  // namespace
+
+bool LooksLikeGzip(std::span<const uint8_t> head) { return HasMagic(head, {0x1f, 0x8b}); }
+bool LooksLikeHdf5(std::span<const uint8_t> head) {
+  // The superblock may follow a user block of 512, 1024 or 2048 bytes.
+  for (size_t at : {0, 512, 1024, 2048}) {
+    if (HasMagic(head, {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'}, at)) return true;
+  }
+  return false;
+}
+bool LooksLikeTiff(std::span<const uint8_t> head) {
+  return HasMagic(head, {'I', 'I', 42, 0}) || HasMagic(head, {'M', 'M', 0, 42}) ||
+         HasMagic(head, {'I', 'I', 43, 0}) || HasMagic(head, {'M', 'M', 0, 43});
+}
+bool LooksLikePng(std::span<const uint8_t> head) {
+  return HasMagic(head, {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'});
+}
+bool LooksLikeJpeg(std::span<const uint8_t> head) { return HasMagic(head, {0xff, 0xd8, 0xff}); }
+bool LooksLikeTiaSer(std::span<const uint8_t> head) {
+  // ByteOrder 0x4949 then SeriesID 0x0197, both little-endian.
+  return HasMagic(head, {0x49, 0x49, 0x97, 0x01});
+}
+bool LooksLikeDigitalMicrograph(std::span<const uint8_t> head) {
+  return HasMagic(head, {0, 0, 0, 3}) || HasMagic(head, {0, 0, 0, 4});
+}
+
+bool IsCandidateFile(const fs::path& path) {
+  fs::path p = path;
+  if (LowerExtension(p) == ".gz") p = p.stem();
+  static const std::array<std::string_view, 18> kExtensions = {
+      ".emi", ".ser", ".dm3", ".dm4", ".emd", ".h5",   ".hdf5", ".mrc", ".mrcs",
+      ".map", ".rec", ".st",  ".tif", ".tiff", ".png", ".jpg",  ".jpeg", ".ali"};
+  const std::string ext = LowerExtension(p);
+  return std::find(kExtensions.begin(), kExtensions.end(), ext) != kExtensions.end();
+}
+
+Result<std::unique_ptr<DatasetReader>> OpenDataset(const fs::path& path,
+                                                   const OpenOptions& options) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return Status::NotFound(path.string() + ": no such file");
+  if (fs::is_directory(path, ec)) return Status::InvalidArgument(path.string() + ": is a folder");
+  return OpenByContent(path, path, options, 0);
+}
+
+}  // namespace scisearch::formats
