@@ -19,6 +19,6 @@ inline std::filesystem::path ScisearchBinary() { return SCISEARCH_BINARY; }
 }  // namespace scisearch::testing
 
 // Sets `var` to the path of `relative` under ../shared/data, or skips the test.
-#define SHARED_DATA_OR_SKIP(var, relative)                                          \
+#define SHARED_DATA_OR_SKIP(var, relative)                                           \
   const std::filesystem::path var = ::scisearch::testing::SharedData() / (relative); \
   if (!std::filesystem::exists(var)) GTEST_SKIP() << "shared data absent: " << var

@@ -33,7 +33,9 @@ class [[nodiscard]] Status {
     assert(code != ErrorCode::kOk);
     return Status(code, std::move(message));
   }
-  static Status InvalidArgument(std::string m) { return Error(ErrorCode::kInvalidArgument, std::move(m)); }
+  static Status InvalidArgument(std::string m) {
+    return Error(ErrorCode::kInvalidArgument, std::move(m));
+  }
   static Status NotFound(std::string m) { return Error(ErrorCode::kNotFound, std::move(m)); }
   static Status Unsupported(std::string m) { return Error(ErrorCode::kUnsupported, std::move(m)); }
   static Status Corrupt(std::string m) { return Error(ErrorCode::kCorrupt, std::move(m)); }
@@ -63,7 +65,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : state_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : state_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : state_(std::move(status)) {  // NOLINT: implicit by design
     assert(!std::get<Status>(state_).ok());
   }
@@ -88,10 +90,10 @@ class [[nodiscard]] Result {
 }  // namespace scisearch
 
 // Returns from the enclosing function when `expr` (a Status) is not OK.
-#define SCISEARCH_RETURN_IF_ERROR(expr)        \
-  do {                                         \
-    ::scisearch::Status _st = (expr);          \
-    if (!_st.ok()) return _st;                 \
+#define SCISEARCH_RETURN_IF_ERROR(expr) \
+  do {                                  \
+    ::scisearch::Status _st = (expr);   \
+    if (!_st.ok()) return _st;          \
   } while (0)
 
 #define SCISEARCH_CONCAT_INNER(a, b) a##b

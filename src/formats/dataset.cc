@@ -10,21 +10,36 @@ namespace scisearch::formats {
 
 std::string_view DTypeName(DType dtype) {
   switch (dtype) {
-    case DType::kBool: return "bool";
-    case DType::kInt8: return "int8";
-    case DType::kUInt8: return "uint8";
-    case DType::kInt16: return "int16";
-    case DType::kUInt16: return "uint16";
-    case DType::kInt32: return "int32";
-    case DType::kUInt32: return "uint32";
-    case DType::kInt64: return "int64";
-    case DType::kUInt64: return "uint64";
-    case DType::kFloat32: return "float32";
-    case DType::kFloat64: return "float64";
-    case DType::kComplex64: return "complex64";
-    case DType::kComplex128: return "complex128";
-    case DType::kRGB8: return "rgb8";
-    case DType::kRGBA8: return "rgba8";
+    case DType::kBool:
+      return "bool";
+    case DType::kInt8:
+      return "int8";
+    case DType::kUInt8:
+      return "uint8";
+    case DType::kInt16:
+      return "int16";
+    case DType::kUInt16:
+      return "uint16";
+    case DType::kInt32:
+      return "int32";
+    case DType::kUInt32:
+      return "uint32";
+    case DType::kInt64:
+      return "int64";
+    case DType::kUInt64:
+      return "uint64";
+    case DType::kFloat32:
+      return "float32";
+    case DType::kFloat64:
+      return "float64";
+    case DType::kComplex64:
+      return "complex64";
+    case DType::kComplex128:
+      return "complex128";
+    case DType::kRGB8:
+      return "rgb8";
+    case DType::kRGBA8:
+      return "rgba8";
   }
   return "unknown";
 }
@@ -33,57 +48,90 @@ size_t DTypeSize(DType dtype) {
   switch (dtype) {
     case DType::kBool:
     case DType::kInt8:
-    case DType::kUInt8: return 1;
+    case DType::kUInt8:
+      return 1;
     case DType::kInt16:
-    case DType::kUInt16: return 2;
+    case DType::kUInt16:
+      return 2;
     case DType::kInt32:
     case DType::kUInt32:
-    case DType::kFloat32: return 4;
+    case DType::kFloat32:
+      return 4;
     case DType::kInt64:
     case DType::kUInt64:
     case DType::kFloat64:
-    case DType::kComplex64: return 8;
-    case DType::kComplex128: return 16;
-    case DType::kRGB8: return 3;
-    case DType::kRGBA8: return 4;
+    case DType::kComplex64:
+      return 8;
+    case DType::kComplex128:
+      return 16;
+    case DType::kRGB8:
+      return 3;
+    case DType::kRGBA8:
+      return 4;
   }
   return 1;
 }
 
 std::string NpyDescr(DType dtype) {
   switch (dtype) {
-    case DType::kBool: return "'|b1'";
-    case DType::kInt8: return "'|i1'";
-    case DType::kUInt8: return "'|u1'";
-    case DType::kInt16: return "'<i2'";
-    case DType::kUInt16: return "'<u2'";
-    case DType::kInt32: return "'<i4'";
-    case DType::kUInt32: return "'<u4'";
-    case DType::kInt64: return "'<i8'";
-    case DType::kUInt64: return "'<u8'";
-    case DType::kFloat32: return "'<f4'";
-    case DType::kFloat64: return "'<f8'";
-    case DType::kComplex64: return "'<c8'";
-    case DType::kComplex128: return "'<c16'";
-    case DType::kRGB8: return "[('R', '|u1'), ('G', '|u1'), ('B', '|u1')]";
-    case DType::kRGBA8: return "[('R', '|u1'), ('G', '|u1'), ('B', '|u1'), ('A', '|u1')]";
+    case DType::kBool:
+      return "'|b1'";
+    case DType::kInt8:
+      return "'|i1'";
+    case DType::kUInt8:
+      return "'|u1'";
+    case DType::kInt16:
+      return "'<i2'";
+    case DType::kUInt16:
+      return "'<u2'";
+    case DType::kInt32:
+      return "'<i4'";
+    case DType::kUInt32:
+      return "'<u4'";
+    case DType::kInt64:
+      return "'<i8'";
+    case DType::kUInt64:
+      return "'<u8'";
+    case DType::kFloat32:
+      return "'<f4'";
+    case DType::kFloat64:
+      return "'<f8'";
+    case DType::kComplex64:
+      return "'<c8'";
+    case DType::kComplex128:
+      return "'<c16'";
+    case DType::kRGB8:
+      return "[('R', '|u1'), ('G', '|u1'), ('B', '|u1')]";
+    case DType::kRGBA8:
+      return "[('R', '|u1'), ('G', '|u1'), ('B', '|u1'), ('A', '|u1')]";
   }
   return "'|u1'";
 }
 
 std::string_view ModeName(Mode mode) {
   switch (mode) {
-    case Mode::kUnknown: return "unknown";
-    case Mode::kTemImage: return "tem image";
-    case Mode::kStemImage: return "stem image";
-    case Mode::kDiffraction: return "diffraction";
-    case Mode::kSemImage: return "sem image";
-    case Mode::kSpectrum: return "spectrum";
-    case Mode::kSpectrumImage: return "spectrum image";
-    case Mode::k4dStem: return "4d-stem";
-    case Mode::kVolume: return "volume";
-    case Mode::kOpticalImage: return "optical image";
-    case Mode::kImage: return "image";
+    case Mode::kUnknown:
+      return "unknown";
+    case Mode::kTemImage:
+      return "tem image";
+    case Mode::kStemImage:
+      return "stem image";
+    case Mode::kDiffraction:
+      return "diffraction";
+    case Mode::kSemImage:
+      return "sem image";
+    case Mode::kSpectrum:
+      return "spectrum";
+    case Mode::kSpectrumImage:
+      return "spectrum image";
+    case Mode::k4dStem:
+      return "4d-stem";
+    case Mode::kVolume:
+      return "volume";
+    case Mode::kOpticalImage:
+      return "optical image";
+    case Mode::kImage:
+      return "image";
   }
   return "unknown";
 }
@@ -107,8 +155,7 @@ Hyperslab Hyperslab::All(const std::vector<int64_t>& shape) {
 }
 
 Status Hyperslab::Validate(const std::vector<int64_t>& shape) const {
-  if (start.size() != shape.size() || count.size() != shape.size() ||
-      step.size() != shape.size()) {
+  if (start.size() != shape.size() || count.size() != shape.size() || step.size() != shape.size()) {
     return Status::InvalidArgument("selection has " + std::to_string(start.size()) +
                                    " axes, the signal has " + std::to_string(shape.size()));
   }
@@ -240,9 +287,9 @@ Status ExportNpy(DatasetReader& reader, size_t signal_index, const std::filesyst
       ++split_axis;
       row_bytes /= uint64_t(signal.shape[split_axis]);
     }
-    const int64_t rows_per_slab =
-        std::max<int64_t>(1, std::min<int64_t>(signal.shape[split_axis],
-                                               int64_t(max_slab_bytes / std::max<uint64_t>(row_bytes, 1))));
+    const int64_t rows_per_slab = std::max<int64_t>(
+        1, std::min<int64_t>(signal.shape[split_axis],
+                             int64_t(max_slab_bytes / std::max<uint64_t>(row_bytes, 1))));
     Hyperslab slab = Hyperslab::All(signal.shape);
     std::vector<int64_t> outer(split_axis, 0);
     while (true) {

@@ -12,12 +12,11 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/status.h"
 
@@ -56,16 +55,16 @@ std::string NpyDescr(DType dtype);
 // The operating mode of the instrument when the signal was acquired.
 enum class Mode {
   kUnknown,
-  kTemImage,         // parallel-beam TEM image
-  kStemImage,        // scanned-probe image (HAADF, BF, DF, ...)
-  kDiffraction,      // a diffraction pattern (SAED, CBED, nanobeam, Ronchigram)
-  kSemImage,         // SEM image (secondary or backscattered electrons)
-  kSpectrum,         // a single EDS/EELS/CL spectrum, or a line of them
-  kSpectrumImage,    // a map of spectra (EDS/EELS spectrum image)
-  k4dStem,           // a diffraction pattern per scan position
-  kVolume,           // a 3-D map or tomogram (MRC maps)
-  kOpticalImage,     // light-microscope or navigation-camera image
-  kImage,            // an image whose mode the file does not tell
+  kTemImage,       // parallel-beam TEM image
+  kStemImage,      // scanned-probe image (HAADF, BF, DF, ...)
+  kDiffraction,    // a diffraction pattern (SAED, CBED, nanobeam, Ronchigram)
+  kSemImage,       // SEM image (secondary or backscattered electrons)
+  kSpectrum,       // a single EDS/EELS/CL spectrum, or a line of them
+  kSpectrumImage,  // a map of spectra (EDS/EELS spectrum image)
+  k4dStem,         // a diffraction pattern per scan position
+  kVolume,         // a 3-D map or tomogram (MRC maps)
+  kOpticalImage,   // light-microscope or navigation-camera image
+  kImage,          // an image whose mode the file does not tell
 };
 // "tem image", "stem image", "diffraction", "sem image", "spectrum",
 // "spectrum image", "4d-stem", "volume", "optical image", "image", "unknown".
@@ -87,10 +86,10 @@ struct NormalisedFields {
   std::optional<std::string> acquired;  // ISO 8601, "2011-10-18T14:03:12" (+offset when known)
   std::optional<std::string> instrument;
   Mode mode = Mode::kUnknown;
-  std::optional<double> beam_energy_kev;   // accelerating voltage in kV (= beam energy in keV)
-  std::optional<double> magnification;     // indicated magnification (x)
-  std::optional<double> pixel_size_m;      // size of one pixel of the frame, metres (or 1/m in
-                                           // diffraction; see pixel_size_units)
+  std::optional<double> beam_energy_kev;        // accelerating voltage in kV (= beam energy in keV)
+  std::optional<double> magnification;          // indicated magnification (x)
+  std::optional<double> pixel_size_m;           // size of one pixel of the frame, metres (or 1/m in
+                                                // diffraction; see pixel_size_units)
   std::optional<std::string> pixel_size_units;  // "m" or "1/m"
   std::optional<std::string> detector;
 };
@@ -98,8 +97,8 @@ struct NormalisedFields {
 struct Signal {
   std::string name;  // the detector or dataset name when the file gives one
   DType dtype = DType::kUInt8;
-  std::vector<int64_t> shape;  // C order: slowest axis first
-  std::vector<Axis> axes;      // one per entry of shape, same order
+  std::vector<int64_t> shape;              // C order: slowest axis first
+  std::vector<Axis> axes;                  // one per entry of shape, same order
   Metadata metadata = Metadata::object();  // the metadata of this signal: the file's whole tree
   NormalisedFields fields;
 

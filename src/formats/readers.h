@@ -30,10 +30,10 @@ Result<std::unique_ptr<DatasetReader>> OpenPng(const std::filesystem::path& path
 Result<std::unique_ptr<DatasetReader>> OpenJpeg(const std::filesystem::path& path);
 
 // Magic-byte tests over the first bytes of a file (at least 16 when the file has them).
-bool LooksLikeTiaSer(std::span<const uint8_t> head);      // 0x4949 0x0197
+bool LooksLikeTiaSer(std::span<const uint8_t> head);             // 0x4949 0x0197
 bool LooksLikeDigitalMicrograph(std::span<const uint8_t> head);  // version 3 or 4 big-endian
-bool LooksLikeHdf5(std::span<const uint8_t> head);        // \x89HDF\r\n\x1a\n
-bool LooksLikeTiff(std::span<const uint8_t> head);        // II*\0, MM\0*, BigTIFF
+bool LooksLikeHdf5(std::span<const uint8_t> head);               // \x89HDF\r\n\x1a\n
+bool LooksLikeTiff(std::span<const uint8_t> head);               // II*\0, MM\0*, BigTIFF
 bool LooksLikePng(std::span<const uint8_t> head);
 bool LooksLikeJpeg(std::span<const uint8_t> head);
 bool LooksLikeGzip(std::span<const uint8_t> head);

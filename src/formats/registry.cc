@@ -86,9 +86,8 @@ Result<fs::path> Inflate(const fs::path& gz, const fs::path& temp_dir) {
   static std::atomic<uint64_t> counter{0};  // makes temp names unique within the process
   const fs::path dir = temp_dir.empty() ? fs::temp_directory_path() : temp_dir;
   const fs::path inner_name = gz.stem();  // "x.tif.gz" -> "x.tif"
-  const fs::path temp =
-      dir / ("scisearch-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" +
-             inner_name.filename().string());
+  const fs::path temp = dir / ("scisearch-" + std::to_string(::getpid()) + "-" +
+                               std::to_string(counter++) + "-" + inner_name.filename().string());
   TempFileGuard guard(temp);
   std::ofstream out(temp, std::ios::binary);
   if (!out) return Status::IoError(temp.string() + ": cannot create temporary file");
@@ -159,8 +158,8 @@ Result<std::unique_ptr<DatasetReader>> OpenByContent(const fs::path& path, const
     return OpenMrc(path);
   }
   if (source.size() == 0) return Status::Corrupt(path.string() + ": file is empty");
-  return Status::Unsupported(path.string() + ": not a format scisearch reads (extension '" +
-                             ext + "', no known magic bytes)");
+  return Status::Unsupported(path.string() + ": not a format scisearch reads (extension '" + ext +
+                             "', no known magic bytes)");
 }
 
 }  // namespace
@@ -193,7 +192,7 @@ bool IsCandidateFile(const fs::path& path) {
   fs::path p = path;
   if (LowerExtension(p) == ".gz") p = p.stem();
   static const std::array<std::string_view, 18> kExtensions = {
-      ".emi", ".ser", ".dm3", ".dm4", ".emd", ".h5",   ".hdf5", ".mrc", ".mrcs",
+      ".emi", ".ser", ".dm3", ".dm4", ".emd",  ".h5",  ".hdf5", ".mrc",  ".mrcs",
       ".map", ".rec", ".st",  ".tif", ".tiff", ".png", ".jpg",  ".jpeg", ".ali"};
   const std::string ext = LowerExtension(p);
   return std::find(kExtensions.begin(), kExtensions.end(), ext) != kExtensions.end();

@@ -41,7 +41,8 @@ Status ForEachRun(const std::vector<int64_t>& shape, const Hyperslab& slab, Visi
   int64_t dst = 0;
   while (true) {
     int64_t src = 0;
-    for (size_t k = 0; k < inner; ++k) src += (slab.start[k] + index[k] * slab.step[k]) * strides[k];
+    for (size_t k = 0; k < inner; ++k)
+      src += (slab.start[k] + index[k] * slab.step[k]) * strides[k];
     src += slab.start[inner] * strides[inner];
     const int64_t step = (run_step == 1) ? 1 : run_step * strides[inner];
     SCISEARCH_RETURN_IF_ERROR(visit(src, dst, run, step));
@@ -77,8 +78,8 @@ Result<NdArray> ReadContiguousSlab(const FileSource& source, uint64_t offset, DT
   SCISEARCH_RETURN_IF_ERROR(slab.Validate(shape));
   SCISEARCH_ASSIGN_OR_RETURN(int64_t total, CheckedElementCount(shape));
   const uint64_t esize = DTypeSize(dtype);
-  if (uint64_t(total) > (source.size() / esize) + 1 ||
-      offset > source.size() || uint64_t(total) * esize > source.size() - offset) {
+  if (uint64_t(total) > (source.size() / esize) + 1 || offset > source.size() ||
+      uint64_t(total) * esize > source.size() - offset) {
     return Status::Corrupt(source.path().string() + ": array of " + std::to_string(total) +
                            " elements at offset " + std::to_string(offset) +
                            " does not fit in the file (" + std::to_string(source.size()) +
@@ -90,27 +91,28 @@ Result<NdArray> ReadContiguousSlab(const FileSource& source, uint64_t offset, DT
   SCISEARCH_ASSIGN_OR_RETURN(int64_t n, CheckedElementCount(slab.count));
   out.bytes.resize(uint64_t(n) * esize);
   std::vector<uint8_t> scratch;
-  Status st = ForEachRun(shape, slab, [&](int64_t src, int64_t dst, int64_t count,
-                                          int64_t step) -> Status {
-    uint8_t* to = out.bytes.data() + uint64_t(dst) * esize;
-    const uint64_t from = offset + uint64_t(src) * esize;
-    if (step == 1) return source.ReadAt(from, uint64_t(count) * esize, to);
-    // Strided: read the covering span when it is small, else element by element.
-    const uint64_t span = (uint64_t(count - 1) * uint64_t(step) + 1) * esize;
-    if (span <= (4u << 20) && span <= 16 * uint64_t(count) * esize) {
-      scratch.resize(span);
-      SCISEARCH_RETURN_IF_ERROR(source.ReadAt(from, span, scratch.data()));
-      for (int64_t i = 0; i < count; ++i) {
-        std::memcpy(to + uint64_t(i) * esize, scratch.data() + uint64_t(i * step) * esize, esize);
-      }
-      return Status::Ok();
-    }
-    for (int64_t i = 0; i < count; ++i) {
-      SCISEARCH_RETURN_IF_ERROR(
-          source.ReadAt(from + uint64_t(i * step) * esize, esize, to + uint64_t(i) * esize));
-    }
-    return Status::Ok();
-  });
+  Status st =
+      ForEachRun(shape, slab, [&](int64_t src, int64_t dst, int64_t count, int64_t step) -> Status {
+        uint8_t* to = out.bytes.data() + uint64_t(dst) * esize;
+        const uint64_t from = offset + uint64_t(src) * esize;
+        if (step == 1) return source.ReadAt(from, uint64_t(count) * esize, to);
+        // Strided: read the covering span when it is small, else element by element.
+        const uint64_t span = (uint64_t(count - 1) * uint64_t(step) + 1) * esize;
+        if (span <= (4u << 20) && span <= 16 * uint64_t(count) * esize) {
+          scratch.resize(span);
+          SCISEARCH_RETURN_IF_ERROR(source.ReadAt(from, span, scratch.data()));
+          for (int64_t i = 0; i < count; ++i) {
+            std::memcpy(to + uint64_t(i) * esize, scratch.data() + uint64_t(i * step) * esize,
+                        esize);
+          }
+          return Status::Ok();
+        }
+        for (int64_t i = 0; i < count; ++i) {
+          SCISEARCH_RETURN_IF_ERROR(
+              source.ReadAt(from + uint64_t(i * step) * esize, esize, to + uint64_t(i) * esize));
+        }
+        return Status::Ok();
+      });
   SCISEARCH_RETURN_IF_ERROR(st);
   if (order == ByteOrder::kBig) {
     size_t word = esize;
@@ -132,14 +134,14 @@ Result<NdArray> SliceArray(const NdArray& array, const Hyperslab& slab) {
   out.shape = slab.count;
   SCISEARCH_ASSIGN_OR_RETURN(int64_t n, CheckedElementCount(slab.count));
   out.bytes.resize(uint64_t(n) * esize);
-  Status st = ForEachRun(array.shape, slab, [&](int64_t src, int64_t dst, int64_t count,
-                                                int64_t step) -> Status {
-    for (int64_t i = 0; i < count; ++i) {
-      std::memcpy(out.bytes.data() + uint64_t(dst + i) * esize,
-                  array.bytes.data() + uint64_t(src + i * step) * esize, esize);
-    }
-    return Status::Ok();
-  });
+  Status st = ForEachRun(
+      array.shape, slab, [&](int64_t src, int64_t dst, int64_t count, int64_t step) -> Status {
+        for (int64_t i = 0; i < count; ++i) {
+          std::memcpy(out.bytes.data() + uint64_t(dst + i) * esize,
+                      array.bytes.data() + uint64_t(src + i * step) * esize, esize);
+        }
+        return Status::Ok();
+      });
   SCISEARCH_RETURN_IF_ERROR(st);
   return out;
 }

@@ -1,1 +1,241 @@
+// Tests of the formats module's shared pieces: dtypes, hyperslabs, slab reads,
+// .npy writing and normalisation.
 #include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "formats/byte_source.h"
+#include "formats/formats.h"
+#include "formats/normalise.h"
+#include "formats/slab_io.h"
+
+namespace scisearch::formats {
+namespace {
+
+namespace fs = std::filesystem;
+
+class TempDir {
+ public:
+  TempDir() {
+    path_ = fs::temp_directory_path() /
+            ("scisearch-core-test-" + std::to_string(::getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(path_);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+fs::path WriteFile(const fs::path& path, const std::vector<uint8_t>& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+  return path;
+}
+
+TEST(DTypeTest, NamesAndSizes) {
+  EXPECT_EQ(DTypeName(DType::kUInt16), "uint16");
+  EXPECT_EQ(DTypeName(DType::kComplex64), "complex64");
+  EXPECT_EQ(DTypeSize(DType::kComplex128), 16u);
+  EXPECT_EQ(DTypeSize(DType::kRGB8), 3u);
+  EXPECT_EQ(NpyDescr(DType::kInt32), "'<i4'");
+}
+
+TEST(HyperslabTest, ValidateRejectsSelectionsOutside) {
+  std::vector<int64_t> shape = {4, 5};
+  EXPECT_TRUE(Hyperslab::All(shape).Validate(shape).ok());
+  Hyperslab slab{{0, 0}, {2, 3}, {2, 2}};
+  EXPECT_TRUE(slab.Validate(shape).ok());
+  Hyperslab past{{0, 1}, {2, 3}, {2, 2}};  // x indices 1, 3, 5: 5 is outside
+  EXPECT_FALSE(past.Validate(shape).ok());
+  Hyperslab negative{{-1, 0}, {1, 1}, {1, 1}};
+  EXPECT_FALSE(negative.Validate(shape).ok());
+  Hyperslab wrong_rank{{0}, {1}, {1}};
+  EXPECT_FALSE(wrong_rank.Validate(shape).ok());
+}
+
+// A 3x4x5 uint16 array with value = index, written big-endian after a 7-byte prefix.
+class SlabReadTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::vector<uint8_t> bytes(7, 0xee);
+    for (uint16_t v = 0; v < 60; ++v) {
+      bytes.push_back(uint8_t(v >> 8));
+      bytes.push_back(uint8_t(v & 0xff));
+    }
+    path_ = WriteFile(dir_.path() / "array.bin", bytes);
+  }
+  std::vector<uint16_t> Values(const NdArray& a) {
+    std::vector<uint16_t> v(a.bytes.size() / 2);
+    std::memcpy(v.data(), a.bytes.data(), a.bytes.size());
+    return v;
+  }
+  TempDir dir_;
+  fs::path path_;
+  std::vector<int64_t> shape_ = {3, 4, 5};
+};
+
+TEST_F(SlabReadTest, WholeArray) {
+  auto source = FileSource::Open(path_);
+  ASSERT_TRUE(source.ok());
+  auto a = ReadContiguousSlab(*source, 7, DType::kUInt16, ByteOrder::kBig, shape_,
+                              Hyperslab::All(shape_));
+  ASSERT_TRUE(a.ok()) << a.status().message();
+  auto v = Values(*a);
+  ASSERT_EQ(v.size(), 60u);
+  for (uint16_t i = 0; i < 60; ++i) EXPECT_EQ(v[i], i);
+}
+
+TEST_F(SlabReadTest, StridedSelection) {
+  auto source = FileSource::Open(path_);
+  ASSERT_TRUE(source.ok());
+  Hyperslab slab{{1, 1, 0}, {2, 2, 3}, {1, 2, 2}};
+  auto a = ReadContiguousSlab(*source, 7, DType::kUInt16, ByteOrder::kBig, shape_, slab);
+  ASSERT_TRUE(a.ok()) << a.status().message();
+  EXPECT_EQ(a->shape, (std::vector<int64_t>{2, 2, 3}));
+  // element (z, y, x) has value 20z + 5y + x
+  std::vector<uint16_t> expected;
+  for (int z : {1, 2})
+    for (int y : {1, 3})
+      for (int x : {0, 2, 4}) expected.push_back(uint16_t(20 * z + 5 * y + x));
+  EXPECT_EQ(Values(*a), expected);
+}
+
+TEST_F(SlabReadTest, PartialRowsMerge) {
+  auto source = FileSource::Open(path_);
+  ASSERT_TRUE(source.ok());
+  Hyperslab slab{{0, 1, 0}, {2, 2, 5}, {1, 1, 1}};
+  auto a = ReadContiguousSlab(*source, 7, DType::kUInt16, ByteOrder::kBig, shape_, slab);
+  ASSERT_TRUE(a.ok());
+  std::vector<uint16_t> expected = {5,  6,  7,  8,  9,  10, 11, 12, 13, 14,
+                                    25, 26, 27, 28, 29, 30, 31, 32, 33, 34};
+  EXPECT_EQ(Values(*a), expected);
+  auto sliced = SliceArray(*ReadContiguousSlab(*source, 7, DType::kUInt16, ByteOrder::kBig, shape_,
+                                               Hyperslab::All(shape_)),
+                           slab);
+  ASSERT_TRUE(sliced.ok());
+  EXPECT_EQ(Values(*sliced), expected);
+}
+
+TEST_F(SlabReadTest, ArrayLargerThanFileIsCorrupt) {
+  auto source = FileSource::Open(path_);
+  ASSERT_TRUE(source.ok());
+  std::vector<int64_t> huge = {1 << 20, 1 << 20, 1 << 20};
+  auto a = ReadContiguousSlab(*source, 7, DType::kUInt16, ByteOrder::kBig, huge,
+                              Hyperslab{{0, 0, 0}, {1, 1, 1}, {1, 1, 1}});
+  ASSERT_FALSE(a.ok());
+  EXPECT_EQ(a.status().code(), ErrorCode::kCorrupt);
+  EXPECT_NE(a.status().message().find("array.bin"), std::string::npos);
+}
+
+TEST(FileSourceTest, ReadPastEndNamesFile) {
+  TempDir dir;
+  auto path = WriteFile(dir.path() / "short.bin", {1, 2, 3});
+  auto source = FileSource::Open(path);
+  ASSERT_TRUE(source.ok());
+  uint8_t buf[4];
+  Status st = source->ReadAt(1, 4, buf);
+  EXPECT_EQ(st.code(), ErrorCode::kCorrupt);
+  EXPECT_NE(st.message().find("short.bin"), std::string::npos);
+  EXPECT_FALSE(FileSource::Open(dir.path() / "missing").ok());
+}
+
+TEST(ByteCursorTest, ReadsBothByteOrdersAndChecksBounds) {
+  std::vector<uint8_t> bytes = {0x01, 0x02, 0x03, 0x04, 0x05};
+  ByteCursor big(bytes, ByteOrder::kBig, "test");
+  EXPECT_EQ(*big.Read<uint16_t>("a"), 0x0102);
+  big.set_order(ByteOrder::kLittle);
+  EXPECT_EQ(*big.Read<uint16_t>("b"), 0x0403);
+  auto fail = big.Read<uint32_t>("the length field");
+  ASSERT_FALSE(fail.ok());
+  EXPECT_NE(fail.status().message().find("the length field"), std::string::npos);
+}
+
+TEST(NpyTest, HeaderIsNumpyVersion1AndAligned) {
+  TempDir dir;
+  NdArray a;
+  a.dtype = DType::kFloat32;
+  a.shape = {2, 3};
+  a.bytes.resize(24);
+  ASSERT_TRUE(WriteNpy(a, dir.path() / "a.npy").ok());
+  std::ifstream in(dir.path() / "a.npy", std::ios::binary);
+  std::string content((std::istreambuf_iterator<char>(in)), {});
+  ASSERT_GE(content.size(), 10u);
+  EXPECT_EQ(content.substr(0, 6), "\x93NUMPY");
+  EXPECT_EQ(content[6], '\x01');
+  const size_t header_len = uint8_t(content[8]) | (uint8_t(content[9]) << 8);
+  EXPECT_EQ((10 + header_len) % 64, 0u);
+  EXPECT_EQ(content.size(), 10 + header_len + 24);
+  const std::string dict = content.substr(10, header_len);
+  EXPECT_NE(dict.find("'descr': '<f4'"), std::string::npos);
+  EXPECT_NE(dict.find("'shape': (2, 3)"), std::string::npos);
+  EXPECT_EQ(dict.back(), '\n');
+}
+
+TEST(NpyTest, OneDimensionalShapeHasTrailingComma) {
+  TempDir dir;
+  NdArray a;
+  a.dtype = DType::kUInt8;
+  a.shape = {5};
+  a.bytes.resize(5);
+  ASSERT_TRUE(WriteNpy(a, dir.path() / "a.npy").ok());
+  std::ifstream in(dir.path() / "a.npy", std::ios::binary);
+  std::string content((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(content.find("'shape': (5,)"), std::string::npos);
+}
+
+TEST(NormaliseTest, DatesInTheFormsInstrumentsWrite) {
+  EXPECT_EQ(ParseDateTime("Fri Oct 14 09:38:28 2011"), "2011-10-14T09:38:28");
+  EXPECT_EQ(ParseDateTime("2016-02-22T10:51:32.123"), "2016-02-22T10:51:32");
+  EXPECT_EQ(ParseDateTime("2016-02-22 10:51:32"), "2016-02-22T10:51:32");
+  EXPECT_EQ(ParseDateTime("2016:06:13 10:11:12"), "2016-06-13T10:11:12");
+  EXPECT_EQ(ParseDateTime("22.02.2016"), "2016-02-22");
+  EXPECT_EQ(ParseDateTime("02/22/2016"), "2016-02-22");
+  EXPECT_EQ(ParseDateTime("03/04/2016"), "2016-03-04");
+  EXPECT_EQ(ParseDateTime("03/04/2016", /*day_first=*/true), "2016-04-03");
+  EXPECT_EQ(ParseDateTime("13 Jun 2016"), "2016-06-13");
+  EXPECT_EQ(ParseDateTime("20111013"), "2011-10-13");
+  EXPECT_EQ(ParseDateTime("2016-02-22T10:51:32+02:00"), "2016-02-22T10:51:32+02:00");
+  EXPECT_EQ(ParseDateTime("not a date"), std::nullopt);
+  EXPECT_EQ(ParseDateTime("2016-13-45"), std::nullopt);
+  EXPECT_EQ(ParseDateTime(""), std::nullopt);
+}
+
+TEST(NormaliseTest, SeparateDateAndTime) {
+  EXPECT_EQ(ParseDateAndTime("8/8/2016", "2:28:44 PM"), "2016-08-08T14:28:44");
+  EXPECT_EQ(ParseDateAndTime("27.08.2016", "14:28:44"), "2016-08-27T14:28:44");
+  EXPECT_EQ(ParseDateAndTime("27/08/2016", "12:05:00 AM"), "2016-08-27T00:05:00");
+  EXPECT_EQ(ParseDateAndTime("8/8/2016", "garbage"), "2016-08-08");
+}
+
+TEST(NormaliseTest, UnixSeconds) {
+  EXPECT_EQ(IsoFromUnixSeconds(0), "1970-01-01T00:00:00Z");
+  EXPECT_EQ(IsoFromUnixSeconds(1456138292), "2016-02-22T10:51:32Z");
+}
+
+TEST(NormaliseTest, ModesFromInstrumentWords) {
+  EXPECT_EQ(ModeFromText("STEM nP SA Zoom Diffraction"), Mode::kStemImage);
+  EXPECT_EQ(ModeFromText("TEM uP SA Zoom Image"), Mode::kTemImage);
+  EXPECT_EQ(ModeFromText("DIFFRACTION"), Mode::kDiffraction);
+  EXPECT_EQ(ModeFromText("EELS"), Mode::kSpectrum);
+  EXPECT_EQ(ModeFromText("SE"), Mode::kSemImage);
+  EXPECT_EQ(ModeFromText("assembly"), Mode::kUnknown);  // "se" and "sem" are words, not parts
+  EXPECT_EQ(ModeFromText(""), Mode::kUnknown);
+}
+
+TEST(NormaliseTest, Units) {
+  EXPECT_EQ(NormaliseUnits("\xc2\xb5m"), "um");
+  EXPECT_EQ(NormaliseUnits("nanometer"), "nm");
+  EXPECT_EQ(NormaliseUnits("\xc3\x85"), "A");
+  EXPECT_EQ(NormaliseUnits("nm^-1"), "1/nm");
+  EXPECT_EQ(NormaliseUnits("keV"), "keV");
+  EXPECT_EQ(LengthToSi("nm"), 1e-9);
+  EXPECT_EQ(LengthToSi("1/nm"), 1e9);
+  EXPECT_EQ(LengthToSi("eV"), std::nullopt);
+}
+
+}  // namespace
+}  // namespace scisearch::formats
