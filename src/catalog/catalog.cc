@@ -1,1 +1,900 @@
-// In progress.
+// The SQLite catalog: connection setup, atomic dataset writes, batching, lookups.
+#include "catalog/catalog.h"
+
+#include <sqlite3.h>
+#include <time.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <system_error>
+#include <unordered_map>
+
+#include "catalog/sqlite_util.h"
+
+namespace scisearch::catalog {
+
+using internal::ExecSql;
+using internal::SqliteError;
+using internal::Statement;
+
+// Prepared statements keyed by the address of their (static) SQL text, so the
+// per-dataset writes do not re-parse SQL thousands of times.
+class Catalog::StatementCache {
+ public:
+  explicit StatementCache(sqlite3* db) : db_(db) {}
+
+  // Returns the cached statement for `sql`, reset and with cleared bindings.
+  // `sql` must be a string literal (its address is the key).
+  Result<Statement*> Get(const char* sql) {
+    auto it = statements_.find(sql);
+    if (it == statements_.end()) {
+      SCISEARCH_ASSIGN_OR_RETURN(Statement s, Statement::Prepare(db_, sql));
+      it = statements_.emplace(sql, std::move(s)).first;
+    }
+    it->second.Reset();
+    return &it->second;
+  }
+
+ private:
+  sqlite3* db_;
+  std::unordered_map<const char*, Statement> statements_;
+};
+
+namespace {
+
+constexpr int kMaxFlattenDepth = 64;
+
+std::string IsoFromTimespec(int64_t seconds, int64_t nanos) {
+  const time_t t = static_cast<time_t>(seconds);
+  struct tm tm_utc;
+  if (gmtime_r(&t, &tm_utc) == nullptr) return "";
+  char buf[48];
+  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm_utc.tm_year + 1900,
+                tm_utc.tm_mon + 1, tm_utc.tm_mday, tm_utc.tm_hour, tm_utc.tm_min, tm_utc.tm_sec,
+                static_cast<int>(nanos / 1000000));
+  return buf;
+}
+
+std::string NowIso() {
+  const auto now = std::chrono::system_clock::now().time_since_epoch();
+  const int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now).count();
+  return IsoFromTimespec(ns / 1000000000, ns % 1000000000);
+}
+
+std::string IsoFromNs(int64_t ns) {
+  int64_t s = ns / 1000000000;
+  int64_t rem = ns % 1000000000;
+  if (rem < 0) {
+    rem += 1000000000;
+    s -= 1;
+  }
+  return IsoFromTimespec(s, rem);
+}
+
+// The [lower, upper) range of paths strictly under `root`, for index-friendly
+// prefix queries (no LIKE, whose wildcards paths may contain).
+struct PathRange {
+  std::string exact;
+  std::string lower;
+  std::string upper;
+};
+PathRange UnderRoot(const std::string& root) {
+  PathRange r;
+  r.exact = root;
+  r.lower = root;
+  if (r.lower.empty() || r.lower.back() != '/') r.lower += '/';
+  r.upper = r.lower;
+  r.upper.back() = static_cast<char>('/' + 1);
+  return r;
+}
+
+std::string AxesJson(const std::vector<formats::Axis>& axes) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (const auto& a : axes) {
+    nlohmann::ordered_json j;
+    j["name"] = a.name;
+    j["size"] = a.size;
+    j["scale"] = std::isfinite(a.scale) ? nlohmann::ordered_json(a.scale) : nullptr;
+    j["offset"] = std::isfinite(a.offset) ? nlohmann::ordered_json(a.offset) : nullptr;
+    j["units"] = a.units;
+    j["navigate"] = a.navigate;
+    out.push_back(std::move(j));
+  }
+  return out.dump();
+}
+
+std::optional<double> Finite(const std::optional<double>& v) {
+  if (v && std::isfinite(*v)) return v;
+  return std::nullopt;
+}
+
+// Dumps JSON, replacing invalid UTF-8 instead of throwing.
+std::string SafeDump(const nlohmann::ordered_json& j) {
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+void Flatten(const formats::Metadata& node, std::string& path, int depth, size_t max_array,
+             std::vector<MetadataEntry>& out) {
+  using Type = MetadataEntry::Type;
+  if (depth > kMaxFlattenDepth) return;
+  if (node.is_object()) {
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      const size_t keep = path.size();
+      if (!path.empty()) path += '/';
+      path += it.key();
+      Flatten(it.value(), path, depth + 1, max_array, out);
+      path.resize(keep);
+    }
+    return;
+  }
+  if (node.is_array()) {
+    const size_t n = std::min(node.size(), max_array);
+    for (size_t i = 0; i < n; ++i) {
+      const size_t keep = path.size();
+      path += '[' + std::to_string(i) + ']';
+      Flatten(node[i], path, depth + 1, max_array, out);
+      path.resize(keep);
+    }
+    return;
+  }
+  MetadataEntry e;
+  e.key_path = path;
+  if (node.is_boolean()) {
+    e.type = Type::kBool;
+    e.int_value = node.get<bool>() ? 1 : 0;
+  } else if (node.is_number_unsigned()) {
+    const uint64_t u = node.get<uint64_t>();
+    if (u <= uint64_t(std::numeric_limits<int64_t>::max())) {
+      e.type = Type::kInt;
+      e.int_value = static_cast<int64_t>(u);
+    } else {
+      e.type = Type::kReal;
+      e.real_value = static_cast<double>(u);
+    }
+  } else if (node.is_number_integer()) {
+    e.type = Type::kInt;
+    e.int_value = node.get<int64_t>();
+  } else if (node.is_number_float()) {
+    const double d = node.get<double>();
+    if (std::isfinite(d)) {
+      e.type = Type::kReal;
+      e.real_value = d;
+    } else {
+      // SQLite stores NaN as NULL; keep the value readable as text.
+      e.type = Type::kText;
+      e.text_value = std::isnan(d) ? "nan" : (d > 0 ? "inf" : "-inf");
+    }
+  } else if (node.is_string()) {
+    e.type = Type::kText;
+    e.text_value = node.get<std::string>();
+  } else if (node.is_binary()) {
+    e.type = Type::kText;
+    e.text_value = "<" + std::to_string(node.get_binary().size()) + " bytes>";
+  } else {
+    e.type = Type::kNull;
+  }
+  out.push_back(std::move(e));
+}
+
+formats::NormalisedFields ReadFields(const Statement& s, int first_col) {
+  formats::NormalisedFields f;
+  f.acquired = s.OptText(first_col);
+  f.instrument = s.OptText(first_col + 1);
+  const std::string mode = s.Text(first_col + 2);
+  for (int m = 0; m <= static_cast<int>(formats::Mode::kImage); ++m) {
+    if (formats::ModeName(static_cast<formats::Mode>(m)) == mode) {
+      f.mode = static_cast<formats::Mode>(m);
+    }
+  }
+  f.beam_energy_kev = s.OptReal(first_col + 3);
+  f.magnification = s.OptReal(first_col + 4);
+  f.pixel_size_m = s.OptReal(first_col + 5);
+  f.pixel_size_units = s.OptText(first_col + 6);
+  f.detector = s.OptText(first_col + 7);
+  return f;
+}
+
+// Binds the eight normalised columns starting at `first`.
+void BindFields(Statement& s, int first, const formats::NormalisedFields* f) {
+  if (f == nullptr) {
+    for (int i = 0; i < 8; ++i) s.BindNull(first + i);
+    return;
+  }
+  s.Bind(first, f->acquired);
+  s.Bind(first + 1, f->instrument);
+  if (f->mode == formats::Mode::kUnknown) {
+    s.BindNull(first + 2);
+  } else {
+    s.Bind(first + 2, formats::ModeName(f->mode));
+  }
+  s.Bind(first + 3, Finite(f->beam_energy_kev));
+  s.Bind(first + 4, Finite(f->magnification));
+  s.Bind(first + 5, Finite(f->pixel_size_m));
+  s.Bind(first + 6, f->pixel_size_units);
+  s.Bind(first + 7, f->detector);
+}
+
+constexpr const char* kDatasetColumns =
+    "id, path, root, format, state, error, fingerprint, size_bytes, mtime, first_seen, "
+    "last_seen, ingest_run_id, acquired, instrument, mode, beam_energy_kev, magnification, "
+    "pixel_size, pixel_size_units, detector";
+
+DatasetRow ReadDatasetRow(const Statement& s) {
+  DatasetRow r;
+  r.id = s.Int(0);
+  r.path = s.Text(1);
+  r.root = s.Text(2);
+  r.format = s.Text(3);
+  r.state = s.Text(4);
+  r.error = s.Text(5);
+  r.fingerprint = s.Text(6);
+  r.size_bytes = static_cast<uint64_t>(s.Int(7));
+  r.mtime = s.Text(8);
+  r.first_seen = s.Text(9);
+  r.last_seen = s.Text(10);
+  r.ingest_run_id = s.Int(11);
+  r.fields = ReadFields(s, 12);
+  return r;
+}
+
+// SQL shared by PutDataset and RecordError.
+constexpr const char* kUpsertDataset =
+    "INSERT INTO datasets (path, root, format, state, error, fingerprint, size_bytes, mtime, "
+    "first_seen, last_seen, ingest_run_id, acquired, instrument, mode, beam_energy_kev, "
+    "magnification, pixel_size, pixel_size_units, detector) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) "
+    "ON CONFLICT(path) DO UPDATE SET root = excluded.root, format = excluded.format, "
+    "state = excluded.state, error = excluded.error, fingerprint = excluded.fingerprint, "
+    "size_bytes = excluded.size_bytes, mtime = excluded.mtime, last_seen = excluded.last_seen, "
+    "ingest_run_id = excluded.ingest_run_id, acquired = excluded.acquired, "
+    "instrument = excluded.instrument, mode = excluded.mode, "
+    "beam_energy_kev = excluded.beam_energy_kev, magnification = excluded.magnification, "
+    "pixel_size = excluded.pixel_size, pixel_size_units = excluded.pixel_size_units, "
+    "detector = excluded.detector "
+    "RETURNING id";
+constexpr const char* kDeleteFiles = "DELETE FROM dataset_files WHERE dataset_id = ?1";
+constexpr const char* kUpsertFile =
+    "INSERT INTO dataset_files (dataset_id, path, size, mtime_ns) VALUES (?1, ?2, ?3, ?4) "
+    "ON CONFLICT(path) DO UPDATE SET dataset_id = excluded.dataset_id, size = excluded.size, "
+    "mtime_ns = excluded.mtime_ns";
+constexpr const char* kDeleteSignals = "DELETE FROM signals WHERE dataset_id = ?1";
+constexpr const char* kDeleteThumbnails = "DELETE FROM thumbnails WHERE dataset_id = ?1";
+// Tags ingest derives and nobody validated are re-derived on every write.
+constexpr const char* kDeleteDerivedTags =
+    "DELETE FROM tags WHERE dataset_id = ?1 AND state = 'suggested' AND "
+    "source IN ('path', 'metadata', 'text', 'image')";
+constexpr const char* kDeleteSubsumed = "DELETE FROM datasets WHERE path = ?1";
+constexpr const char* kInsertSignal =
+    "INSERT INTO signals (dataset_id, idx, name, dtype, shape, axes, acquired, instrument, mode, "
+    "beam_energy_kev, magnification, pixel_size, pixel_size_units, detector, metadata_json) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+constexpr const char* kInsertMetadata =
+    "INSERT INTO metadata (signal_id, key_path, value_type, int_value, real_value, text_value) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+constexpr const char* kInsertThumbnail =
+    "INSERT OR REPLACE INTO thumbnails (dataset_id, signal_idx, png, width, height) "
+    "VALUES (?1, ?2, ?3, ?4, ?5)";
+constexpr const char* kInsertTag =
+    "INSERT INTO tags (dataset_id, value, source, confidence, evidence, created_at, created_by) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'ingest') ON CONFLICT(dataset_id, value, source) DO NOTHING";
+constexpr const char* kInsertRunError =
+    "INSERT INTO ingest_errors (run_id, path, reason, at) VALUES (?1, ?2, ?3, ?4)";
+
+}  // namespace
+
+std::string ComputeFingerprint(const std::vector<FileStat>& files) {
+  std::vector<const FileStat*> sorted;
+  sorted.reserve(files.size());
+  for (const auto& f : files) sorted.push_back(&f);
+  std::sort(sorted.begin(), sorted.end(),
+            [](const FileStat* a, const FileStat* b) { return a->path < b->path; });
+  // Two independent 64-bit FNV-1a streams give 128 bits: collisions between a
+  // file's old and new stat records are then out of the question.
+  uint64_t h1 = 14695981039346656037ull;
+  uint64_t h2 = 0x84222325cbf29ce4ull;
+  auto mix = [&](const void* data, size_t n) {
+    const auto* p = static_cast<const uint8_t*>(data);
+    for (size_t i = 0; i < n; ++i) {
+      h1 = (h1 ^ p[i]) * 1099511628211ull;
+      h2 = (h2 ^ p[i]) * 0x100000001b3ull;
+      h2 ^= h2 >> 29;
+    }
+  };
+  for (const FileStat* f : sorted) {
+    mix(f->path.data(), f->path.size());
+    const uint8_t sep = 0;
+    mix(&sep, 1);
+    mix(&f->size_bytes, sizeof(f->size_bytes));
+    mix(&f->mtime_ns, sizeof(f->mtime_ns));
+  }
+  char buf[33];
+  std::snprintf(buf, sizeof(buf), "%016llx%016llx", static_cast<unsigned long long>(h1),
+                static_cast<unsigned long long>(h2));
+  return buf;
+}
+
+const char* MetadataTypeName(MetadataEntry::Type type) {
+  switch (type) {
+    case MetadataEntry::Type::kInt:
+      return "int";
+    case MetadataEntry::Type::kReal:
+      return "real";
+    case MetadataEntry::Type::kText:
+      return "text";
+    case MetadataEntry::Type::kBool:
+      return "bool";
+    case MetadataEntry::Type::kNull:
+      return "null";
+  }
+  return "null";
+}
+
+std::vector<MetadataEntry> FlattenMetadata(const formats::Metadata& tree,
+                                           size_t max_array_elements) {
+  std::vector<MetadataEntry> out;
+  std::string path;
+  Flatten(tree, path, 0, max_array_elements, out);
+  return out;
+}
+
+// --- Catalog ---------------------------------------------------------------
+
+Catalog::Catalog(std::filesystem::path data_dir, sqlite3* db)
+    : data_dir_(std::move(data_dir)), db_(db), statements_(new StatementCache(db)) {}
+
+Catalog::~Catalog() {
+  statements_.reset();  // finalize statements before closing
+  sqlite3_close_v2(db_);
+}
+
+Result<std::unique_ptr<Catalog>> Catalog::Open(const std::filesystem::path& data_dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(data_dir, ec);
+  if (ec) return Status::IoError(data_dir.string() + ": cannot create folder: " + ec.message());
+  const std::filesystem::path file = data_dir / "catalog.sqlite";
+  sqlite3* raw = nullptr;
+  const int rc =
+      sqlite3_open_v2(file.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  std::unique_ptr<Catalog> catalog(new Catalog(data_dir, raw));  // owns raw even on failure
+  if (rc != SQLITE_OK) {
+    return Status::IoError(file.string() +
+                           ": cannot open: " + (raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
+  }
+  sqlite3_busy_timeout(raw, 30000);
+  sqlite3_extended_result_codes(raw, 1);
+  {
+    SCISEARCH_ASSIGN_OR_RETURN(Statement wal, Statement::Prepare(raw, "PRAGMA journal_mode = WAL"));
+    SCISEARCH_ASSIGN_OR_RETURN(bool row, wal.Step());
+    if (!row || wal.Text(0) != "wal") {
+      return Status::IoError(file.string() + ": cannot switch to WAL journal mode");
+    }
+  }
+  SCISEARCH_RETURN_IF_ERROR(ExecSql(raw, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON"));
+  SCISEARCH_RETURN_IF_ERROR(internal::Migrate(raw, file.string()));
+  return catalog;
+}
+
+template <typename F>
+Status Catalog::Atomically(F&& body) {
+  const char* begin = in_batch_ ? "SAVEPOINT put" : "BEGIN IMMEDIATE";
+  const char* commit = in_batch_ ? "RELEASE put" : "COMMIT";
+  const char* rollback = in_batch_ ? "ROLLBACK TO put; RELEASE put" : "ROLLBACK";
+  SCISEARCH_RETURN_IF_ERROR(ExecSql(db_, begin));
+  Status s = body();
+  if (s.ok()) s = ExecSql(db_, commit);
+  if (!s.ok()) (void)ExecSql(db_, rollback);
+  return s;
+}
+
+Result<int64_t> Catalog::StartRun(const std::string& root) {
+  int64_t id = 0;
+  const std::string now = NowIso();
+  Status s = Atomically([&]() -> Status {
+    SCISEARCH_ASSIGN_OR_RETURN(
+        Statement mark,
+        Statement::Prepare(db_,
+                           "UPDATE ingest_runs SET status = 'interrupted', finished_at = "
+                           "NULL WHERE status = 'running'"));
+    SCISEARCH_RETURN_IF_ERROR(mark.Run());
+    SCISEARCH_ASSIGN_OR_RETURN(
+        Statement insert,
+        Statement::Prepare(db_,
+                           "INSERT INTO ingest_runs (root, started_at, status) VALUES (?1, "
+                           "?2, 'running')"));
+    insert.Bind(1, root).Bind(2, now);
+    SCISEARCH_RETURN_IF_ERROR(insert.Run());
+    id = sqlite3_last_insert_rowid(db_);
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return id;
+}
+
+Status Catalog::FinishRun(int64_t run_id, const RunStats& stats, const std::string& status) {
+  if (status != "finished" && status != "interrupted") {
+    return Status::InvalidArgument("catalog: run status must be finished or interrupted, not '" +
+                                   status + "'");
+  }
+  return Atomically([&]() -> Status {
+    SCISEARCH_ASSIGN_OR_RETURN(
+        Statement s,
+        Statement::Prepare(db_,
+                           "UPDATE ingest_runs SET status = ?2, finished_at = ?3, files_seen = ?4, "
+                           "datasets_new = ?5, datasets_changed = ?6, datasets_unchanged = ?7, "
+                           "datasets_gone = ?8, errors = ?9, bytes_read = ?10 WHERE id = ?1"));
+    s.Bind(1, run_id).Bind(2, status).Bind(3, NowIso()).Bind(4, stats.files_seen);
+    s.Bind(5, stats.datasets_new).Bind(6, stats.datasets_changed);
+    s.Bind(7, stats.datasets_unchanged).Bind(8, stats.datasets_gone).Bind(9, stats.errors);
+    s.Bind(10, stats.bytes_read);
+    SCISEARCH_RETURN_IF_ERROR(s.Run());
+    if (sqlite3_changes(db_) != 1) {
+      return Status::NotFound("catalog: no ingest run " + std::to_string(run_id));
+    }
+    return Status::Ok();
+  });
+}
+
+Result<RunRow> Catalog::GetRun(int64_t run_id) {
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement s, Statement::Prepare(db_,
+                                      "SELECT id, root, started_at, finished_at, status, "
+                                      "files_seen, datasets_new, datasets_changed, "
+                                      "datasets_unchanged, datasets_gone, errors, bytes_read "
+                                      "FROM ingest_runs WHERE id = ?1"));
+  s.Bind(1, run_id);
+  SCISEARCH_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return Status::NotFound("catalog: no ingest run " + std::to_string(run_id));
+  RunRow r;
+  r.id = s.Int(0);
+  r.root = s.Text(1);
+  r.started_at = s.Text(2);
+  r.finished_at = s.Text(3);
+  r.status = s.Text(4);
+  r.stats.files_seen = s.Int(5);
+  r.stats.datasets_new = s.Int(6);
+  r.stats.datasets_changed = s.Int(7);
+  r.stats.datasets_unchanged = s.Int(8);
+  r.stats.datasets_gone = s.Int(9);
+  r.stats.errors = s.Int(10);
+  r.stats.bytes_read = s.Int(11);
+  return r;
+}
+
+namespace {
+
+// Upserts the dataset row and returns its id. Keeps id and first_seen of an existing row.
+Result<int64_t> UpsertDatasetRow(Statement& s, int64_t run_id, const std::string& path,
+                                 const std::string& root, const std::string* format,
+                                 const char* state, const std::string* error,
+                                 const std::string& fingerprint, const std::vector<FileStat>& files,
+                                 const formats::NormalisedFields* fields) {
+  uint64_t size = 0;
+  int64_t newest = std::numeric_limits<int64_t>::min();
+  for (const auto& f : files) {
+    size += f.size_bytes;
+    newest = std::max(newest, f.mtime_ns);
+  }
+  s.Bind(1, path).Bind(2, root);
+  if (format) {
+    s.Bind(3, *format);
+  } else {
+    s.BindNull(3);
+  }
+  s.Bind(4, state);
+  if (error) {
+    s.Bind(5, *error);
+  } else {
+    s.BindNull(5);
+  }
+  s.Bind(6, fingerprint).Bind(7, static_cast<int64_t>(size));
+  if (files.empty()) {
+    s.BindNull(8);
+  } else {
+    s.Bind(8, IsoFromNs(newest));
+  }
+  s.Bind(9, NowIso()).Bind(10, run_id);
+  BindFields(s, 11, fields);
+  SCISEARCH_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return Status::Internal("catalog: upsert of " + path + " returned no id");
+  const int64_t id = s.Int(0);
+  SCISEARCH_ASSIGN_OR_RETURN(bool more, s.Step());  // finish the statement
+  (void)more;
+  s.Reset();
+  return id;
+}
+
+}  // namespace
+
+Status Catalog::PutDatasetUnlocked(int64_t run_id, const DatasetRecord& record) {
+  if (record.path.empty()) return Status::InvalidArgument("catalog: dataset path is empty");
+  StatementCache& c = *statements_;
+  // A member file that was catalogued as a dataset of its own (a .ser ingested
+  // before its .emi appeared) is now part of this dataset.
+  for (const auto& f : record.files) {
+    if (f.path == record.path) continue;
+    SCISEARCH_ASSIGN_OR_RETURN(Statement * del, c.Get(kDeleteSubsumed));
+    del->Bind(1, f.path);
+    SCISEARCH_RETURN_IF_ERROR(del->Run());
+  }
+  const formats::NormalisedFields* fields =
+      record.dataset.signals.empty() ? nullptr : &record.dataset.signals.front().fields;
+  SCISEARCH_ASSIGN_OR_RETURN(Statement * upsert, c.Get(kUpsertDataset));
+  SCISEARCH_ASSIGN_OR_RETURN(
+      const int64_t id,
+      UpsertDatasetRow(*upsert, run_id, record.path, record.root, &record.dataset.format, "ok",
+                       nullptr, record.fingerprint, record.files, fields));
+  for (const char* sql : {kDeleteFiles, kDeleteSignals, kDeleteThumbnails, kDeleteDerivedTags}) {
+    SCISEARCH_ASSIGN_OR_RETURN(Statement * del, c.Get(sql));
+    del->Bind(1, id);
+    SCISEARCH_RETURN_IF_ERROR(del->Run());
+  }
+  for (const auto& f : record.files) {
+    SCISEARCH_ASSIGN_OR_RETURN(Statement * ins, c.Get(kUpsertFile));
+    ins->Bind(1, id).Bind(2, f.path).Bind(3, static_cast<int64_t>(f.size_bytes));
+    ins->Bind(4, f.mtime_ns);
+    SCISEARCH_RETURN_IF_ERROR(ins->Run());
+  }
+  for (size_t i = 0; i < record.dataset.signals.size(); ++i) {
+    const formats::Signal& sig = record.dataset.signals[i];
+    SCISEARCH_ASSIGN_OR_RETURN(Statement * ins, c.Get(kInsertSignal));
+    ins->Bind(1, id).Bind(2, static_cast<int64_t>(i)).Bind(3, sig.name);
+    ins->Bind(4, formats::DTypeName(sig.dtype));
+    ins->Bind(5, nlohmann::json(sig.shape).dump()).Bind(6, AxesJson(sig.axes));
+    BindFields(*ins, 7, &sig.fields);
+    ins->Bind(15, SafeDump(sig.metadata));
+    SCISEARCH_RETURN_IF_ERROR(ins->Run());
+    const int64_t signal_id = sqlite3_last_insert_rowid(db_);
+    for (const MetadataEntry& e : FlattenMetadata(sig.metadata)) {
+      SCISEARCH_ASSIGN_OR_RETURN(Statement * m, c.Get(kInsertMetadata));
+      m->Bind(1, signal_id).Bind(2, e.key_path).Bind(3, MetadataTypeName(e.type));
+      m->BindNull(4).BindNull(5).BindNull(6);
+      switch (e.type) {
+        case MetadataEntry::Type::kInt:
+        case MetadataEntry::Type::kBool:
+          m->Bind(4, e.int_value);
+          break;
+        case MetadataEntry::Type::kReal:
+          m->Bind(5, e.real_value);
+          break;
+        case MetadataEntry::Type::kText:
+          m->Bind(6, e.text_value);
+          break;
+        case MetadataEntry::Type::kNull:
+          break;
+      }
+      SCISEARCH_RETURN_IF_ERROR(m->Run());
+    }
+  }
+  for (const Thumbnail& t : record.thumbnails) {
+    SCISEARCH_ASSIGN_OR_RETURN(Statement * ins, c.Get(kInsertThumbnail));
+    ins->Bind(1, id).Bind(2, t.signal_index).BindBlob(3, t.png).Bind(4, t.width);
+    ins->Bind(5, t.height);
+    SCISEARCH_RETURN_IF_ERROR(ins->Run());
+  }
+  const std::string now = NowIso();
+  for (const TagSuggestion& t : record.tags) {
+    SCISEARCH_ASSIGN_OR_RETURN(Statement * ins, c.Get(kInsertTag));
+    ins->Bind(1, id).Bind(2, t.value).Bind(3, t.source).Bind(4, t.confidence);
+    ins->Bind(5, t.evidence).Bind(6, now);
+    SCISEARCH_RETURN_IF_ERROR(ins->Run());
+  }
+  return Status::Ok();
+}
+
+Status Catalog::RecordErrorUnlocked(int64_t run_id, const ErrorRecord& record) {
+  if (record.path.empty()) return Status::InvalidArgument("catalog: dataset path is empty");
+  StatementCache& c = *statements_;
+  SCISEARCH_ASSIGN_OR_RETURN(Statement * upsert, c.Get(kUpsertDataset));
+  SCISEARCH_ASSIGN_OR_RETURN(
+      const int64_t id,
+      UpsertDatasetRow(*upsert, run_id, record.path, record.root, nullptr, "error", &record.reason,
+                       record.fingerprint, record.files, nullptr));
+  for (const char* sql : {kDeleteFiles, kDeleteSignals, kDeleteThumbnails, kDeleteDerivedTags}) {
+    SCISEARCH_ASSIGN_OR_RETURN(Statement * del, c.Get(sql));
+    del->Bind(1, id);
+    SCISEARCH_RETURN_IF_ERROR(del->Run());
+  }
+  for (const auto& f : record.files) {
+    SCISEARCH_ASSIGN_OR_RETURN(Statement * ins, c.Get(kUpsertFile));
+    ins->Bind(1, id).Bind(2, f.path).Bind(3, static_cast<int64_t>(f.size_bytes));
+    ins->Bind(4, f.mtime_ns);
+    SCISEARCH_RETURN_IF_ERROR(ins->Run());
+  }
+  SCISEARCH_ASSIGN_OR_RETURN(Statement * err, c.Get(kInsertRunError));
+  err->Bind(1, run_id).Bind(2, record.path).Bind(3, record.reason).Bind(4, NowIso());
+  return err->Run();
+}
+
+Status Catalog::PutDataset(int64_t run_id, const DatasetRecord& record) {
+  return Atomically([&] { return PutDatasetUnlocked(run_id, record); })
+      .WithContext("writing " + record.path);
+}
+
+Status Catalog::RecordError(int64_t run_id, const ErrorRecord& record) {
+  return Atomically([&] { return RecordErrorUnlocked(run_id, record); })
+      .WithContext("recording the error of " + record.path);
+}
+
+Status Catalog::RecordRunError(int64_t run_id, const std::string& path, const std::string& reason) {
+  return Atomically([&]() -> Status {
+    SCISEARCH_ASSIGN_OR_RETURN(Statement * err, statements_->Get(kInsertRunError));
+    err->Bind(1, run_id).Bind(2, path).Bind(3, reason).Bind(4, NowIso());
+    return err->Run();
+  });
+}
+
+Result<int64_t> Catalog::RecordUnchangedErrors(int64_t run_id, const std::string& root) {
+  int64_t added = 0;
+  const PathRange r = UnderRoot(root);
+  Status s = Atomically([&]() -> Status {
+    SCISEARCH_ASSIGN_OR_RETURN(
+        Statement ins,
+        Statement::Prepare(
+            db_,
+            "INSERT INTO ingest_errors (run_id, path, reason, at) "
+            "SELECT ?1, path, COALESCE(error, ''), ?2 FROM datasets WHERE state = 'error' "
+            "AND (ingest_run_id IS NULL OR ingest_run_id != ?1) "
+            "AND (path = ?3 OR (path >= ?4 AND path < ?5)) ORDER BY path"));
+    ins.Bind(1, run_id).Bind(2, NowIso()).Bind(3, r.exact).Bind(4, r.lower).Bind(5, r.upper);
+    SCISEARCH_RETURN_IF_ERROR(ins.Run());
+    added = sqlite3_changes(db_);
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return added;
+}
+
+Result<int64_t> Catalog::MarkGone(int64_t run_id, const std::vector<std::string>& paths) {
+  int64_t changed = 0;
+  Status s = Atomically([&]() -> Status {
+    SCISEARCH_ASSIGN_OR_RETURN(
+        Statement up, Statement::Prepare(db_,
+                                         "UPDATE datasets SET state = 'gone', ingest_run_id = ?1 "
+                                         "WHERE path = ?2 AND state != 'gone'"));
+    for (const auto& p : paths) {
+      up.Bind(1, run_id).Bind(2, p);
+      SCISEARCH_RETURN_IF_ERROR(up.Run());
+      changed += sqlite3_changes(db_);
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return changed;
+}
+
+Status Catalog::TouchSeen(const std::string& root) {
+  const PathRange r = UnderRoot(root);
+  return Atomically([&]() -> Status {
+    SCISEARCH_ASSIGN_OR_RETURN(
+        Statement up,
+        Statement::Prepare(db_,
+                           "UPDATE datasets SET last_seen = ?1 WHERE state != 'gone' AND "
+                           "(path = ?2 OR (path >= ?3 AND path < ?4))"));
+    up.Bind(1, NowIso()).Bind(2, r.exact).Bind(3, r.lower).Bind(4, r.upper);
+    return up.Run();
+  });
+}
+
+Result<std::map<std::string, KnownDataset>> Catalog::FindFingerprints(const std::string& root) {
+  const PathRange r = UnderRoot(root);
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement s, Statement::Prepare(db_,
+                                      "SELECT path, fingerprint, state FROM datasets WHERE "
+                                      "path = ?1 OR (path >= ?2 AND path < ?3)"));
+  s.Bind(1, r.exact).Bind(2, r.lower).Bind(3, r.upper);
+  std::map<std::string, KnownDataset> out;
+  while (true) {
+    SCISEARCH_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out[s.Text(0)] = KnownDataset{s.Text(1), s.Text(2)};
+  }
+  return out;
+}
+
+Result<DatasetRow> Catalog::GetDataset(const std::string& path) {
+  const std::string sql =
+      std::string("SELECT ") + kDatasetColumns + " FROM datasets WHERE path = ?1";
+  SCISEARCH_ASSIGN_OR_RETURN(Statement s, Statement::Prepare(db_, sql));
+  s.Bind(1, path);
+  SCISEARCH_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return Status::NotFound("catalog: no dataset " + path);
+  DatasetRow d = ReadDatasetRow(s);
+
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement files,
+      Statement::Prepare(db_,
+                         "SELECT path, size, mtime_ns FROM dataset_files WHERE dataset_id "
+                         "= ?1 ORDER BY path = ?2 DESC, path"));
+  files.Bind(1, d.id).Bind(2, d.path);
+  while (true) {
+    SCISEARCH_ASSIGN_OR_RETURN(bool more, files.Step());
+    if (!more) break;
+    d.files.push_back(FileStat{files.Text(0), static_cast<uint64_t>(files.Int(1)), files.Int(2)});
+  }
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement sig,
+      Statement::Prepare(db_,
+                         "SELECT id, idx, name, dtype, shape, axes, metadata_json, acquired, "
+                         "instrument, mode, beam_energy_kev, magnification, pixel_size, "
+                         "pixel_size_units, detector FROM signals WHERE dataset_id = ?1 "
+                         "ORDER BY idx"));
+  sig.Bind(1, d.id);
+  while (true) {
+    SCISEARCH_ASSIGN_OR_RETURN(bool more, sig.Step());
+    if (!more) break;
+    SignalRow r;
+    r.id = sig.Int(0);
+    r.index = static_cast<int>(sig.Int(1));
+    r.name = sig.Text(2);
+    r.dtype = sig.Text(3);
+    r.shape_json = sig.Text(4);
+    r.axes_json = sig.Text(5);
+    r.metadata_json = sig.Text(6);
+    r.fields = ReadFields(sig, 7);
+    d.signals.push_back(std::move(r));
+  }
+  return d;
+}
+
+Result<std::string> Catalog::FindDatasetByFile(const std::string& file_path) {
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement s, Statement::Prepare(db_,
+                                      "SELECT d.path FROM dataset_files f JOIN datasets d ON "
+                                      "d.id = f.dataset_id WHERE f.path = ?1"));
+  s.Bind(1, file_path);
+  SCISEARCH_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return Status::NotFound("catalog: no dataset has the file " + file_path);
+  return s.Text(0);
+}
+
+Result<std::vector<DatasetRow>> Catalog::ListDatasets(const std::string& root,
+                                                      const std::string& state, int64_t limit) {
+  const PathRange r = UnderRoot(root);
+  const std::string sql = std::string("SELECT ") + kDatasetColumns +
+                          " FROM datasets WHERE (?1 = '' OR path = ?1 OR (path >= ?2 AND path < "
+                          "?3)) AND (?4 = '' OR state = ?4) ORDER BY path LIMIT ?5";
+  SCISEARCH_ASSIGN_OR_RETURN(Statement s, Statement::Prepare(db_, sql));
+  s.Bind(1, r.exact).Bind(2, r.lower).Bind(3, r.upper).Bind(4, state);
+  s.Bind(5, limit > 0 ? limit : int64_t{-1});
+  std::vector<DatasetRow> out;
+  while (true) {
+    SCISEARCH_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(ReadDatasetRow(s));
+  }
+  return out;
+}
+
+Result<Thumbnail> Catalog::GetThumbnail(int64_t dataset_id, int signal_index) {
+  SCISEARCH_ASSIGN_OR_RETURN(Statement s,
+                             Statement::Prepare(db_,
+                                                "SELECT png, width, height FROM thumbnails WHERE "
+                                                "dataset_id = ?1 AND signal_idx = ?2"));
+  s.Bind(1, dataset_id).Bind(2, signal_index);
+  SCISEARCH_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) {
+    return Status::NotFound("catalog: no thumbnail for dataset " + std::to_string(dataset_id) +
+                            " signal " + std::to_string(signal_index));
+  }
+  Thumbnail t;
+  t.signal_index = signal_index;
+  t.png = s.Blob(0);
+  t.width = static_cast<int>(s.Int(1));
+  t.height = static_cast<int>(s.Int(2));
+  return t;
+}
+
+Result<CatalogCounts> Catalog::Counts() {
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement s,
+      Statement::Prepare(db_,
+                         "SELECT (SELECT COUNT(*) FROM datasets WHERE state = 'ok'), "
+                         "(SELECT COUNT(*) FROM datasets WHERE state = 'error'), "
+                         "(SELECT COUNT(*) FROM datasets WHERE state = 'gone'), "
+                         "(SELECT COUNT(*) FROM dataset_files), (SELECT COUNT(*) FROM signals), "
+                         "(SELECT COUNT(*) FROM metadata), (SELECT COUNT(*) FROM thumbnails), "
+                         "(SELECT COUNT(*) FROM tags)"));
+  SCISEARCH_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return Status::Internal("catalog: counts returned no row");
+  CatalogCounts c;
+  c.datasets_ok = s.Int(0);
+  c.datasets_error = s.Int(1);
+  c.datasets_gone = s.Int(2);
+  c.files = s.Int(3);
+  c.signals = s.Int(4);
+  c.metadata_entries = s.Int(5);
+  c.thumbnails = s.Int(6);
+  c.tags = s.Int(7);
+  return c;
+}
+
+Result<std::vector<IngestErrorRow>> Catalog::ListErrors(int64_t run_id) {
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement s, Statement::Prepare(db_,
+                                      "SELECT run_id, path, reason, at FROM ingest_errors "
+                                      "WHERE run_id = ?1 ORDER BY id"));
+  s.Bind(1, run_id);
+  std::vector<IngestErrorRow> out;
+  while (true) {
+    SCISEARCH_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(IngestErrorRow{s.Int(0), s.Text(1), s.Text(2), s.Text(3)});
+  }
+  return out;
+}
+
+Status Catalog::IntegrityCheck() {
+  {
+    SCISEARCH_ASSIGN_OR_RETURN(Statement s, Statement::Prepare(db_, "PRAGMA integrity_check"));
+    std::string problems;
+    while (true) {
+      SCISEARCH_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      const std::string line = s.Text(0);
+      if (line != "ok") problems += (problems.empty() ? "" : "; ") + line;
+    }
+    if (!problems.empty()) return Status::Corrupt("catalog: integrity_check: " + problems);
+  }
+  SCISEARCH_ASSIGN_OR_RETURN(Statement fk, Statement::Prepare(db_, "PRAGMA foreign_key_check"));
+  SCISEARCH_ASSIGN_OR_RETURN(bool bad, fk.Step());
+  if (bad) {
+    return Status::Corrupt("catalog: foreign_key_check: table " + fk.Text(0) + " row " +
+                           std::to_string(fk.Int(1)) + " refers to a missing " + fk.Text(2));
+  }
+  return Status::Ok();
+}
+
+// --- BatchWriter -----------------------------------------------------------
+
+Catalog::BatchWriter::BatchWriter(Catalog& catalog, size_t max_writes)
+    : catalog_(catalog), max_writes_(std::max<size_t>(1, max_writes)) {}
+
+Catalog::BatchWriter::~BatchWriter() {
+  if (open_) {
+    (void)ExecSql(catalog_.db_, "ROLLBACK");
+    catalog_.in_batch_ = false;
+  }
+}
+
+Status Catalog::BatchWriter::Begin() {
+  if (open_) return Status::Ok();
+  SCISEARCH_RETURN_IF_ERROR(ExecSql(catalog_.db_, "BEGIN IMMEDIATE"));
+  open_ = true;
+  catalog_.in_batch_ = true;
+  pending_ = 0;
+  return Status::Ok();
+}
+
+Status Catalog::BatchWriter::AfterWrite(Status write_status) {
+  if (write_status.ok()) ++pending_;
+  if (pending_ >= max_writes_) SCISEARCH_RETURN_IF_ERROR(Flush());
+  return write_status;
+}
+
+Status Catalog::BatchWriter::PutDataset(int64_t run_id, const DatasetRecord& record) {
+  SCISEARCH_RETURN_IF_ERROR(Begin());
+  return AfterWrite(catalog_.PutDataset(run_id, record));
+}
+
+Status Catalog::BatchWriter::RecordError(int64_t run_id, const ErrorRecord& record) {
+  SCISEARCH_RETURN_IF_ERROR(Begin());
+  return AfterWrite(catalog_.RecordError(run_id, record));
+}
+
+Status Catalog::BatchWriter::Flush() {
+  if (!open_) return Status::Ok();
+  Status s = ExecSql(catalog_.db_, "COMMIT");
+  if (!s.ok()) {
+    (void)ExecSql(catalog_.db_, "ROLLBACK");
+  }
+  open_ = false;
+  catalog_.in_batch_ = false;
+  pending_ = 0;
+  return s;
+}
+
+}  // namespace scisearch::catalog

@@ -1,1 +1,224 @@
-// In progress.
+// The catalog's schema as a list of migrations. Migration i brings a database
+// from user_version i to i + 1; each runs in one transaction together with the
+// user_version bump, so a crash leaves the database at one version or the next.
+// Never edit a migration that has shipped: append a new one.
+#include <string>
+
+#include "catalog/catalog.h"
+#include "catalog/sqlite_util.h"
+
+namespace scisearch::catalog {
+namespace {
+
+constexpr const char* kMigrations[] = {
+    // 1: datasets, files, signals, metadata, tags, thumbnails, runs, errors,
+    //    and the facility tables later issues fill (users, proposals, sessions).
+    R"sql(
+CREATE TABLE datasets (
+  id INTEGER PRIMARY KEY,
+  path TEXT NOT NULL UNIQUE,
+  root TEXT NOT NULL,
+  format TEXT,
+  state TEXT NOT NULL CHECK (state IN ('ok', 'error', 'gone')),
+  error TEXT,
+  fingerprint TEXT NOT NULL,
+  size_bytes INTEGER NOT NULL DEFAULT 0,
+  mtime TEXT,
+  first_seen TEXT NOT NULL,
+  last_seen TEXT NOT NULL,
+  ingest_run_id INTEGER REFERENCES ingest_runs(id),
+  acquired TEXT,
+  instrument TEXT,
+  mode TEXT,
+  beam_energy_kev REAL,
+  magnification REAL,
+  pixel_size REAL,
+  pixel_size_units TEXT,
+  detector TEXT,
+  proposal_id TEXT REFERENCES proposals(id),
+  session_id TEXT REFERENCES sessions(id),
+  embargo_until TEXT
+);
+CREATE INDEX datasets_state ON datasets(state);
+CREATE INDEX datasets_acquired ON datasets(acquired);
+CREATE INDEX datasets_instrument ON datasets(instrument);
+CREATE INDEX datasets_mode ON datasets(mode);
+CREATE INDEX datasets_run ON datasets(ingest_run_id);
+
+CREATE TABLE dataset_files (
+  dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+  path TEXT NOT NULL UNIQUE,
+  size INTEGER NOT NULL,
+  mtime_ns INTEGER NOT NULL
+);
+CREATE INDEX dataset_files_dataset ON dataset_files(dataset_id);
+
+CREATE TABLE signals (
+  id INTEGER PRIMARY KEY,
+  dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+  idx INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  dtype TEXT NOT NULL,
+  shape TEXT NOT NULL,
+  axes TEXT NOT NULL,
+  acquired TEXT,
+  instrument TEXT,
+  mode TEXT,
+  beam_energy_kev REAL,
+  magnification REAL,
+  pixel_size REAL,
+  pixel_size_units TEXT,
+  detector TEXT,
+  metadata_json TEXT NOT NULL,
+  UNIQUE (dataset_id, idx)
+);
+
+CREATE TABLE metadata (
+  signal_id INTEGER NOT NULL REFERENCES signals(id) ON DELETE CASCADE,
+  key_path TEXT NOT NULL,
+  value_type TEXT NOT NULL CHECK (value_type IN ('int', 'real', 'text', 'bool', 'null')),
+  int_value INTEGER,
+  real_value REAL,
+  text_value TEXT
+);
+CREATE INDEX metadata_signal ON metadata(signal_id);
+CREATE INDEX metadata_key_int ON metadata(key_path, int_value);
+CREATE INDEX metadata_key_real ON metadata(key_path, real_value);
+CREATE INDEX metadata_key_text ON metadata(key_path, text_value);
+
+CREATE TABLE tags (
+  id INTEGER PRIMARY KEY,
+  dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+  value TEXT NOT NULL,
+  source TEXT NOT NULL CHECK (source IN ('path', 'metadata', 'text', 'image', 'expert', 'log',
+                                         'proposal', 'publication')),
+  confidence REAL,
+  evidence TEXT,
+  created_at TEXT NOT NULL,
+  created_by TEXT,
+  validated_by TEXT,
+  validated_at TEXT,
+  state TEXT NOT NULL DEFAULT 'suggested' CHECK (state IN ('suggested', 'accepted', 'rejected')),
+  UNIQUE (dataset_id, value, source)
+);
+CREATE INDEX tags_value ON tags(value);
+
+CREATE TABLE thumbnails (
+  dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+  signal_idx INTEGER NOT NULL,
+  png BLOB NOT NULL,
+  width INTEGER NOT NULL,
+  height INTEGER NOT NULL,
+  PRIMARY KEY (dataset_id, signal_idx)
+);
+
+CREATE TABLE ingest_runs (
+  id INTEGER PRIMARY KEY,
+  root TEXT NOT NULL,
+  started_at TEXT NOT NULL,
+  finished_at TEXT,
+  status TEXT NOT NULL CHECK (status IN ('running', 'finished', 'interrupted')),
+  files_seen INTEGER NOT NULL DEFAULT 0,
+  datasets_new INTEGER NOT NULL DEFAULT 0,
+  datasets_changed INTEGER NOT NULL DEFAULT 0,
+  datasets_unchanged INTEGER NOT NULL DEFAULT 0,
+  datasets_gone INTEGER NOT NULL DEFAULT 0,
+  errors INTEGER NOT NULL DEFAULT 0,
+  bytes_read INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE ingest_errors (
+  id INTEGER PRIMARY KEY,
+  run_id INTEGER NOT NULL REFERENCES ingest_runs(id) ON DELETE CASCADE,
+  path TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  at TEXT NOT NULL
+);
+CREATE INDEX ingest_errors_run ON ingest_errors(run_id);
+
+CREATE TABLE users (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,
+  email TEXT UNIQUE,
+  role TEXT NOT NULL DEFAULT 'user'
+);
+
+CREATE TABLE proposals (
+  id TEXT PRIMARY KEY,
+  title TEXT,
+  pi TEXT,
+  team TEXT NOT NULL DEFAULT '[]',
+  start_date TEXT,
+  end_date TEXT,
+  release_date TEXT
+);
+
+CREATE TABLE sessions (
+  id TEXT PRIMARY KEY,
+  instrument TEXT,
+  user TEXT,
+  pi TEXT,
+  proposal_id TEXT REFERENCES proposals(id),
+  start TEXT,
+  "end" TEXT
+);
+)sql",
+};
+
+constexpr int kVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
+
+}  // namespace
+
+int SchemaVersion() { return kVersion; }
+
+namespace internal {
+namespace {
+
+Result<int> ReadUserVersion(sqlite3* db) {
+  SCISEARCH_ASSIGN_OR_RETURN(Statement version, Statement::Prepare(db, "PRAGMA user_version"));
+  SCISEARCH_ASSIGN_OR_RETURN(bool has_row, version.Step());
+  return has_row ? static_cast<int>(version.Int(0)) : 0;
+}
+
+}  // namespace
+
+Status Migrate(sqlite3* db, const std::string& where) {
+  for (int attempt = 0;; ++attempt) {
+    SCISEARCH_ASSIGN_OR_RETURN(const int current, ReadUserVersion(db));
+    if (current > kVersion) {
+      return Status::Unsupported(where + ": catalog schema version " + std::to_string(current) +
+                                 " is newer than this program knows (" + std::to_string(kVersion) +
+                                 "); upgrade scisearch");
+    }
+    if (current == kVersion) return Status::Ok();
+    // BEGIN IMMEDIATE takes the write lock, then the version is read again: two
+    // processes opening a fresh catalog at once must not both migrate.
+    SCISEARCH_RETURN_IF_ERROR(ExecSql(db, "BEGIN IMMEDIATE"));
+    auto locked = ReadUserVersion(db);
+    if (!locked.ok()) {
+      (void)ExecSql(db, "ROLLBACK");
+      return locked.status();
+    }
+    const int locked_version = *locked;
+    if (locked_version != current) {
+      SCISEARCH_RETURN_IF_ERROR(ExecSql(db, "ROLLBACK"));
+      if (attempt > kVersion + 2)
+        return Status::Internal(where + ": schema version keeps changing");
+      continue;
+    }
+    Status applied = ExecSql(db, kMigrations[current]);
+    if (applied.ok()) {
+      const std::string bump = "PRAGMA user_version = " + std::to_string(current + 1);
+      applied = ExecSql(db, bump.c_str());
+    }
+    if (applied.ok()) applied = ExecSql(db, "COMMIT");
+    if (!applied.ok()) {
+      (void)ExecSql(db, "ROLLBACK");
+      return applied.WithContext(where + ": migration to schema version " +
+                                 std::to_string(current + 1) + " failed");
+    }
+  }
+}
+
+}  // namespace internal
+}  // namespace scisearch::catalog

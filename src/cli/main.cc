@@ -1,1 +1,204 @@
-int main() { return 0; }
+// The scisearch command line. Each subcommand is a thin layer over a module's
+// interface; this is the only translation unit that includes CLI11 (it is slow
+// to compile).
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+#include "catalog/catalog.h"
+#include "formats/formats.h"
+#include "ingest/ingest.h"
+
+namespace scisearch::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Prints one line "scisearch: <message>" on stderr and returns the exit status.
+int Fail(const Status& status, int exit_code = 1) {
+  std::fprintf(stderr, "scisearch: %s\n", status.message().c_str());
+  return exit_code;
+}
+
+std::string FormatShape(const std::vector<int64_t>& shape) {
+  std::string s;
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? " x " : "") + std::to_string(shape[i]);
+  return s.empty() ? "scalar" : s;
+}
+
+void PrintSummary(const formats::Dataset& ds) {
+  std::printf("%s\n  format: %s\n", ds.path.c_str(), ds.format.c_str());
+  if (ds.member_files.size() > 1) {
+    std::printf("  files:");
+    for (const auto& f : ds.member_files) std::printf(" %s", f.filename().c_str());
+    std::printf("\n");
+  }
+  for (size_t i = 0; i < ds.signals.size(); ++i) {
+    const formats::Signal& s = ds.signals[i];
+    std::printf("  signal %zu: %s\n", i, s.name.empty() ? "(unnamed)" : s.name.c_str());
+    std::printf("    shape: %s  dtype: %s  mode: %s\n", FormatShape(s.shape).c_str(),
+                std::string(formats::DTypeName(s.dtype)).c_str(),
+                std::string(formats::ModeName(s.fields.mode)).c_str());
+    for (const formats::Axis& a : s.axes) {
+      std::printf("    axis %-10s size %-6lld scale %-12g offset %-10g %s%s\n", a.name.c_str(),
+                  static_cast<long long>(a.size), a.scale, a.offset, a.units.c_str(),
+                  a.navigate ? "  (navigation)" : "");
+    }
+    const formats::NormalisedFields& f = s.fields;
+    if (f.acquired) std::printf("    acquired: %s\n", f.acquired->c_str());
+    if (f.instrument) std::printf("    instrument: %s\n", f.instrument->c_str());
+    if (f.beam_energy_kev) std::printf("    beam energy: %g kV\n", *f.beam_energy_kev);
+    if (f.magnification) std::printf("    magnification: %g x\n", *f.magnification);
+    if (f.pixel_size_m) {
+      std::printf("    pixel size: %g %s\n", *f.pixel_size_m,
+                  f.pixel_size_units.value_or("m").c_str());
+    }
+    if (f.detector) std::printf("    detector: %s\n", f.detector->c_str());
+    std::printf("    metadata: %zu top-level entries (use --json for the whole tree)\n",
+                s.metadata.size());
+  }
+}
+
+int RunInspect(const fs::path& path, bool json) {
+  auto reader = formats::OpenDataset(path);
+  if (!reader.ok()) return Fail(reader.status());
+  const formats::Dataset& ds = (*reader)->dataset();
+  if (json) {
+    // Invalid UTF-8 in a file's strings is replaced, never an exception.
+    std::cout << formats::DatasetToJson(ds).dump(-1, ' ', false,
+                                                  nlohmann::ordered_json::error_handler_t::replace)
+              << "\n";
+  } else {
+    PrintSummary(ds);
+  }
+  return 0;
+}
+
+int RunExport(const fs::path& path, size_t signal, const fs::path& npy) {
+  auto reader = formats::OpenDataset(path);
+  if (!reader.ok()) return Fail(reader.status());
+  Status st = formats::ExportNpy(**reader, signal, npy);
+  if (!st.ok()) return Fail(st);
+  return 0;
+}
+
+int RunIngest(const fs::path& data_dir, const fs::path& root, int jobs) {
+  auto catalog = catalog::Catalog::Open(data_dir);
+  if (!catalog.ok()) return Fail(catalog.status());
+  ingest::IngestOptions options;
+  options.jobs = jobs;
+  options.progress = ingest::MakeDefaultProgressSink();
+  auto summary = ingest::Ingest(**catalog, root, options);
+  if (!summary.ok()) return Fail(summary.status());
+  // 0: everything in the tree is catalogued; 2: some files could not be read (listed above).
+  return summary->datasets_failed > 0 ? 2 : 0;
+}
+
+int RunList(const fs::path& data_dir, const std::string& state, bool json) {
+  if (!fs::exists(data_dir / "catalog.sqlite")) {
+    return Fail(Status::NotFound((data_dir / "catalog.sqlite").string() +
+                                 ": no catalog here (run scisearch ingest first)"));
+  }
+  auto catalog = catalog::Catalog::Open(data_dir);
+  if (!catalog.ok()) return Fail(catalog.status());
+  auto rows = (*catalog)->ListDatasets("", state);
+  if (!rows.ok()) return Fail(rows.status());
+  for (const catalog::DatasetRow& row : *rows) {
+    const formats::NormalisedFields& f = row.fields;
+    if (json) {
+      nlohmann::ordered_json j{{"path", row.path},
+                               {"format", row.format},
+                               {"state", row.state},
+                               {"mode", std::string(formats::ModeName(f.mode))},
+                               {"instrument", f.instrument.value_or("")},
+                               {"acquired", f.acquired.value_or("")},
+                               {"size_bytes", row.size_bytes}};
+      if (!row.error.empty()) j["error"] = row.error;
+      std::cout << j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
+                << "\n";
+      continue;
+    }
+    std::printf("%-5s %-12s %-14s %-19s %-24s %s\n", row.state.c_str(), row.format.c_str(),
+                std::string(formats::ModeName(f.mode)).c_str(),
+                f.acquired.value_or("-").substr(0, 19).c_str(),
+                f.instrument.value_or("-").substr(0, 24).c_str(), row.path.c_str());
+    if (!row.error.empty()) std::printf("      error: %s\n", row.error.c_str());
+  }
+  auto counts = (*catalog)->Counts();
+  if (counts.ok() && !json) {
+    std::printf("%lld datasets (%lld unreadable, %lld gone), %lld files, %lld signals, "
+                "%lld metadata fields, %lld thumbnails\n",
+                static_cast<long long>(counts->datasets_ok), static_cast<long long>(counts->datasets_error),
+                static_cast<long long>(counts->datasets_gone), static_cast<long long>(counts->files),
+                static_cast<long long>(counts->signals),
+                static_cast<long long>(counts->metadata_entries),
+                static_cast<long long>(counts->thumbnails));
+  }
+  return 0;
+}
+
+}  // namespace
+
+int Main(int argc, char** argv) {
+  CLI::App app{
+      "scisearch: find, judge and share the data of a scientific user facility.\n"
+      "Reads electron-microscopy files (TIA, DM3/DM4, EMD, MRC, TIFF, PNG, JPEG) into a catalog."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "scisearch 0.1.0");
+  std::string data_dir = "./scisearch-data";
+
+  auto add_data_dir = [&](CLI::App* sub) {
+    sub->add_option("--data-dir", data_dir, "Data directory holding the catalog")
+        ->capture_default_str();
+  };
+
+  std::string inspect_path;
+  bool inspect_json = false;
+  auto* inspect = app.add_subcommand("inspect", "Print the signals and metadata of one file");
+  inspect->add_option("PATH", inspect_path, "An instrument file")->required();
+  inspect->add_flag("--json", inspect_json, "Print one JSON object");
+  add_data_dir(inspect);
+
+  std::string export_path, npy_out;
+  size_t export_signal = 0;
+  auto* exporter = app.add_subcommand("export", "Write one signal of a file as a NumPy .npy");
+  exporter->add_option("PATH", export_path, "An instrument file")->required();
+  exporter->add_option("--signal", export_signal, "Index of the signal (see inspect)")
+      ->capture_default_str();
+  exporter->add_option("--npy", npy_out, "Output .npy file")->required();
+  add_data_dir(exporter);
+
+  std::string ingest_root;
+  int jobs = static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
+  auto* ingester = app.add_subcommand("ingest", "Catalog a folder tree, incrementally");
+  ingester->add_option("DIR", ingest_root, "Root of the tree to ingest")->required();
+  ingester->add_option("--jobs,-j", jobs, "Parallel readers")->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  add_data_dir(ingester);
+
+  std::string list_state;
+  bool list_json = false;
+  auto* lister = app.add_subcommand("list", "List the datasets in the catalog");
+  lister->add_option("--state", list_state, "Only datasets in this state")
+      ->check(CLI::IsMember({"ok", "error", "gone"}));
+  lister->add_flag("--json", list_json, "One JSON object per line");
+  add_data_dir(lister);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (*inspect) return RunInspect(inspect_path, inspect_json);
+  if (*exporter) return RunExport(export_path, export_signal, npy_out);
+  if (*ingester) return RunIngest(data_dir, ingest_root, jobs);
+  if (*lister) return RunList(data_dir, list_state, list_json);
+  return 1;
+}
+
+}  // namespace scisearch::cli
+
+int main(int argc, char** argv) { return scisearch::cli::Main(argc, argv); }

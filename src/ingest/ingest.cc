@@ -1,1 +1,394 @@
-// In progress.
+// The ingest pipeline: crawl -> classify against the catalog -> read on a pool
+// of workers -> one writer thread committing batches -> mark gone -> summary.
+#include "ingest/ingest.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_set>
+
+#include "formats/formats.h"
+#include "ingest/crawl.h"
+#include "ingest/thumbnail_slab.h"
+#include "thumbnail/thumbnail.h"
+
+namespace scisearch::ingest {
+namespace internal {
+
+bool HasFrame(const formats::Signal& signal) {
+  const size_t rank = signal.shape.size();
+  if (rank < 2) return false;
+  const formats::Mode mode = signal.fields.mode;
+  if (mode == formats::Mode::kSpectrum || mode == formats::Mode::kSpectrumImage) return false;
+  if (signal.axes.size() == rank && signal.axes[rank - 2].navigate) return false;
+  return true;
+}
+
+std::optional<size_t> ChooseThumbnailSignal(const formats::Dataset& dataset) {
+  std::optional<size_t> first_with_data;
+  for (size_t i = 0; i < dataset.signals.size(); ++i) {
+    const formats::Signal& s = dataset.signals[i];
+    if (s.shape.empty()) continue;
+    if (std::any_of(s.shape.begin(), s.shape.end(), [](int64_t d) { return d <= 0; })) continue;
+    if (HasFrame(s)) return i;
+    if (!first_with_data) first_with_data = i;
+  }
+  return first_with_data;
+}
+
+formats::Hyperslab ThumbnailSlab(const formats::Signal& signal) {
+  const size_t rank = signal.shape.size();
+  formats::Hyperslab slab;
+  slab.start.assign(rank, 0);
+  slab.count.assign(rank, 1);
+  slab.step.assign(rank, 1);
+  if (rank == 0) return slab;
+  if (HasFrame(signal)) {
+    const int64_t h = signal.shape[rank - 2], w = signal.shape[rank - 1];
+    const int64_t longer = std::max(h, w);
+    const int64_t step = std::max<int64_t>(1, (longer + kMaxThumbnailSide - 1) / kMaxThumbnailSide);
+    slab.step[rank - 2] = slab.step[rank - 1] = step;
+    slab.count[rank - 2] = (h + step - 1) / step;
+    slab.count[rank - 1] = (w + step - 1) / step;
+  } else {
+    const int64_t n = signal.shape[rank - 1];
+    const int64_t step = std::max<int64_t>(1, (n + kMaxSpectrumPoints - 1) / kMaxSpectrumPoints);
+    slab.step[rank - 1] = step;
+    slab.count[rank - 1] = (n + step - 1) / step;
+  }
+  return slab;
+}
+
+}  // namespace internal
+
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using internal::DatasetUnit;
+
+enum class Change { kNew, kChanged };
+
+struct WorkItem {
+  const DatasetUnit* unit;
+  Change change;
+};
+
+// What a worker hands the writer.
+struct WorkResult {
+  const WorkItem* item = nullptr;
+  bool ok = false;
+  catalog::DatasetRecord record;  // when ok
+  std::string error;              // when !ok
+  std::string warning;            // a non-fatal problem (no thumbnail)
+};
+
+// A FIFO of bounded capacity: Push blocks while full, so readers cannot run
+// ahead of the writer and fill memory.
+template <typename T>
+class BoundedQueue {
+ public:
+  explicit BoundedQueue(size_t capacity) : capacity_(std::max<size_t>(1, capacity)) {}
+
+  // Returns false (dropping `value`) once the queue is closed.
+  bool Push(T value) {
+    std::unique_lock lock(mu_);
+    not_full_.wait(lock, [&] { return items_.size() < capacity_ || closed_; });
+    if (closed_) return false;
+    items_.push_back(std::move(value));
+    not_empty_.notify_one();
+    return true;
+  }
+  // Waits up to `timeout`; returns nullopt on timeout or when closed and drained.
+  std::optional<T> Pop(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    not_empty_.wait_for(lock, timeout, [&] { return !items_.empty() || closed_; });
+    if (items_.empty()) return std::nullopt;
+    T value = std::move(items_.front());
+    items_.pop_front();
+    not_full_.notify_one();
+    return value;
+  }
+  void Close() {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+    not_full_.notify_all();
+    not_empty_.notify_all();
+  }
+  bool Drained() {
+    std::lock_guard lock(mu_);
+    return closed_ && items_.empty();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable not_full_, not_empty_;
+  std::deque<T> items_;
+  size_t capacity_;
+  bool closed_ = false;
+};
+
+// Opens and reads one unit. Never throws: a reader's exception becomes an error.
+WorkResult ReadUnit(const WorkItem& item, const std::string& root,
+                    const formats::OpenOptions& open_options) {
+  WorkResult result;
+  result.item = &item;
+  const DatasetUnit& unit = *item.unit;
+  try {
+    auto reader = formats::OpenDataset(unit.path, open_options);
+    if (!reader.ok()) {
+      result.error = reader.status().message();
+      return result;
+    }
+    catalog::DatasetRecord& record = result.record;
+    record.path = unit.path;
+    record.root = root;
+    record.fingerprint = unit.fingerprint;
+    record.files = unit.files;
+    record.dataset = (*reader)->dataset();
+    if (auto index = internal::ChooseThumbnailSignal(record.dataset)) {
+      const formats::Signal& signal = record.dataset.signals[*index];
+      auto pixels = (*reader)->Read(*index, internal::ThumbnailSlab(signal));
+      if (!pixels.ok()) {
+        result.warning = "thumbnail: " + pixels.status().message();
+      } else {
+        auto png = thumbnail::RenderThumbnail(*pixels, signal.fields.mode);
+        if (!png.ok()) {
+          result.warning = "thumbnail: " + png.status().message();
+        } else {
+          record.thumbnails.push_back(
+              {static_cast<int>(*index), std::move(png->bytes), png->width, png->height});
+        }
+      }
+    }
+    result.ok = true;
+  } catch (const std::exception& e) {
+    result = WorkResult{&item, false, {}, unit.path + ": reader failed: " + e.what(), ""};
+  } catch (...) {
+    result =
+        WorkResult{&item, false, {}, unit.path + ": reader failed with an unknown exception", ""};
+  }
+  return result;
+}
+
+// Counters shared between the writer and the progress loop.
+struct SharedProgress {
+  std::atomic<int64_t> files_done{0};
+  std::atomic<uint64_t> bytes_done{0};
+  std::atomic<int64_t> datasets_done{0};
+  std::atomic<int64_t> failed{0};
+  std::atomic<int64_t> warnings{0};
+  std::atomic<int64_t> written_new{0};
+  std::atomic<int64_t> written_changed{0};
+};
+
+bool under_any(const std::string& path, const std::vector<std::string>& dirs) {
+  for (const auto& d : dirs) {
+    if (path.size() > d.size() && path.compare(0, d.size(), d) == 0 && path[d.size()] == '/') {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+Result<IngestSummary> Ingest(catalog::Catalog& catalog, const fs::path& root,
+                             const IngestOptions& options) {
+  const auto started = Clock::now();
+  std::error_code ec;
+  const fs::path canonical = fs::canonical(root, ec);
+  if (ec) return Status::NotFound(root.string() + ": cannot resolve ingest root: " + ec.message());
+  if (!fs::is_directory(canonical, ec)) {
+    return Status::InvalidArgument(root.string() + ": ingest root is not a folder");
+  }
+  auto silent = MakeSilentProgress();
+  ProgressSink& sink = options.progress ? *options.progress : *silent;
+  IngestSummary summary;
+  summary.root = canonical.string();
+  SCISEARCH_ASSIGN_OR_RETURN(summary.run_id, catalog.StartRun(summary.root));
+  const int64_t run = summary.run_id;
+
+  internal::CrawlResult crawl = internal::Crawl(canonical);
+  summary.files_seen = crawl.files_seen;
+  summary.datasets_seen = static_cast<int64_t>(crawl.units.size());
+  summary.crawl_errors = static_cast<int64_t>(crawl.errors.size());
+  for (const auto& [path, reason] : crawl.errors) {
+    SCISEARCH_RETURN_IF_ERROR(catalog.RecordRunError(run, path, reason));
+  }
+
+  // Classify against the catalog.
+  SCISEARCH_ASSIGN_OR_RETURN(auto known, catalog.FindFingerprints(summary.root));
+  std::vector<WorkItem> work;
+  ProgressSnapshot totals;
+  std::unordered_set<std::string> seen;
+  for (const DatasetUnit& unit : crawl.units) {
+    seen.insert(unit.path);
+    for (const auto& f : unit.files) seen.insert(f.path);
+    auto it = known.find(unit.path);
+    if (it == known.end()) {
+      work.push_back({&unit, Change::kNew});
+    } else if (it->second.state == "gone" || it->second.fingerprint != unit.fingerprint) {
+      work.push_back({&unit, Change::kChanged});
+    } else {
+      ++summary.datasets_unchanged;
+      if (it->second.state == "error") ++summary.failed_unchanged;
+      continue;
+    }
+    totals.files_total += static_cast<int64_t>(unit.files.size());
+    totals.bytes_total += unit.size_bytes;
+  }
+  totals.datasets_total = static_cast<int64_t>(work.size());
+  std::vector<std::string> gone;
+  for (const auto& [path, k] : known) {
+    if (k.state == "gone" || seen.count(path)) continue;
+    if (under_any(path, crawl.unreadable_dirs)) continue;  // unknown, not gone
+    gone.push_back(path);
+  }
+  sink.OnStart(summary.root, summary.files_seen, summary.datasets_seen, totals.datasets_total);
+
+  // Read on workers, write on one writer thread.
+  const int jobs = options.jobs > 0
+                       ? options.jobs
+                       : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const formats::OpenOptions open_options{options.temp_dir};
+  BoundedQueue<WorkResult> queue(static_cast<size_t>(2 * jobs + 2));
+  std::atomic<size_t> next{0};
+  std::atomic<bool> abort{false};
+  SharedProgress progress;
+  auto stop_requested = [&] {
+    return abort.load() || (options.stop != nullptr && options.stop->load());
+  };
+
+  std::vector<std::thread> workers;
+  std::atomic<int> workers_left{jobs};
+  for (int j = 0; j < jobs; ++j) {
+    workers.emplace_back([&] {
+      while (!stop_requested()) {
+        const size_t i = next.fetch_add(1);
+        if (i >= work.size()) break;
+        if (!queue.Push(ReadUnit(work[i], summary.root, open_options))) break;
+      }
+      if (workers_left.fetch_sub(1) == 1) queue.Close();
+    });
+  }
+
+  Status writer_status;
+  std::thread writer([&] {
+    catalog::Catalog::BatchWriter batch(catalog, options.batch_size);
+    auto batch_started = Clock::now();
+    const auto interval = std::chrono::duration<double>(options.commit_interval_seconds);
+    auto fail = [&](Status s) {
+      writer_status = s;
+      abort = true;
+      queue.Close();
+    };
+    while (true) {
+      std::optional<WorkResult> r = queue.Pop(std::chrono::milliseconds(100));
+      if (r) {
+        if (batch.pending() == 0) batch_started = Clock::now();
+        const DatasetUnit& unit = *r->item->unit;
+        if (r->ok) {
+          Status s = batch.PutDataset(run, r->record);
+          if (!s.ok()) {
+            // The dataset itself may be unstorable (hostile metadata): record
+            // it as an error; a failing catalog fails the next write too.
+            r->ok = false;
+            r->error = "cannot store in the catalog: " + s.message();
+          } else if (!r->warning.empty()) {
+            s = catalog.RecordRunError(run, unit.path, r->warning);
+            if (s.ok()) ++progress.warnings;
+          }
+        }
+        if (!r->ok) {
+          Status s = batch.RecordError(
+              run, {unit.path, summary.root, unit.fingerprint, unit.files, r->error});
+          if (!s.ok()) {
+            fail(s);
+            return;
+          }
+          ++progress.failed;
+        } else {
+          ++(r->item->change == Change::kNew ? progress.written_new : progress.written_changed);
+        }
+        progress.files_done += static_cast<int64_t>(unit.files.size());
+        progress.bytes_done += unit.size_bytes;
+        ++progress.datasets_done;
+      } else if (queue.Drained()) {
+        break;
+      }
+      if (batch.pending() > 0 && Clock::now() - batch_started >= interval) {
+        Status s = batch.Flush();
+        if (!s.ok()) {
+          fail(s);
+          return;
+        }
+      }
+    }
+    Status s = batch.Flush();
+    if (!s.ok()) fail(s);
+  });
+
+  auto snapshot = [&] {
+    ProgressSnapshot s = totals;
+    s.files_done = progress.files_done;
+    s.bytes_done = progress.bytes_done;
+    s.datasets_done = progress.datasets_done;
+    s.datasets_failed = progress.failed;
+    s.elapsed_seconds = std::chrono::duration<double>(Clock::now() - started).count();
+    return s;
+  };
+  while (progress.datasets_done.load() < totals.datasets_total && !stop_requested()) {
+    sink.OnProgress(snapshot());
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  for (auto& w : workers) w.join();
+  writer.join();
+  sink.OnProgress(snapshot());
+  if (!writer_status.ok()) {
+    (void)catalog.FinishRun(run, {}, "interrupted");
+    return writer_status;
+  }
+
+  summary.interrupted = options.stop != nullptr && options.stop->load() &&
+                        progress.datasets_done.load() < totals.datasets_total;
+  if (!summary.interrupted) {
+    SCISEARCH_ASSIGN_OR_RETURN(summary.datasets_gone, catalog.MarkGone(run, gone));
+    SCISEARCH_RETURN_IF_ERROR(catalog.TouchSeen(summary.root));
+  }
+  SCISEARCH_ASSIGN_OR_RETURN(const int64_t reported,
+                             catalog.RecordUnchangedErrors(run, summary.root));
+  (void)reported;
+
+  summary.datasets_new = progress.written_new;
+  summary.datasets_changed = progress.written_changed;
+  summary.datasets_failed = progress.failed;
+  summary.warnings = progress.warnings;
+  summary.bytes_read = progress.bytes_done;
+  summary.seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  const double secs = std::max(summary.seconds, 1e-9);
+  summary.files_per_second = double(progress.files_done.load()) / secs;
+  summary.mb_per_second = double(summary.bytes_read) / 1e6 / secs;
+
+  catalog::RunStats stats;
+  stats.files_seen = summary.files_seen;
+  stats.datasets_new = summary.datasets_new;
+  stats.datasets_changed = summary.datasets_changed;
+  stats.datasets_unchanged = summary.datasets_unchanged;
+  stats.datasets_gone = summary.datasets_gone;
+  stats.errors = summary.datasets_failed + summary.failed_unchanged + summary.crawl_errors;
+  stats.bytes_read = static_cast<int64_t>(summary.bytes_read);
+  SCISEARCH_RETURN_IF_ERROR(
+      catalog.FinishRun(run, stats, summary.interrupted ? "interrupted" : "finished"));
+  sink.OnFinish(summary);
+  return summary;
+}
+
+}  // namespace scisearch::ingest

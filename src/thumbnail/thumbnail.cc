@@ -1,1 +1,363 @@
-// In progress.
+// Thumbnails: frames downsampled by area averaging with robust contrast, spectra
+// as line plots, PNG-encoded with libpng into memory.
+#include "thumbnail/thumbnail.h"
+
+#include <png.h>
+
+#include <algorithm>
+#include <cmath>
+#include <complex>
+#include <csetjmp>
+#include <cstring>
+#include <limits>
+#include <string>
+
+#include "formats/slab_io.h"
+
+namespace scisearch::thumbnail {
+namespace {
+
+using formats::DType;
+
+constexpr double kLowPercentile = 0.005;
+constexpr double kHighPercentile = 0.995;
+
+// The value of element `i` of a non-RGB array as a double (complex: magnitude).
+double ValueAt(const uint8_t* base, DType dtype, size_t i) {
+  const uint8_t* p = base + i * formats::DTypeSize(dtype);
+  auto load = [p]<typename T>(T*) {
+    T v;
+    std::memcpy(&v, p, sizeof(T));
+    return v;
+  };
+  switch (dtype) {
+    case DType::kBool:
+      return p[0] ? 1.0 : 0.0;
+    case DType::kInt8:
+      return load(static_cast<int8_t*>(nullptr));
+    case DType::kUInt8:
+      return p[0];
+    case DType::kInt16:
+      return load(static_cast<int16_t*>(nullptr));
+    case DType::kUInt16:
+      return load(static_cast<uint16_t*>(nullptr));
+    case DType::kInt32:
+      return load(static_cast<int32_t*>(nullptr));
+    case DType::kUInt32:
+      return load(static_cast<uint32_t*>(nullptr));
+    case DType::kInt64:
+      return static_cast<double>(load(static_cast<int64_t*>(nullptr)));
+    case DType::kUInt64:
+      return static_cast<double>(load(static_cast<uint64_t*>(nullptr)));
+    case DType::kFloat32:
+      return load(static_cast<float*>(nullptr));
+    case DType::kFloat64:
+      return load(static_cast<double*>(nullptr));
+    case DType::kComplex64: {
+      const float re = load(static_cast<float*>(nullptr));
+      float im;
+      std::memcpy(&im, p + 4, 4);
+      return std::hypot(double(re), double(im));
+    }
+    case DType::kComplex128: {
+      const double re = load(static_cast<double*>(nullptr));
+      double im;
+      std::memcpy(&im, p + 8, 8);
+      return std::hypot(re, im);
+    }
+    case DType::kRGB8:
+    case DType::kRGBA8:
+      // Luminance (ITU-R BT.601) for the rare caller that wants one value.
+      return 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
+  }
+  return 0;
+}
+
+// The q-quantile of `values` (finite), interpolating linearly between order
+// statistics as NumPy's default does. Reorders `values`.
+double Quantile(std::vector<double>& values, double q) {
+  const double pos = q * double(values.size() - 1);
+  const size_t lo = static_cast<size_t>(std::floor(pos));
+  const size_t hi = std::min(lo + 1, values.size() - 1);
+  std::nth_element(values.begin(), values.begin() + lo, values.end());
+  const double a = values[lo];
+  if (hi == lo) return a;
+  const double b = *std::min_element(values.begin() + lo + 1, values.end());
+  return a + (pos - double(lo)) * (b - a);
+}
+
+// --- PNG encoding -------------------------------------------------------
+
+struct PngContext {
+  std::vector<uint8_t>* out = nullptr;
+  bool write_failed = false;
+  char message[256] = {0};
+};
+
+void PngErrorFn(png_structp png, png_const_charp message) {
+  auto* ctx = static_cast<PngContext*>(png_get_error_ptr(png));
+  if (ctx) std::snprintf(ctx->message, sizeof(ctx->message), "%s", message ? message : "?");
+  png_longjmp(png, 1);
+}
+void PngWarningFn(png_structp, png_const_charp) {}  // warnings are not errors; stay quiet
+
+void PngWriteFn(png_structp png, png_bytep data, size_t length) {
+  auto* ctx = static_cast<PngContext*>(png_get_io_ptr(png));
+  bool failed = false;
+  try {
+    ctx->out->insert(ctx->out->end(), data, data + length);
+  } catch (...) {
+    failed = true;
+  }
+  // Leave the catch block before libpng longjmps out of this callback.
+  if (failed) {
+    ctx->write_failed = true;
+    png_error(png, "out of memory while writing PNG");
+  }
+}
+void PngFlushFn(png_structp) {}
+
+// Runs libpng. Holds no C++ objects with destructors, so the longjmp of an
+// error cannot skip any cleanup. Returns true on success.
+bool EncodeRows(png_structp png, png_infop info, PngContext* ctx, int width, int height,
+                int color_type, png_bytep* rows) {
+  if (setjmp(png_jmpbuf(png))) return false;
+  png_set_write_fn(png, ctx, PngWriteFn, PngFlushFn);
+  png_set_IHDR(png, info, static_cast<png_uint_32>(width), static_cast<png_uint_32>(height), 8,
+               color_type, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+               PNG_FILTER_TYPE_DEFAULT);
+  png_set_rows(png, info, rows);
+  png_write_png(png, info, PNG_TRANSFORM_IDENTITY, nullptr);
+  return true;
+}
+
+// Encodes 8-bit pixels, `channels` (1 = grey, 3 = RGB) per pixel, rows top first.
+Result<PngImage> EncodePng(const std::vector<uint8_t>& pixels, int width, int height,
+                           int channels) {
+  PngImage image;
+  image.width = width;
+  image.height = height;
+  PngContext ctx;
+  ctx.out = &image.bytes;
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &ctx, PngErrorFn, PngWarningFn);
+  if (png == nullptr) return Status::Internal("thumbnail: cannot create a PNG writer");
+  png_infop info = png_create_info_struct(png);
+  if (info == nullptr) {
+    png_destroy_write_struct(&png, nullptr);
+    return Status::Internal("thumbnail: cannot create PNG info");
+  }
+  std::vector<png_bytep> rows(static_cast<size_t>(height));
+  for (int y = 0; y < height; ++y) {
+    rows[size_t(y)] = const_cast<png_bytep>(pixels.data()) + size_t(y) * size_t(width) * channels;
+  }
+  const bool ok = EncodeRows(png, info, &ctx, width, height,
+                             channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY, rows.data());
+  png_destroy_write_struct(&png, &info);
+  if (!ok) return Status::Internal(std::string("thumbnail: PNG encoding failed: ") + ctx.message);
+  return image;
+}
+
+// --- Images -------------------------------------------------------------
+
+struct Size {
+  int64_t height;
+  int64_t width;
+};
+
+Size FitInside(int64_t height, int64_t width, int max_side) {
+  const int64_t longer = std::max(height, width);
+  if (longer <= max_side) return {height, width};
+  const double scale = double(max_side) / double(longer);
+  return {std::max<int64_t>(1, std::llround(double(height) * scale)),
+          std::max<int64_t>(1, std::llround(double(width) * scale))};
+}
+
+// Area-averages channel `channel` of a height x width frame into `out` pixels;
+// pixels with no finite input become NaN.
+std::vector<double> AreaAverage(const formats::NdArray& data, int64_t height, int64_t width,
+                                Size out, int channel) {
+  const size_t n_out = size_t(out.height * out.width);
+  std::vector<double> sum(n_out, 0.0);
+  std::vector<uint32_t> count(n_out, 0);
+  const bool rgb = data.dtype == DType::kRGB8 || data.dtype == DType::kRGBA8;
+  const size_t stride = formats::DTypeSize(data.dtype);
+  std::vector<int64_t> column_bin(static_cast<size_t>(width));
+  for (int64_t x = 0; x < width; ++x) column_bin[size_t(x)] = x * out.width / width;
+  for (int64_t y = 0; y < height; ++y) {
+    const int64_t oy = y * out.height / height;
+    for (int64_t x = 0; x < width; ++x) {
+      const size_t i = size_t(y * width + x);
+      const double v = rgb ? double(data.bytes[i * stride + size_t(channel)])
+                           : ValueAt(data.bytes.data(), data.dtype, i);
+      if (!std::isfinite(v)) continue;
+      const size_t o = size_t(oy * out.width + column_bin[size_t(x)]);
+      sum[o] += v;
+      ++count[o];
+    }
+  }
+  for (size_t o = 0; o < n_out; ++o) {
+    sum[o] = count[o] ? sum[o] / count[o] : std::numeric_limits<double>::quiet_NaN();
+  }
+  return sum;
+}
+
+Result<PngImage> RenderImage(const formats::NdArray& data, int64_t height, int64_t width,
+                             formats::Mode mode, int max_side) {
+  const Size out = FitInside(height, width, max_side);
+  const size_t n_out = size_t(out.height * out.width);
+  const bool rgb = data.dtype == DType::kRGB8 || data.dtype == DType::kRGBA8;
+  if (rgb) {
+    std::vector<uint8_t> pixels(n_out * 3);
+    for (int c = 0; c < 3; ++c) {
+      const std::vector<double> channel = AreaAverage(data, height, width, out, c);
+      for (size_t o = 0; o < n_out; ++o) {
+        const double v = channel[o];
+        pixels[o * 3 + size_t(c)] =
+            std::isfinite(v) ? static_cast<uint8_t>(std::clamp(std::lround(v), 0L, 255L)) : 0;
+      }
+    }
+    return EncodePng(pixels, int(out.width), int(out.height), 3);
+  }
+
+  std::vector<double> values = AreaAverage(data, height, width, out, 0);
+  if (mode == formats::Mode::kDiffraction || mode == formats::Mode::k4dStem) {
+    // Diffraction intensities span decades: show log(1 + I - min).
+    double lowest = std::numeric_limits<double>::infinity();
+    for (double v : values) {
+      if (std::isfinite(v)) lowest = std::min(lowest, v);
+    }
+    for (double& v : values) {
+      if (std::isfinite(v)) v = std::log1p(std::max(0.0, v - lowest));
+    }
+  }
+  std::vector<double> finite;
+  finite.reserve(n_out);
+  for (double v : values) {
+    if (std::isfinite(v)) finite.push_back(v);
+  }
+  double lo = 0, hi = 0;
+  if (!finite.empty()) {
+    lo = Quantile(finite, kLowPercentile);
+    hi = Quantile(finite, kHighPercentile);
+  }
+  std::vector<uint8_t> pixels(n_out, 0);
+  for (size_t o = 0; o < n_out; ++o) {
+    const double v = values[o];
+    if (!std::isfinite(v)) continue;
+    if (hi > lo) {
+      const double g = (v - lo) / (hi - lo) * 255.0;
+      pixels[o] = static_cast<uint8_t>(std::clamp(std::lround(g), 0L, 255L));
+    } else {
+      pixels[o] = 128;  // a flat frame: mid grey rather than a misleading black
+    }
+  }
+  return EncodePng(pixels, int(out.width), int(out.height), 1);
+}
+
+// --- Spectra ------------------------------------------------------------
+
+constexpr int kPlotLeft = 6;
+constexpr int kPlotRight = kPlotWidth - 4;
+constexpr int kPlotTop = 4;
+constexpr int kPlotBottom = kPlotHeight - 7;
+constexpr uint8_t kAxisGrey = 150;
+constexpr uint8_t kCurve = 0;
+
+void DrawLine(std::vector<uint8_t>& canvas, int x0, int y0, int x1, int y1, uint8_t value) {
+  const int dx = std::abs(x1 - x0), sx = x0 < x1 ? 1 : -1;
+  const int dy = -std::abs(y1 - y0), sy = y0 < y1 ? 1 : -1;
+  int err = dx + dy;
+  while (true) {
+    if (x0 >= 0 && x0 < kPlotWidth && y0 >= 0 && y0 < kPlotHeight) {
+      canvas[size_t(y0 * kPlotWidth + x0)] = value;
+    }
+    if (x0 == x1 && y0 == y1) break;
+    const int e2 = 2 * err;
+    if (e2 >= dy) {
+      err += dy;
+      x0 += sx;
+    }
+    if (e2 <= dx) {
+      err += dx;
+      y0 += sy;
+    }
+  }
+}
+
+Result<PngImage> RenderSpectrum(const formats::NdArray& data, size_t n) {
+  std::vector<uint8_t> canvas(size_t(kPlotWidth * kPlotHeight), 255);
+  DrawLine(canvas, kPlotLeft - 1, kPlotTop, kPlotLeft - 1, kPlotBottom + 1, kAxisGrey);
+  DrawLine(canvas, kPlotLeft - 1, kPlotBottom + 1, kPlotRight, kPlotBottom + 1, kAxisGrey);
+
+  double lo = std::numeric_limits<double>::infinity();
+  double hi = -lo;
+  for (size_t i = 0; i < n; ++i) {
+    const double v = ValueAt(data.bytes.data(), data.dtype, i);
+    if (!std::isfinite(v)) continue;
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
+  if (lo <= hi) {
+    if (hi == lo) {  // a flat spectrum: draw it mid-height
+      lo -= 1;
+      hi += 1;
+    }
+    const double span_x = double(kPlotRight - kPlotLeft);
+    const double span_y = double(kPlotBottom - kPlotTop);
+    auto px = [&](size_t i) {
+      return kPlotLeft + int(std::lround(n > 1 ? double(i) * span_x / double(n - 1) : 0.0));
+    };
+    auto py = [&](double v) {
+      return kPlotBottom - int(std::lround((v - lo) / (hi - lo) * span_y));
+    };
+    bool have_previous = false;
+    int prev_x = 0, prev_y = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const double v = ValueAt(data.bytes.data(), data.dtype, i);
+      if (!std::isfinite(v)) {
+        have_previous = false;  // a gap in the curve
+        continue;
+      }
+      const int x = px(i), y = py(v);
+      if (have_previous) {
+        DrawLine(canvas, prev_x, prev_y, x, y, kCurve);
+      } else if (n == 1) {
+        DrawLine(canvas, kPlotLeft, y, kPlotRight, y, kCurve);
+      } else {
+        DrawLine(canvas, x, y, x, y, kCurve);
+      }
+      have_previous = true;
+      prev_x = x;
+      prev_y = y;
+    }
+  }
+  return EncodePng(canvas, kPlotWidth, kPlotHeight, 1);
+}
+
+}  // namespace
+
+Result<PngImage> RenderThumbnail(const formats::NdArray& data, formats::Mode mode, int max_side) {
+  if (max_side < 1) {
+    return Status::InvalidArgument("thumbnail: max_side must be at least 1, not " +
+                                   std::to_string(max_side));
+  }
+  SCISEARCH_ASSIGN_OR_RETURN(const int64_t count, formats::CheckedElementCount(data.shape));
+  if (count == 0) return Status::InvalidArgument("thumbnail: the array is empty");
+  if (uint64_t(count) > std::numeric_limits<uint64_t>::max() / formats::DTypeSize(data.dtype) ||
+      uint64_t(count) * formats::DTypeSize(data.dtype) != data.bytes.size()) {
+    return Status::InvalidArgument("thumbnail: the array holds " +
+                                   std::to_string(data.bytes.size()) + " bytes, its shape needs " +
+                                   std::to_string(count) + " elements of " +
+                                   std::string(formats::DTypeName(data.dtype)));
+  }
+  std::vector<int64_t> dims;
+  for (int64_t d : data.shape) {
+    if (d != 1) dims.push_back(d);
+  }
+  if (dims.size() == 1) return RenderSpectrum(data, size_t(dims[0]));
+  if (dims.empty()) return RenderImage(data, 1, 1, mode, max_side);
+  // The first frame of a stack is its first height * width elements (C order).
+  return RenderImage(data, dims[dims.size() - 2], dims.back(), mode, max_side);
+}
+
+}  // namespace scisearch::thumbnail

@@ -1,1 +1,132 @@
+// The command line's exact contract: inspect --json, export --npy, exit statuses
+// and one-line errors. Runs the built binary on the real files in testdata/.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "test_paths.h"
+
+namespace scisearch {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Run {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+// Runs the scisearch binary with `args` (each single-quoted for the shell).
+Run Scisearch(const std::vector<std::string>& args, const fs::path& scratch) {
+  std::string cmd = "'" + testing::ScisearchBinary().string() + "'";
+  for (const auto& a : args) cmd += " '" + a + "'";
+  const fs::path err_file = scratch / "stderr.txt";
+  cmd += " 2>'" + err_file.string() + "'";
+  Run run;
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  if (!pipe) return run;
+  char buf[65536];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) run.out.append(buf, n);
+  const int status = ::pclose(pipe);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream in(err_file);
+  run.err.assign((std::istreambuf_iterator<char>(in)), {});
+  return run;
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    scratch_ = fs::temp_directory_path() / ("scisearch-cli-" + std::to_string(::getpid()));
+    fs::create_directories(scratch_);
+  }
+  void TearDown() override { fs::remove_all(scratch_); }
+  fs::path scratch_;
+};
+
+TEST_F(CliTest, InspectJsonFollowsTheContract) {
+  const fs::path file = testing::TestData() / "formats/tia/old/64x64_TEM_images_acquire.emi";
+  Run run = Scisearch({"inspect", file.string(), "--json"}, scratch_);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  auto j = nlohmann::json::parse(run.out);
+  EXPECT_EQ(j["path"], file.string());
+  EXPECT_EQ(j["format"], "tia");
+  ASSERT_EQ(j["signals"].size(), 1u);
+  const auto& s = j["signals"][0];
+  // MANIFEST: one 64x64 float32 TEM image, Tecnai 200 kV, acquired 2016-02-21.
+  EXPECT_EQ(s["shape"], nlohmann::json::array({64, 64}));
+  EXPECT_EQ(s["dtype"], "float32");
+  ASSERT_EQ(s["axes"].size(), 2u);
+  for (const char* key : {"name", "size", "scale", "offset", "units"}) {
+    EXPECT_TRUE(s["axes"][0].contains(key)) << key;
+  }
+  EXPECT_TRUE(s["metadata"].is_object());
+  EXPECT_FALSE(s["metadata"].empty());
+  EXPECT_EQ(s["acquired"].get<std::string>().substr(0, 10), "2016-02-21");
+  EXPECT_EQ(s["mode"], "tem image");
+  EXPECT_TRUE(s["instrument"].is_string());
+}
+
+TEST_F(CliTest, InspectWithoutJsonIsReadable) {
+  const fs::path file = testing::TestData() / "formats/dm/2D/test_STEM_image.dm3";
+  Run run = Scisearch({"inspect", file.string()}, scratch_);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.out.find("shape: 68 x 68"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("uint32"), std::string::npos);
+}
+
+TEST_F(CliTest, ExportWritesNpyWithTheFilesDtype) {
+  // DM type 7 (int32) 2x2 image with values 1..4 (MANIFEST).
+  const fs::path file = testing::TestData() / "formats/dm/2D/test-7.dm4";
+  const fs::path out = scratch_ / "out.npy";
+  Run run = Scisearch({"export", file.string(), "--signal", "0", "--npy", out.string()}, scratch_);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  std::ifstream in(out, std::ios::binary);
+  std::string content((std::istreambuf_iterator<char>(in)), {});
+  ASSERT_GT(content.size(), 10u);
+  const size_t header_len = uint8_t(content[8]) | (uint8_t(content[9]) << 8);
+  const std::string header = content.substr(10, header_len);
+  EXPECT_NE(header.find("'<i4'"), std::string::npos) << header;
+  EXPECT_NE(header.find("(2, 2)"), std::string::npos) << header;
+  ASSERT_EQ(content.size(), 10 + header_len + 16);
+  int32_t values[4];
+  std::memcpy(values, content.data() + 10 + header_len, 16);
+  EXPECT_EQ(values[0], 1);
+  EXPECT_EQ(values[1], 2);
+  EXPECT_EQ(values[2], 3);
+  EXPECT_EQ(values[3], 4);
+}
+
+TEST_F(CliTest, ErrorsAreOneLineNamingTheFile) {
+  const fs::path missing = scratch_ / "no such file.dm3";
+  Run run = Scisearch({"inspect", missing.string(), "--json"}, scratch_);
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_TRUE(run.out.empty());
+  EXPECT_NE(run.err.find("no such file.dm3"), std::string::npos) << run.err;
+  EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
+
+  const fs::path truncated = scratch_ / "cut.dm3";
+  {
+    std::ifstream in(testing::TestData() / "formats/dm/2D/test_STEM_image.dm3", std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    std::ofstream(truncated, std::ios::binary) << bytes.substr(0, 3000);
+  }
+  run = Scisearch({"inspect", truncated.string()}, scratch_);
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_NE(run.err.find("cut.dm3"), std::string::npos) << run.err;
+  EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
+
+  run = Scisearch({"export", (testing::TestData() / "formats/dm/2D/test-7.dm4").string(),
+                   "--signal", "9", "--npy", (scratch_ / "x.npy").string()},
+                  scratch_);
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_NE(run.err.find("signal 9"), std::string::npos) << run.err;
+}
+
+}  // namespace
+}  // namespace scisearch

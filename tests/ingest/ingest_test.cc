@@ -1,1 +1,413 @@
+#include "ingest/ingest.h"
+
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "catalog/catalog.h"
+#include "ingest/crawl.h"
+#include "ingest/thumbnail_slab.h"
+#include "test_paths.h"
+
+namespace scisearch::ingest {
+namespace {
+
+namespace fs = std::filesystem;
+using catalog::Catalog;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "ingest_test_XXXXXX").string();
+    path_ = fs::canonical(mkdtemp(tmpl.data()));
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+void WriteFile(const fs::path& path, const std::string& bytes) {
+  fs::create_directories(path.parent_path());
+  std::ofstream out(path, std::ios::binary);
+  out << bytes;
+}
+
+// Copies ../shared/data/formats/<relative> to `dest` (writable); false when absent.
+bool CopyShared(const std::string& relative, const fs::path& dest) {
+  const fs::path src = testing::SharedData() / "formats" / relative;
+  if (!fs::exists(src)) return false;
+  fs::create_directories(dest.parent_path());
+  fs::copy_file(src, dest, fs::copy_options::overwrite_existing);
+  fs::permissions(dest, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::add);
+  return true;
+}
+
+// Files no reader accepts: each must become a recorded error, never a crash.
+void WriteBrokenFiles(const fs::path& dir, int n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  const char* exts[] = {".dm3", ".tif", ".emi", ".mrc", ".emd", ".png", ".ser"};
+  for (int i = 0; i < n; ++i) {
+    std::string bytes(size_t(rng() % 300), '\0');
+    for (auto& c : bytes) c = static_cast<char>(rng());
+    WriteFile(dir / ("broken_" + std::to_string(i) + exts[i % 7]), bytes);
+  }
+}
+
+std::unique_ptr<Catalog> OpenCatalog(const fs::path& dir) {
+  auto c = Catalog::Open(dir);
+  EXPECT_TRUE(c.ok()) << c.status().message();
+  return c.ok() ? std::move(c).value() : nullptr;
+}
+
+IngestSummary RunIngest(Catalog& c, const fs::path& root, int jobs = 2) {
+  IngestOptions options;
+  options.jobs = jobs;
+  auto s = Ingest(c, root, options);
+  EXPECT_TRUE(s.ok()) << s.status().message();
+  return s.ok() ? *s : IngestSummary{};
+}
+
+// --- Grouping and slabs -------------------------------------------------
+
+TEST(GroupFolderTest, GroupsTiaAndMrcSidecars) {
+  const auto groups = internal::GroupFolder(
+      {"a.emi", "a_1.ser", "a_2.ser", "lone_2.ser", "b_movie.mrc", "b_info.txt", "c.mrc",
+       "c_info.txt", "stray_info.txt", "notes.txt", "x.dm3", "a_x.ser", "y.tif.gz"});
+  const std::vector<std::vector<std::string>> expected = {{"a.emi", "a_1.ser", "a_2.ser"},
+                                                          {"lone_2.ser"},
+                                                          {"b_movie.mrc", "b_info.txt"},
+                                                          {"c.mrc", "c_info.txt"},
+                                                          {"x.dm3"},
+                                                          {"a_x.ser"},
+                                                          {"y.tif.gz"}};
+  EXPECT_EQ(groups, expected);
+}
+
+TEST(ThumbnailSlabTest, BoundsFramesAndPicksSpectra) {
+  formats::Signal image;
+  image.shape = {5, 4096, 3000};
+  image.axes = {
+      {"frame", 5, 1, 0, "", true}, {"y", 4096, 1, 0, "", false}, {"x", 3000, 1, 0, "", false}};
+  auto slab = internal::ThumbnailSlab(image);
+  EXPECT_EQ(slab.start, (std::vector<int64_t>{0, 0, 0}));
+  EXPECT_EQ(slab.step, (std::vector<int64_t>{1, 4, 4}));
+  EXPECT_EQ(slab.count, (std::vector<int64_t>{1, 1024, 750}));
+  EXPECT_TRUE(slab.Validate(image.shape).ok());
+
+  formats::Signal si;  // a 5x5 spectrum image with 1024 channels
+  si.shape = {5, 5, 1024};
+  si.axes = {{"y", 5, 1, 0, "", true}, {"x", 5, 1, 0, "", true}, {"energy", 1024, 1, 0, "", false}};
+  EXPECT_FALSE(internal::HasFrame(si));
+  slab = internal::ThumbnailSlab(si);
+  EXPECT_EQ(slab.count, (std::vector<int64_t>{1, 1, 1024}));
+
+  formats::Signal spectrum_mode = image;
+  spectrum_mode.fields.mode = formats::Mode::kSpectrum;
+  EXPECT_FALSE(internal::HasFrame(spectrum_mode));
+  formats::Signal big_spectrum;
+  big_spectrum.shape = {200000};
+  slab = internal::ThumbnailSlab(big_spectrum);
+  EXPECT_EQ(slab.step[0], 4);
+  EXPECT_EQ(slab.count[0], 50000);
+  EXPECT_TRUE(slab.Validate(big_spectrum.shape).ok());
+
+  formats::Dataset d;
+  d.signals = {si, image};
+  EXPECT_EQ(internal::ChooseThumbnailSignal(d), std::optional<size_t>(1));
+  d.signals = {si};
+  EXPECT_EQ(internal::ChooseThumbnailSignal(d), std::optional<size_t>(0));
+  d.signals.clear();
+  EXPECT_FALSE(internal::ChooseThumbnailSignal(d).has_value());
+}
+
+TEST(CrawlTest, SkipsSymlinkedFoldersAndDeduplicatesSymlinkedFiles) {
+  TempDir tmp;
+  const fs::path root = tmp.path() / "root";
+  WriteFile(root / "a" / "x.dm3", "1");
+  WriteFile(root / "a" / "b" / "y.tif", "22");
+  WriteFile(root / "a" / "readme.txt", "no");
+  WriteFile(tmp.path() / "outside.mrc", "333");
+  fs::create_directory_symlink(root, root / "a" / "loop");  // a loop if followed
+  fs::create_symlink(root / "a" / "x.dm3", root / "link_to_x.dm3");
+  fs::create_symlink(tmp.path() / "outside.mrc", root / "outside_link.mrc");
+  const auto crawl = internal::Crawl(root);
+  std::vector<std::string> paths;
+  for (const auto& u : crawl.units) paths.push_back(u.path);
+  const std::vector<std::string> expected = {(root / "a" / "b" / "y.tif").string(),
+                                             (root / "a" / "x.dm3").string(),
+                                             (tmp.path() / "outside.mrc").string()};
+  EXPECT_EQ(paths, expected);
+  EXPECT_EQ(crawl.files_seen, 3);
+  EXPECT_EQ(crawl.units[0].size_bytes, 2u);
+  EXPECT_EQ(crawl.units[0].fingerprint.size(), 32u);
+  EXPECT_TRUE(crawl.errors.empty());
+}
+
+TEST(CrawlTest, UnreadableFolderIsAnErrorNotGone) {
+  if (geteuid() == 0) GTEST_SKIP() << "root ignores folder permissions";
+  TempDir tmp;
+  const fs::path root = tmp.path() / "root";
+  WriteFile(root / "open" / "a.dm3", "not a dm3");
+  WriteFile(root / "closed" / "b.dm3", "not a dm3");
+  TempDir data;
+  auto c = OpenCatalog(data.path());
+  ASSERT_TRUE(c);
+  auto first = RunIngest(*c, root);
+  EXPECT_EQ(first.datasets_seen, 2);
+  fs::permissions(root / "closed", fs::perms::none);
+  auto second = RunIngest(*c, root);
+  fs::permissions(root / "closed", fs::perms::owner_all);
+  EXPECT_EQ(second.crawl_errors, 1);
+  EXPECT_EQ(second.datasets_gone, 0);  // unknown, not gone
+  EXPECT_EQ(c->GetDataset((root / "closed" / "b.dm3").string())->state, "error");
+}
+
+// --- Incremental ingest -------------------------------------------------
+
+class RecordingSink : public ProgressSink {
+ public:
+  void OnStart(const std::string& root, int64_t files, int64_t datasets, int64_t to_read) override {
+    ++starts;
+    this->to_read = to_read;
+  }
+  void OnProgress(const ProgressSnapshot& s) override { snapshots.push_back(s); }
+  void OnFinish(const IngestSummary& s) override { finished = s; }
+
+  int starts = 0;
+  int64_t to_read = 0;
+  std::vector<ProgressSnapshot> snapshots;
+  std::optional<IngestSummary> finished;
+};
+
+TEST(IngestTest, IncrementalRuns) {
+  SHARED_DATA_OR_SKIP(emi, "formats/tia/old/64x64_TEM_images_acquire.emi");
+  TempDir tree, data;
+  const fs::path root = tree.path();
+  ASSERT_TRUE(CopyShared("tia/old/64x64_TEM_images_acquire.emi", root / "tia" / "t.emi"));
+  ASSERT_TRUE(CopyShared("tia/old/64x64_TEM_images_acquire_1.ser", root / "tia" / "t_1.ser"));
+  ASSERT_TRUE(CopyShared("dm/2D/test-1.dm3", root / "dm" / "image.dm3"));
+  ASSERT_TRUE(
+      CopyShared("mrc/20241021_00405_movie.mrc", root / "mrc" / "20241021_00405_movie.mrc"));
+  ASSERT_TRUE(CopyShared("mrc/20241021_00405_info.txt", root / "mrc" / "20241021_00405_info.txt"));
+  ASSERT_TRUE(CopyShared("tiff/FEI-Helios-Ebeam-8bits.tif", root / "tif" / "sem.tif"));
+  WriteFile(root / "bad" / "empty.tif", "");
+  WriteFile(root / "bad" / "text.dm3", "this is not a DigitalMicrograph file");
+  WriteFile(root / "bad" / "README.txt", "not a candidate");
+  const std::set<std::string> good = {
+      (root / "tia" / "t.emi").string(), (root / "dm" / "image.dm3").string(),
+      (root / "mrc" / "20241021_00405_movie.mrc").string(), (root / "tif" / "sem.tif").string()};
+
+  auto c = OpenCatalog(data.path());
+  ASSERT_TRUE(c);
+  RecordingSink sink;
+  IngestOptions options;
+  options.jobs = 2;
+  options.progress = &sink;
+  auto first = Ingest(*c, root, options);
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  EXPECT_EQ(first->files_seen, 8);
+  EXPECT_EQ(first->datasets_seen, 6);
+  EXPECT_EQ(first->datasets_new, 4);
+  EXPECT_EQ(first->datasets_failed, 2);
+  EXPECT_EQ(first->datasets_unchanged, 0);
+  EXPECT_GT(first->bytes_read, 0u);
+  EXPECT_EQ(sink.starts, 1);
+  EXPECT_EQ(sink.to_read, 6);
+  ASSERT_FALSE(sink.snapshots.empty());
+  EXPECT_EQ(sink.snapshots.back().files_done, 8);
+  EXPECT_EQ(sink.snapshots.back().files_total, 8);
+  ASSERT_TRUE(sink.finished.has_value());
+  EXPECT_EQ(sink.finished->run_id, first->run_id);
+  EXPECT_NE(FormatSummary(*first).find("4 new"), std::string::npos);
+
+  for (const auto& path : good) {
+    auto d = c->GetDataset(path);
+    ASSERT_TRUE(d.ok()) << path;
+    EXPECT_EQ(d->state, "ok") << path << ": " << d->error;
+    EXPECT_FALSE(d->signals.empty()) << path;
+    EXPECT_TRUE(c->GetThumbnail(d->id, 0).ok() || d->signals.size() > 1) << path;
+  }
+  EXPECT_EQ(*c->FindDatasetByFile((root / "tia" / "t_1.ser").string()),
+            (root / "tia" / "t.emi").string());
+  EXPECT_EQ(*c->FindDatasetByFile((root / "mrc" / "20241021_00405_info.txt").string()),
+            (root / "mrc" / "20241021_00405_movie.mrc").string());
+  auto bad = c->GetDataset((root / "bad" / "text.dm3").string());
+  ASSERT_TRUE(bad.ok());
+  EXPECT_EQ(bad->state, "error");
+  EXPECT_FALSE(bad->error.empty());
+  EXPECT_EQ(c->ListErrors(first->run_id)->size(), 2u);
+  EXPECT_EQ(c->GetRun(first->run_id)->status, "finished");
+
+  // Second run: nothing changed; the bad files are skipped but still reported.
+  auto second = RunIngest(*c, root);
+  EXPECT_EQ(second.datasets_new + second.datasets_changed + second.datasets_failed, 0);
+  EXPECT_EQ(second.datasets_unchanged, 6);
+  EXPECT_EQ(second.failed_unchanged, 2);
+  EXPECT_EQ(second.bytes_read, 0u);
+  EXPECT_EQ(c->ListErrors(second.run_id)->size(), 2u);
+
+  // Touch a .ser: its .emi dataset changed. Delete the tif: gone. Add a bad file.
+  const fs::path ser = root / "tia" / "t_1.ser";
+  fs::last_write_time(ser, fs::last_write_time(ser) + std::chrono::seconds(5));
+  fs::remove(root / "tif" / "sem.tif");
+  WriteFile(root / "bad" / "new.emd", "garbage");
+  auto third = RunIngest(*c, root);
+  EXPECT_EQ(third.datasets_changed, 1);
+  EXPECT_EQ(third.datasets_gone, 1);
+  EXPECT_EQ(third.datasets_new, 0);
+  EXPECT_EQ(third.datasets_failed, 1);
+  EXPECT_EQ(third.datasets_unchanged, 4);
+  EXPECT_EQ(c->GetDataset((root / "tif" / "sem.tif").string())->state, "gone");
+  EXPECT_EQ(c->GetDataset((root / "tia" / "t.emi").string())->state, "ok");
+  EXPECT_EQ(c->GetDataset((root / "bad" / "new.emd").string())->state, "error");
+
+  // The tif comes back: re-read and ok again.
+  ASSERT_TRUE(CopyShared("tiff/FEI-Helios-Ebeam-8bits.tif", root / "tif" / "sem.tif"));
+  auto fourth = RunIngest(*c, root);
+  EXPECT_EQ(fourth.datasets_changed, 1);
+  EXPECT_EQ(c->GetDataset((root / "tif" / "sem.tif").string())->state, "ok");
+  auto counts = c->Counts();
+  EXPECT_EQ(counts->datasets_ok, 4);
+  EXPECT_EQ(counts->datasets_error, 3);
+  EXPECT_EQ(counts->datasets_gone, 0);
+  EXPECT_TRUE(c->IntegrityCheck().ok());
+}
+
+TEST(IngestTest, BadRootAndStop) {
+  TempDir data;
+  auto c = OpenCatalog(data.path());
+  ASSERT_TRUE(c);
+  EXPECT_EQ(Ingest(*c, data.path() / "missing").status().code(), ErrorCode::kNotFound);
+  WriteFile(data.path() / "file.dm3", "x");
+  EXPECT_EQ(Ingest(*c, data.path() / "file.dm3").status().code(), ErrorCode::kInvalidArgument);
+
+  TempDir tree;
+  WriteBrokenFiles(tree.path(), 20, 1);
+  std::atomic<bool> stop{true};
+  IngestOptions options;
+  options.jobs = 1;
+  options.stop = &stop;
+  auto stopped = Ingest(*c, tree.path(), options);
+  ASSERT_TRUE(stopped.ok());
+  EXPECT_TRUE(stopped->interrupted);
+  EXPECT_EQ(c->GetRun(stopped->run_id)->status, "interrupted");
+  auto resumed = RunIngest(*c, tree.path());
+  EXPECT_FALSE(resumed.interrupted);
+  EXPECT_EQ(c->Counts()->datasets_error, 20);
+}
+
+// --- Crash safety -------------------------------------------------------
+
+// Builds a tree of many small datasets: real files when present, plus broken ones.
+int64_t BuildCrashTree(const fs::path& root) {
+  int64_t units = 0;
+  for (int i = 0; i < 12; ++i) {
+    const fs::path dir = root / ("copy" + std::to_string(i));
+    if (CopyShared("tia/old/16x16-spectrum_image-5x5x1024.emi", dir / "si.emi") &&
+        CopyShared("tia/old/16x16-spectrum_image-5x5x1024_1.ser", dir / "si_1.ser")) {
+      ++units;
+    }
+    if (CopyShared("dm/2D/test-1.dm3", dir / "a.dm3")) ++units;
+    if (CopyShared("tiff/FEI-Helios-Ebeam-8bits.tif", dir / "b.tif")) ++units;
+    if (CopyShared("emd_berkeley/example_image.emd", dir / "c.emd")) ++units;
+    WriteBrokenFiles(dir, 10, uint32_t(i));
+    units += 10;
+  }
+  return units;
+}
+
+struct Digest {
+  catalog::CatalogCounts counts;
+  std::vector<std::string> rows;  // path, state, fingerprint of every dataset
+};
+
+Digest TakeDigest(Catalog& c) {
+  Digest d;
+  d.counts = *c.Counts();
+  auto rows = c.ListDatasets();
+  EXPECT_TRUE(rows.ok());
+  for (const auto& row : *rows) {
+    d.rows.push_back(row.path + " " + row.state + " " + row.fingerprint);
+  }
+  return d;
+}
+
+TEST(IngestTest, SurvivesKillNineAtAnyMoment) {
+  TempDir tree, clean_dir;
+  const int64_t units = BuildCrashTree(tree.path());
+
+  Digest clean;
+  {
+    auto c = OpenCatalog(clean_dir.path());
+    ASSERT_TRUE(c);
+    auto s = RunIngest(*c, tree.path());
+    EXPECT_EQ(s.datasets_seen, units);
+    clean = TakeDigest(*c);
+  }
+  EXPECT_EQ(clean.counts.datasets_ok + clean.counts.datasets_error, units);
+
+  const int delays_us[] = {0, 2000, 5000, 10000, 20000, 40000, 80000, 160000};
+  for (int delay : delays_us) {
+    TempDir data;
+    // Kill twice in a row at the same delay before the final run: a rerun after
+    // a crash must itself survive a crash.
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      const pid_t child = fork();
+      ASSERT_GE(child, 0);
+      if (child == 0) {
+        auto c = Catalog::Open(data.path());
+        if (!c.ok()) _exit(2);
+        IngestOptions options;
+        options.jobs = 2;
+        options.batch_size = 3;
+        options.commit_interval_seconds = 0.001;
+        auto s = Ingest(**c, tree.path(), options);
+        _exit(s.ok() ? 0 : 1);
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(delay));
+      ::kill(child, SIGKILL);
+      int status = 0;
+      ASSERT_EQ(waitpid(child, &status, 0), child);
+      EXPECT_TRUE(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) == 0))
+          << "delay " << delay;
+    }
+    auto c = OpenCatalog(data.path());
+    ASSERT_TRUE(c);
+    ASSERT_TRUE(c->IntegrityCheck().ok()) << "delay " << delay;
+    auto s = RunIngest(*c, tree.path());
+    EXPECT_EQ(s.datasets_gone, 0);
+    EXPECT_EQ(s.datasets_seen, units);
+    const Digest after = TakeDigest(*c);
+    ASSERT_TRUE(c->IntegrityCheck().ok()) << "delay " << delay;
+    EXPECT_EQ(after.rows, clean.rows) << "delay " << delay;  // each dataset exactly once
+    EXPECT_EQ(after.counts.datasets_ok, clean.counts.datasets_ok) << "delay " << delay;
+    EXPECT_EQ(after.counts.datasets_error, clean.counts.datasets_error);
+    EXPECT_EQ(after.counts.files, clean.counts.files);
+    EXPECT_EQ(after.counts.signals, clean.counts.signals);
+    EXPECT_EQ(after.counts.metadata_entries, clean.counts.metadata_entries);
+    EXPECT_EQ(after.counts.thumbnails, clean.counts.thumbnails);
+    // No run is left "running".
+    EXPECT_TRUE(c->ListDatasets("", "gone")->empty());
+    for (int64_t id = 1; id < s.run_id; ++id) {
+      auto run = c->GetRun(id);
+      if (run.ok()) {
+        EXPECT_NE(run->status, "running");
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace scisearch::ingest

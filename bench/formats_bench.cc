@@ -1,0 +1,75 @@
+// Per-format cost of opening a file (headers + whole metadata tree) and of making
+// its thumbnail, over the real files in testdata/ (and ../shared/data/formats when present).
+//   build/bench/formats_bench [--benchmark_filter=open/dm]
+#include <benchmark/benchmark.h>
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "formats/formats.h"
+#include "thumbnail/thumbnail.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using scisearch::formats::OpenDataset;
+
+// Real files grouped by their top folder (the format family).
+std::map<std::string, std::vector<fs::path>> FilesByFormat() {
+  std::map<std::string, std::vector<fs::path>> out;
+  for (fs::path root : {fs::path(SCISEARCH_SHARED_DATA) / "formats",
+                        fs::path(SCISEARCH_TESTDATA) / "formats"}) {
+    if (!fs::exists(root)) continue;
+    for (const auto& entry : fs::recursive_directory_iterator(root)) {
+      if (!entry.is_regular_file() || !scisearch::formats::IsCandidateFile(entry.path())) continue;
+      // A .ser that has its .emi is read through the .emi.
+      if (entry.path().extension() == ".ser") continue;
+      const std::string family = fs::relative(entry.path(), root).begin()->string();
+      out[family].push_back(entry.path());
+    }
+    if (!out.empty()) break;  // shared data when present, else testdata
+  }
+  return out;
+}
+
+void BM_Open(benchmark::State& state, std::vector<fs::path> files) {
+  int64_t opened = 0;
+  for (auto _ : state) {
+    for (const auto& f : files) {
+      auto reader = OpenDataset(f);
+      opened += reader.ok();
+      benchmark::DoNotOptimize(reader);
+    }
+  }
+  state.SetItemsProcessed(int64_t(state.iterations()) * int64_t(files.size()));
+  state.counters["ok_files"] = double(opened) / double(state.iterations());
+}
+
+void BM_OpenAndThumbnail(benchmark::State& state, std::vector<fs::path> files) {
+  for (auto _ : state) {
+    for (const auto& f : files) {
+      auto reader = OpenDataset(f);
+      if (!reader.ok() || (*reader)->dataset().signals.empty()) continue;
+      auto thumb = scisearch::thumbnail::ThumbnailOfSignal(**reader, 0);
+      benchmark::DoNotOptimize(thumb);
+    }
+  }
+  state.SetItemsProcessed(int64_t(state.iterations()) * int64_t(files.size()));
+}
+
+int RegisterAll() {
+  for (auto& [family, files] : FilesByFormat()) {
+    benchmark::RegisterBenchmark(("open/" + family).c_str(), BM_Open, files)
+        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark(("open+thumbnail/" + family).c_str(), BM_OpenAndThumbnail, files)
+        ->Unit(benchmark::kMillisecond);
+  }
+  return 0;
+}
+const int registered = RegisterAll();
+
+}  // namespace
+
+BENCHMARK_MAIN();

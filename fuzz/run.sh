@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every reader's fuzzer for SECONDS each, seeded with the real files of that
+# format (testdata/, and ../shared/data/formats when present).
+# Usage: fuzz/run.sh BUILD_DIR SECONDS
+set -euo pipefail
+build=${1:?build dir}; seconds=${2:-20}
+root=$(cd "$(dirname "$0")/.." && pwd)
+shared="$root/../shared/data/formats"
+declare -A patterns=(
+  [tia]='*.ser' [emi]='*.emi' [dm3]='*.dm3' [dm4]='*.dm4' [emd]='*.emd'
+  [mrc]='*.mrc' [tiff]='*.tif' [png]='*.png' [jpeg]='*.jpg' [gzip]='*.gz')
+status=0
+for name in "${!patterns[@]}"; do
+  bin="$build/fuzz/fuzz_$name"
+  [[ -x "$bin" ]] || { echo "fuzz: missing $bin" >&2; status=1; continue; }
+  corpus=$(mktemp -d)
+  for dir in "$root/testdata" "$shared"; do
+    [[ -d "$dir" ]] && find "$dir" -name "${patterns[$name]}" -size -3M -exec cp {} "$corpus/" \; 2>/dev/null || true
+  done
+  # Keep the seeds few and small so each run explores instead of re-reading big files.
+  artifacts="$build/fuzz-artifacts/$name/"; mkdir -p "$artifacts"
+  if "$bin" "$corpus" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 \
+      -max_len=262144 -artifact_prefix="$artifacts" -print_final_stats=1 >"$build/fuzz-$name.log" 2>&1; then
+    echo "fuzz $name: ok ($(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "$build/fuzz-$name.log" | grep -o '[0-9]*$') runs)"
+  else
+    echo "fuzz $name: FAILED — see $build/fuzz-$name.log" >&2
+    tail -40 "$build/fuzz-$name.log" >&2
+    status=1
+  fi
+  rm -rf "$corpus"
+done
+exit $status

@@ -1,0 +1,309 @@
+// The catalog module: a SQLite database of datasets, their signals, metadata,
+// thumbnails, tags and ingest runs, kept in <data-dir>/catalog.sqlite.
+//
+// This header is the module's whole interface. The database runs in WAL mode,
+// so readers in other connections (or processes) proceed while one writer
+// writes, and a process killed at any moment leaves the last committed state.
+// Each dataset is written in one transaction together with its fingerprint, so
+// the catalog never holds a fingerprint for data that was not stored.
+//
+// Paths stored are absolute canonical paths, as strings.
+//
+// Thread safety: a Catalog owns one SQLite connection and is thread-compatible:
+// one thread at a time may call its methods (external synchronisation is
+// needed otherwise). To read and write concurrently, open the same data
+// directory once per thread; SQLite's locking (with the busy timeout) then
+// serialises writers.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "formats/formats.h"
+
+struct sqlite3;
+
+namespace scisearch::catalog {
+
+// The schema version this code writes (PRAGMA user_version after migration).
+int SchemaVersion();
+
+// One file of a dataset as stat() saw it.
+struct FileStat {
+  std::string path;  // absolute canonical path
+  uint64_t size_bytes = 0;
+  int64_t mtime_ns = 0;  // modification time, nanoseconds since the Unix epoch
+};
+
+// A fingerprint of a dataset's member files from their paths, sizes and
+// modification times (no file contents): 32 hex digits. The order of `files`
+// does not matter. Equal fingerprints mean "unchanged" for incremental ingest.
+std::string ComputeFingerprint(const std::vector<FileStat>& files);
+
+// One leaf of a metadata tree, flattened.
+struct MetadataEntry {
+  enum class Type { kInt, kReal, kText, kBool, kNull };
+  // Object keys joined by '/', array elements as "[i]" appended to their key:
+  // "ExperimentalDescription/High tension [kV]", "Dimension[0]/Units".
+  std::string key_path;
+  Type type = Type::kNull;
+  int64_t int_value = 0;   // kInt, and kBool as 0/1
+  double real_value = 0;   // kReal (unsigned integers above INT64_MAX are stored as reals)
+  std::string text_value;  // kText
+};
+// "int", "real", "text", "bool", "null": the value_type column.
+const char* MetadataTypeName(MetadataEntry::Type type);
+
+// Flattens `tree` into its leaves in document order. Empty objects and arrays
+// give no entry. So that one giant array cannot flood the catalog, only the
+// first `max_array_elements` elements of each array are flattened, and nesting
+// deeper than 64 levels is cut (the whole tree is kept as JSON besides).
+std::vector<MetadataEntry> FlattenMetadata(const formats::Metadata& tree,
+                                           size_t max_array_elements = 256);
+
+// A thumbnail of one signal, PNG-encoded.
+struct Thumbnail {
+  int signal_index = 0;
+  std::vector<uint8_t> png;
+  int width = 0;
+  int height = 0;
+};
+
+// A tag derived automatically at ingest time.
+struct TagSuggestion {
+  std::string value;
+  std::string source;  // one of: path metadata text image expert log proposal publication
+  double confidence = 0;
+  std::string evidence;
+};
+
+// Everything ingest learned about one dataset, written by PutDataset.
+struct DatasetRecord {
+  std::string path;  // the primary file (the .emi of a TIA dataset)
+  std::string root;  // the ingest root it was found under
+  std::string fingerprint;
+  std::vector<FileStat> files;  // every member file, primary first
+  formats::Dataset dataset;     // format, signals and their metadata
+  std::vector<Thumbnail> thumbnails;
+  std::vector<TagSuggestion> tags;
+};
+
+// A dataset that could not be read, written by RecordError.
+struct ErrorRecord {
+  std::string path;
+  std::string root;
+  std::string fingerprint;
+  std::vector<FileStat> files;
+  std::string reason;
+};
+
+// What the catalog knows of a dataset for incremental decisions.
+struct KnownDataset {
+  std::string fingerprint;
+  std::string state;  // "ok", "error" or "gone"
+};
+
+// A signal as stored.
+struct SignalRow {
+  int64_t id = 0;
+  int index = 0;
+  std::string name;
+  std::string dtype;
+  std::string shape_json;  // [1024, 1024]
+  std::string axes_json;  // [{"name":..,"size":..,"scale":..,"offset":..,"units":..,"navigate":..}]
+  std::string metadata_json;  // the whole metadata tree
+  formats::NormalisedFields fields;
+};
+
+// A dataset row with its member files and signals.
+struct DatasetRow {
+  int64_t id = 0;
+  std::string path;
+  std::string root;
+  std::string format;
+  std::string state;  // "ok", "error", "gone"
+  std::string error;  // reason when state == "error"
+  std::string fingerprint;
+  uint64_t size_bytes = 0;
+  std::string mtime;  // newest member mtime, ISO 8601 UTC
+  std::string first_seen;
+  std::string last_seen;
+  int64_t ingest_run_id = 0;
+  formats::NormalisedFields fields;  // copied from the first signal
+  std::vector<FileStat> files;       // filled by GetDataset only
+  std::vector<SignalRow> signals;    // filled by GetDataset only
+};
+
+struct CatalogCounts {
+  int64_t datasets_ok = 0;
+  int64_t datasets_error = 0;
+  int64_t datasets_gone = 0;
+  int64_t files = 0;
+  int64_t signals = 0;
+  int64_t metadata_entries = 0;
+  int64_t thumbnails = 0;
+  int64_t tags = 0;
+};
+
+// Counters of one ingest run.
+struct RunStats {
+  int64_t files_seen = 0;
+  int64_t datasets_new = 0;
+  int64_t datasets_changed = 0;
+  int64_t datasets_unchanged = 0;
+  int64_t datasets_gone = 0;
+  int64_t errors = 0;
+  int64_t bytes_read = 0;
+};
+
+struct RunRow {
+  int64_t id = 0;
+  std::string root;
+  std::string started_at;
+  std::string finished_at;  // empty while running
+  std::string status;       // "running", "finished", "interrupted"
+  RunStats stats;
+};
+
+struct IngestErrorRow {
+  int64_t run_id = 0;
+  std::string path;
+  std::string reason;
+  std::string at;
+};
+
+class Catalog {
+ public:
+  // Opens (creating when absent) `data_dir` and its catalog.sqlite, and applies
+  // any pending migrations, each in its own transaction. Fails with
+  // kUnsupported when the database was written by a newer schema version.
+  static Result<std::unique_ptr<Catalog>> Open(const std::filesystem::path& data_dir);
+
+  ~Catalog();
+  Catalog(const Catalog&) = delete;
+  Catalog& operator=(const Catalog&) = delete;
+
+  const std::filesystem::path& data_dir() const { return data_dir_; }
+
+  // --- Runs ---------------------------------------------------------------
+
+  // Starts an ingest run of `root` and returns its id. Runs still marked
+  // "running" (their process died) are marked "interrupted" first.
+  Result<int64_t> StartRun(const std::string& root);
+  // Stores the run's counters and marks it `status` ("finished" or "interrupted").
+  Status FinishRun(int64_t run_id, const RunStats& stats, const std::string& status = "finished");
+  Result<RunRow> GetRun(int64_t run_id);
+
+  // --- Writes -------------------------------------------------------------
+  // Each write below is atomic: it commits on its own, or, inside a BatchWriter's
+  // batch, with the batch.
+
+  // Inserts or replaces the dataset at record.path: its row (state "ok"), member
+  // files, signals, metadata and thumbnails are replaced; its id, first_seen and
+  // the tags of sources ingest does not derive (expert, log, proposal,
+  // publication) or that someone validated are kept; the record's tags are
+  // added. A dataset whose primary file is now a member of this one (a .ser
+  // first ingested alone, before its .emi appeared) is removed.
+  Status PutDataset(int64_t run_id, const DatasetRecord& record);
+
+  // Marks the dataset at record.path as failed (state "error", with the reason
+  // and fingerprint, so an unchanged bad file is skipped next time), drops its
+  // signals and thumbnails, and adds an ingest_errors row to the run.
+  Status RecordError(int64_t run_id, const ErrorRecord& record);
+
+  // Adds an ingest_errors row that belongs to no dataset (an unreadable folder).
+  Status RecordRunError(int64_t run_id, const std::string& path, const std::string& reason);
+
+  // Adds, for each dataset under `root` still in state "error" that `run_id`
+  // did not rewrite, an ingest_errors row repeating its reason: skipped bad
+  // files are still reported by the run. Returns how many rows were added.
+  Result<int64_t> RecordUnchangedErrors(int64_t run_id, const std::string& root);
+
+  // Marks the datasets at `paths` as state "gone". Returns how many changed state.
+  Result<int64_t> MarkGone(int64_t run_id, const std::vector<std::string>& paths);
+
+  // Sets last_seen to now for every dataset under `root` not in state "gone".
+  Status TouchSeen(const std::string& root);
+
+  // --- Reads --------------------------------------------------------------
+
+  // path -> fingerprint and state of every dataset whose path lies under `root`
+  // (any state; "gone" included).
+  Result<std::map<std::string, KnownDataset>> FindFingerprints(const std::string& root);
+  // The dataset whose primary path is `path`, with files and signals; kNotFound if none.
+  Result<DatasetRow> GetDataset(const std::string& path);
+  // The primary path of the dataset that has `file_path` as a member (a .ser maps
+  // to its .emi); kNotFound if none.
+  Result<std::string> FindDatasetByFile(const std::string& file_path);
+  // Datasets (without files and signals) under `root` ("" = all), ordered by path.
+  // `state` filters when not empty. At most `limit` rows (0 = no limit).
+  Result<std::vector<DatasetRow>> ListDatasets(const std::string& root = "",
+                                               const std::string& state = "", int64_t limit = 0);
+  // The thumbnail of signal `signal_index` of dataset `dataset_id`; kNotFound if none.
+  Result<Thumbnail> GetThumbnail(int64_t dataset_id, int signal_index);
+  Result<CatalogCounts> Counts();
+  // The ingest_errors rows of a run, in insertion order.
+  Result<std::vector<IngestErrorRow>> ListErrors(int64_t run_id);
+  // Runs PRAGMA integrity_check and foreign_key_check; OK when both are clean.
+  Status IntegrityCheck();
+
+  // --- Batching -----------------------------------------------------------
+
+  // Groups writes into transactions of up to `max_writes` writes, for speed:
+  // one fsync per batch instead of per dataset. A crash loses at most the
+  // uncommitted batch; the catalog stays consistent either way.
+  //
+  // While a BatchWriter exists, use the Catalog only through it (same thread).
+  // Call Flush() before destroying it: the destructor rolls back an unflushed
+  // batch.
+  class BatchWriter {
+   public:
+    BatchWriter(Catalog& catalog, size_t max_writes);
+    ~BatchWriter();
+    BatchWriter(const BatchWriter&) = delete;
+    BatchWriter& operator=(const BatchWriter&) = delete;
+
+    // As Catalog::PutDataset / RecordError, committing when the batch is full.
+    // A failed write is rolled back alone; the batch's other writes stay.
+    Status PutDataset(int64_t run_id, const DatasetRecord& record);
+    Status RecordError(int64_t run_id, const ErrorRecord& record);
+    // Commits the open batch, if any.
+    Status Flush();
+    // Writes in the open batch.
+    size_t pending() const { return pending_; }
+
+   private:
+    Status Begin();
+    Status AfterWrite(Status write_status);
+
+    Catalog& catalog_;
+    size_t max_writes_;
+    size_t pending_ = 0;
+    bool open_ = false;
+  };
+
+ private:
+  class StatementCache;
+
+  Catalog(std::filesystem::path data_dir, sqlite3* db);
+
+  // Runs `body` atomically: in its own IMMEDIATE transaction, or, inside a
+  // batch, in a savepoint of the batch's transaction.
+  template <typename F>
+  Status Atomically(F&& body);
+  Status PutDatasetUnlocked(int64_t run_id, const DatasetRecord& record);
+  Status RecordErrorUnlocked(int64_t run_id, const ErrorRecord& record);
+
+  std::filesystem::path data_dir_;
+  sqlite3* db_;  // owned; closed in the destructor after the cached statements
+  std::unique_ptr<StatementCache> statements_;
+  bool in_batch_ = false;  // a BatchWriter holds an open transaction
+};
+
+}  // namespace scisearch::catalog
