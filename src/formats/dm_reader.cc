@@ -821,8 +821,14 @@ void FillFields(const Metadata& tags, const Signal& signal, int spectral_axis,
   auto date = FindString(tags, {"DataBar", "Acquisition Date"});
   auto time = FindString(tags, {"DataBar", "Acquisition Time"});
   if (date && time) {
-    fields.acquired = ParseDateAndTime(*date, *time);
-    if (!fields.acquired) fields.acquired = ParseDateAndTime(*date, *time, /*day_first=*/true);
+    // Spanish-locale DM writes "08:55:59 p.m."; spell the meridiem as "PM" for the parser.
+    std::string clock = *time;
+    for (auto [from, to] : {std::pair{"a.m.", "AM"}, std::pair{"p.m.", "PM"},
+                            std::pair{"A.M.", "AM"}, std::pair{"P.M.", "PM"}}) {
+      if (auto at = clock.find(from); at != std::string::npos) clock.replace(at, 4, to);
+    }
+    fields.acquired = ParseDateAndTime(*date, clock);
+    if (!fields.acquired) fields.acquired = ParseDateAndTime(*date, clock, /*day_first=*/true);
   }
   if (!fields.acquired) {
     // Windows FILETIME: 100 ns ticks since 1601-01-01 (UTC).
@@ -878,7 +884,10 @@ Result<std::optional<std::pair<Signal, ImageLayout>>> BuildSignal(const Metadata
   const std::string where = source.path().string() + ": " + key;
   const Metadata* data = Find(image, {"ImageData", "Data"});
   if (data == nullptr) return Out();
-  if (!data->is_object() || !data->contains("array_offset")) {
+  const Metadata* data_offset = Find(*data, {"array_offset"});
+  const Metadata* data_bytes = Find(*data, {"array_bytes"});
+  if (data_offset == nullptr || data_bytes == nullptr || !data_offset->is_number_unsigned() ||
+      !data_bytes->is_number_unsigned()) {
     return Status::Corrupt(where + ": ImageData/Data is not an array");
   }
   const Metadata* type_tag = Find(image, {"ImageData", "DataType"});
@@ -925,8 +934,8 @@ Result<std::optional<std::pair<Signal, ImageLayout>>> BuildSignal(const Metadata
 
   ImageLayout layout;
   layout.key = key;
-  layout.offset = (*data)["array_offset"].get<uint64_t>();
-  layout.stored_bytes = (*data)["array_bytes"].get<uint64_t>();
+  layout.offset = data_offset->get<uint64_t>();
+  layout.stored_bytes = data_bytes->get<uint64_t>();
   layout.stored_dtype = type->stored;
   layout.packing = type->packing;
   Signal signal;
@@ -1102,7 +1111,9 @@ Result<std::unique_ptr<DatasetReader>> OpenDigitalMicrograph(const fs::path& pat
   std::set<int64_t> thumbnails;
   if (const Metadata* list = Find(root, {"Thumbnails"}); list != nullptr && list->is_array()) {
     for (const Metadata& t : *list) {
-      if (auto idx = FindNumber(t, {"ImageIndex"})) thumbnails.insert(int64_t(*idx));
+      if (auto idx = FindNumber(t, {"ImageIndex"}); idx && *idx >= 0 && *idx < 1e9) {
+        thumbnails.insert(int64_t(*idx));
+      }
     }
   }
   std::vector<ImageLayout> layouts;

@@ -38,12 +38,15 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstring>
 #include <functional>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -1206,6 +1209,17 @@ class EmdReader : public DatasetReader {
   const Dataset& dataset() const override { return dataset_; }
 
   Result<NdArray> Read(size_t signal_index, const Hyperslab& slab) override {
+    return ReadSelection(signal_index, slab, /*take_lock=*/true);
+  }
+
+  // For the rehearsal in a forked child (see RehearseInChild), which holds the lock.
+  Result<NdArray> ReadHoldingLock(size_t signal_index, const Hyperslab& slab) {
+    return ReadSelection(signal_index, slab, /*take_lock=*/false);
+  }
+  void CloseHoldingLock() { file_.Reset(); }
+
+ private:
+  Result<NdArray> ReadSelection(size_t signal_index, const Hyperslab& slab, bool take_lock) {
     if (signal_index >= dataset_.signals.size()) {
       return Status::NotFound(name() + ": no signal " + std::to_string(signal_index));
     }
@@ -1222,7 +1236,8 @@ class EmdReader : public DatasetReader {
     out.bytes.assign(size_t(elements) * DTypeSize(signal.dtype), 0);
     if (elements == 0) return out;
     const SignalSource& source = sources_[signal_index];
-    std::lock_guard<std::mutex> lock(Hdf5Mutex());
+    std::unique_lock<std::mutex> lock(Hdf5Mutex(), std::defer_lock);
+    if (take_lock) lock.lock();
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
     if (source.kind == SignalSource::Kind::kVeloxStream) {
       SCISEARCH_RETURN_IF_ERROR(ReadStreams(signal, source, slab, out));
@@ -1232,7 +1247,6 @@ class EmdReader : public DatasetReader {
     return out;
   }
 
- private:
   std::string name() const { return dataset_.path.filename().string(); }
 
   // Reads the selection in the file's dimension order, then moves the elements into
@@ -1382,8 +1396,8 @@ bool HasHdf5OnlyExtension(const std::filesystem::path& path) {
 
 // Opens and parses the file. The caller holds Hdf5Mutex(); handles declared here
 // close before it is released.
-Result<std::unique_ptr<DatasetReader>> OpenLocked(const std::filesystem::path& path,
-                                                  const std::string& file_name) {
+Result<std::unique_ptr<EmdReader>> OpenLocked(const std::filesystem::path& path,
+                                              const std::string& file_name) {
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
   H5Handle access = PropertyList(H5Pcreate(H5P_FILE_ACCESS));
   if (!access.valid()) return Hdf5Failure(file_name, "", "cannot create file access properties");
@@ -1431,7 +1445,7 @@ Result<std::unique_ptr<DatasetReader>> OpenLocked(const std::filesystem::path& p
                                " with no EMD data (no emd_group_type array group with dims, no "
                                "Velox /Data groups)");
   }
-  return std::unique_ptr<DatasetReader>(
+  return std::unique_ptr<EmdReader>(
       new EmdReader(std::move(dataset), std::move(sources), std::move(file)));
 }
 
@@ -1442,22 +1456,58 @@ Result<std::unique_ptr<DatasetReader>> OpenLocked(const std::filesystem::path& p
 // consistent in the child); a child that dies marks the file as corrupt, and only a
 // file the child parsed to the end is parsed again here. Pixel reads are not
 // rehearsed: they go through the structures the rehearsal already walked.
-Status RehearseInChild(const std::filesystem::path& path, const std::string& file_name) {
+Status RehearseInChild(const std::filesystem::path& path, const std::string& file_name,
+                       uint64_t file_size) {
   const pid_t child = fork();
   if (child < 0) return Status::Ok();  // no process to spare: parse in-process
   if (child == 0) {
-    // The child never returns: it leaks the reader rather than run its destructor
-    // (which would wait for the lock this thread holds), and _exit skips atexit handlers.
-    auto* result = new Result<std::unique_ptr<DatasetReader>>(OpenLocked(path, file_name));
-    (void)result;
+    // The child walks the reader's whole life - open, a read at both ends of every
+    // signal, close - and never returns. It leaks the reader object rather than run its
+    // destructor (which would wait for the lock this thread holds); _exit skips atexit
+    // handlers.
+    Result<std::unique_ptr<EmdReader>> opened = OpenLocked(path, file_name);
+    if (opened.ok()) {
+      EmdReader* reader = opened->release();
+      for (size_t i = 0; i < reader->dataset().signals.size(); ++i) {
+        const std::vector<int64_t>& shape = reader->dataset().signals[i].shape;
+        Hyperslab ends;
+        ends.count.assign(shape.size(), 1);
+        ends.step.assign(shape.size(), 1);
+        ends.start.assign(shape.size(), 0);
+        (void)reader->ReadHoldingLock(i, ends);
+        for (size_t k = 0; k < shape.size(); ++k)
+          ends.start[k] = std::max<int64_t>(0, shape[k] - 1);
+        (void)reader->ReadHoldingLock(i, ends);
+      }
+      reader->CloseHoldingLock();
+    }
+    // Exercise the allocator so that heap damage done by the library shows here.
+    for (int i = 0; i < 64; ++i) {
+      std::vector<std::string> scratch(64, std::string(size_t(32 + i * 16), 'x'));
+    }
     _exit(0);
   }
+  // A damaged file can also send the library round in circles (global heap parsing
+  // loops, for one): the child gets a deadline far above what a sound file needs.
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(1000 + file_size / 100000);
   int status = 0;
-  pid_t waited;
-  do {
-    waited = waitpid(child, &status, 0);
-  } while (waited < 0 && errno == EINTR);
-  if (waited < 0) return Status::Ok();  // SIGCHLD ignored by the application
+  auto pause = std::chrono::microseconds(200);
+  for (;;) {
+    const pid_t waited = waitpid(child, &status, WNOHANG);
+    if (waited == child) break;
+    if (waited < 0 && errno != EINTR) return Status::Ok();  // SIGCHLD ignored by the application
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(child, SIGKILL);
+      while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+      }
+      return Status::Corrupt(file_name +
+                             ": the HDF5 library did not finish reading the file's structure "
+                             "(it loops on damaged structures): the file is damaged");
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::microseconds(20000));
+  }
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return Status::Ok();
   const std::string how = WIFSIGNALED(status)
                               ? "signal " + std::to_string(WTERMSIG(status))
@@ -1470,15 +1520,18 @@ Status RehearseInChild(const std::filesystem::path& path, const std::string& fil
 
 Result<std::unique_ptr<DatasetReader>> OpenEmd(const std::filesystem::path& path) {
   const std::string file_name = path.filename().string();
+  uint64_t file_size = 0;
   {
     // Plain-file checks first, for clear messages about missing or unreadable files.
     SCISEARCH_ASSIGN_OR_RETURN(FileSource source, FileSource::Open(path));
     if (source.size() < 8) return Status::Corrupt(file_name + ": too short for an HDF5 file");
+    file_size = source.size();
   }
 
   std::lock_guard<std::mutex> lock(Hdf5Mutex());
-  SCISEARCH_RETURN_IF_ERROR(RehearseInChild(path, file_name));
-  return OpenLocked(path, file_name);
+  SCISEARCH_RETURN_IF_ERROR(RehearseInChild(path, file_name, file_size));
+  SCISEARCH_ASSIGN_OR_RETURN(std::unique_ptr<EmdReader> reader, OpenLocked(path, file_name));
+  return std::unique_ptr<DatasetReader>(std::move(reader));
 }
 
 }  // namespace scisearch::formats

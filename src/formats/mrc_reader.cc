@@ -166,6 +166,8 @@ struct MrcHeader {
   int32_t nversion = 0;
   int32_t imod_stamp = 0;
   int32_t imod_flags = 0;
+  int16_t nint = 0;   // SerialEM: bytes per section in the extended header
+  int16_t nreal = 0;  // SerialEM: flags of the fields each section record holds
   std::array<float, 3> origin{};
   std::string map;
   std::array<uint8_t, 4> machst{};
@@ -224,6 +226,9 @@ Result<MrcHeader> ParseHeader(const std::vector<uint8_t>& bytes, const std::stri
   SCISEARCH_RETURN_IF_ERROR(c.Seek(152, "IMOD stamp"));
   SCISEARCH_ASSIGN_OR_RETURN(h.imod_stamp, c.Read<int32_t>("IMOD stamp"));
   SCISEARCH_ASSIGN_OR_RETURN(h.imod_flags, c.Read<int32_t>("IMOD flags"));
+  SCISEARCH_RETURN_IF_ERROR(c.Seek(128, "NINT"));
+  SCISEARCH_ASSIGN_OR_RETURN(h.nint, c.Read<int16_t>("NINT"));
+  SCISEARCH_ASSIGN_OR_RETURN(h.nreal, c.Read<int16_t>("NREAL"));
   SCISEARCH_RETURN_IF_ERROR(c.Seek(196, "ORIGIN"));
   for (int i = 0; i < 3; ++i) {
     SCISEARCH_ASSIGN_OR_RETURN(h.origin[i], c.Read<float>("ORIGIN"));
@@ -703,6 +708,35 @@ Result<std::unique_ptr<DatasetReader>> OpenMrc(const fs::path& path) {
       ext["record_count"] = h.nsymbt / record_size;
       SCISEARCH_ASSIGN_OR_RETURN(fei, ParseFeiRecord(record.data(), size_t(record_size), name));
       ext["first_record"] = fei;
+    } else if ((h.exttyp == "SERI" || h.exttyp == "AGAR") && h.nint > 0) {
+      // SerialEM: NINT bytes per section, fields chosen by the NREAL flags in a fixed order.
+      // Bit 1: tilt angle x 100 (int16); bits 2 and 4: piece coordinates (6 bytes) and stage
+      // position (4 bytes); bit 8: magnification / 100 (int16).
+      ext["bytes_per_section"] = h.nint;
+      ext["flags"] = h.nreal;
+      const uint64_t sections =
+          std::min<uint64_t>(uint64_t(h.n[2]), uint64_t(h.nsymbt) / uint64_t(h.nint));
+      SCISEARCH_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes,
+                                 source.ReadBytes(kHeaderBytes, sections * uint64_t(h.nint)));
+      ByteCursor c(bytes, h.order, name + " SerialEM extended header");
+      const size_t mag_at =
+          ((h.nreal & 1) ? 2 : 0) + ((h.nreal & 2) ? 6 : 0) + ((h.nreal & 4) ? 4 : 0);
+      Metadata tilts = Metadata::array();
+      Metadata mags = Metadata::array();
+      for (uint64_t i = 0; i < sections; ++i) {
+        if ((h.nreal & 1) && h.nint >= 2) {
+          SCISEARCH_RETURN_IF_ERROR(c.Seek(i * uint64_t(h.nint), "tilt angle"));
+          SCISEARCH_ASSIGN_OR_RETURN(int16_t tilt, c.Read<int16_t>("tilt angle"));
+          tilts.push_back(tilt / 100.0);
+        }
+        if ((h.nreal & 8) && mag_at + 2 <= size_t(h.nint)) {
+          SCISEARCH_RETURN_IF_ERROR(c.Seek(i * uint64_t(h.nint) + mag_at, "magnification"));
+          SCISEARCH_ASSIGN_OR_RETURN(int16_t mag, c.Read<int16_t>("magnification"));
+          mags.push_back(int64_t(mag) * 100);
+        }
+      }
+      if (!tilts.empty()) ext["tilt_angles"] = std::move(tilts);
+      if (!mags.empty()) ext["magnifications"] = std::move(mags);
     } else if (h.exttyp.empty() || h.exttyp == "CCP4") {
       // CCP4 maps keep symmetry operators as 80-character text records.
       const uint64_t records = uint64_t(h.nsymbt) / 80;
@@ -765,8 +799,8 @@ Result<std::unique_ptr<DatasetReader>> OpenMrc(const fs::path& path) {
   if (de.is_object()) {
     auto sx = NumberAt(de, "Scan - Size X");
     auto sy = NumberAt(de, "Scan - Size Y");
-    if (sx && sy && *sx >= 1 && *sy >= 1 && *sx <= 1e9 && *sy <= 1e9 &&
-        int64_t(*sx) * int64_t(*sy) == int64_t(h.n[2])) {
+    if (sx && sy && *sx >= 1 && *sy >= 1 && *sx <= 1e9 && *sy <= 1e9 && *sx == std::floor(*sx) &&
+        *sy == std::floor(*sy) && int64_t(*sx) * int64_t(*sy) == int64_t(h.n[2])) {
       scan_x = int64_t(*sx);
       scan_y = int64_t(*sy);
     }
@@ -841,6 +875,13 @@ Result<std::unique_ptr<DatasetReader>> OpenMrc(const fs::path& path) {
     if (detector) {
       signal.fields.detector = *detector;
       signal.name = *detector;
+    }
+  }
+  // ---- Magnification of the first section from a SerialEM extended header.
+  if (auto ext = signal.metadata.find("extended_header"); ext != signal.metadata.end()) {
+    if (auto mags = ext->find("magnifications");
+        mags != ext->end() && !mags->empty() && (*mags)[0].get<int64_t>() > 0) {
+      signal.fields.magnification = double((*mags)[0].get<int64_t>());
     }
   }
   // ---- Normalised fields from the DE-Server sidecar.

@@ -61,6 +61,8 @@ constexpr uint64_t kMaxSerHeaderBytes = 1 << 20;  // header + dimension array
 constexpr uint32_t kMaxSeriesDimensions = 32;
 constexpr size_t kMaxEmiStringBytes = 4096;  // names and paths in the .emi
 constexpr size_t kMaxEmiStrings = 1 << 20;
+constexpr size_t kMaxEmiStringTotalBytes = 64 << 20;
+constexpr size_t kMaxObjectInfoBlocks = 1 << 16;
 constexpr uint64_t kMaxObjectInfoBytes = 16 << 20;  // one XML block
 constexpr int kMaxXmlDepth = 64;
 constexpr size_t kMaxXmlNodes = 1 << 20;
@@ -467,6 +469,7 @@ Result<EmiIndex> ScanEmi(const FileSource& emi) {
   constexpr uint64_t kOverlap = kMaxEmiStringBytes + 16;
   static constexpr std::string_view kObjectInfo = "<ObjectInfo>";
   EmiIndex index;
+  size_t text_bytes = 0;
   std::vector<uint8_t> buffer;
   for (uint64_t base = 0; base < emi.size(); base += kChunk) {
     const uint64_t length = std::min(emi.size() - base, kChunk + kOverlap);
@@ -476,14 +479,19 @@ Result<EmiIndex> ScanEmi(const FileSource& emi) {
     const std::string_view view(reinterpret_cast<const char*>(buffer.data()), buffer.size());
     for (size_t p = view.find(kObjectInfo); p != std::string_view::npos && p < own;
          p = view.find(kObjectInfo, p + 1)) {
-      index.object_info_starts.push_back(base + p);
+      if (index.object_info_starts.size() < kMaxObjectInfoBlocks) {
+        index.object_info_starts.push_back(base + p);
+      }
     }
     for (size_t i = 0; i + 8 <= buffer.size() && i < own; ++i) {
       if (buffer[i] != 0x60 || buffer[i + 1] != 0x00) continue;
       const uint64_t n = LoadLittle(&buffer[i + 4], 4);
       if (n < 2 || n > kMaxEmiStringBytes || i + 8 + n > buffer.size()) continue;
       if (!std::all_of(&buffer[i + 8], &buffer[i + 8] + n, IsTextByte)) continue;
-      if (index.strings.size() >= kMaxEmiStrings) break;
+      if (index.strings.size() >= kMaxEmiStrings || text_bytes + n > kMaxEmiStringTotalBytes) {
+        break;
+      }
+      text_bytes += n;
       index.strings.push_back(
           {base + i, buffer[i + 2], buffer[i + 3],
            ValidUtf8(std::string_view(reinterpret_cast<const char*>(&buffer[i + 8]), n))});

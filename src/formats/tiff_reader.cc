@@ -1369,7 +1369,10 @@ void NormaliseTvips(const Metadata& t, PageInfo& page) {
 void NormaliseSis(const Metadata& s, PageInfo& page) {
   // Olympus SIS (iTEM) drives TEM cameras (Quemesa, Veleta, Morada).
   page.fields.mode = Mode::kTemImage;
-  if (auto dt = StringAt(s, {"datetime"})) page.fields.acquired = *dt;
+  // The SIS date has minutes only: the TIFF DateTime, when present, has the seconds.
+  if (auto dt = StringAt(s, {"datetime"}); dt && !page.fields.acquired) {
+    page.fields.acquired = *dt;
+  }
   if (auto m = NumberAt(s, {"magnification"}); m && *m > 0) page.fields.magnification = *m;
   if (auto px = NumberAt(s, {"pixel_size_x_m"}); px && *px > 0) SetPixelSize(page, *px, "m");
   if (auto cam = StringAt(s, {"camera_name"})) page.fields.detector = *cam;
@@ -1866,7 +1869,9 @@ Result<std::unique_ptr<DatasetReader>> OpenTiff(const fs::path& path) {
       ReadPageMetadata(tif.get(), file, page);
       pages.push_back(std::move(page));
     } else {
-      if (first_error.ok()) first_error = layout.status();
+      if (first_error.ok()) {
+        first_error = layout.status().WithContext("page " + std::to_string(directory));
+      }
       skipped.push_back({{"page", directory}, {"reason", layout.status().message()}});
     }
     ++directory;

@@ -198,6 +198,10 @@ CrawlResult Crawl(const fs::path& root) {
       continue;
     }
     if (member_paths.count(target.string())) continue;
+    // A target outside the root would be catalogued outside it, where later runs
+    // of this root could neither find it unchanged nor mark it gone.
+    const std::string prefix = root.string() + "/";
+    if (target.string().compare(0, prefix.size(), prefix) != 0) continue;
     DatasetUnit unit;
     catalog::FileStat stat;
     std::string error;

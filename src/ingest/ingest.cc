@@ -290,50 +290,57 @@ Result<IngestSummary> Ingest(catalog::Catalog& catalog, const fs::path& root,
       abort = true;
       queue.Close();
     };
-    while (true) {
-      std::optional<WorkResult> r = queue.Pop(std::chrono::milliseconds(100));
-      if (r) {
-        if (batch.pending() == 0) batch_started = Clock::now();
-        const DatasetUnit& unit = *r->item->unit;
-        if (r->ok) {
-          Status s = batch.PutDataset(run, r->record);
-          if (!s.ok()) {
-            // The dataset itself may be unstorable (hostile metadata): record
-            // it as an error; a failing catalog fails the next write too.
-            r->ok = false;
-            r->error = "cannot store in the catalog: " + s.message();
-          } else if (!r->warning.empty()) {
-            s = catalog.RecordRunError(run, unit.path, r->warning);
-            if (s.ok()) ++progress.warnings;
+    // Nothing below should throw, but an escaping exception (bad_alloc) would
+    // terminate the process: turn it into a failed run instead.
+    try {
+      while (true) {
+        std::optional<WorkResult> r = queue.Pop(std::chrono::milliseconds(100));
+        if (r) {
+          if (batch.pending() == 0) batch_started = Clock::now();
+          const DatasetUnit& unit = *r->item->unit;
+          if (r->ok) {
+            Status s = batch.PutDataset(run, r->record);
+            if (!s.ok()) {
+              // The dataset itself may be unstorable (hostile metadata): record
+              // it as an error; a failing catalog fails the next write too.
+              r->ok = false;
+              r->error = "cannot store in the catalog: " + s.message();
+            } else if (!r->warning.empty()) {
+              s = catalog.RecordRunError(run, unit.path, r->warning);
+              if (s.ok()) ++progress.warnings;
+            }
           }
+          if (!r->ok) {
+            Status s = batch.RecordError(
+                run, {unit.path, summary.root, unit.fingerprint, unit.files, r->error});
+            if (!s.ok()) {
+              fail(s);
+              return;
+            }
+            ++progress.failed;
+            spdlog::debug("ingest: {} failed: {}", unit.path, r->error);
+          } else {
+            ++(r->item->change == Change::kNew ? progress.written_new : progress.written_changed);
+          }
+          progress.files_done += static_cast<int64_t>(unit.files.size());
+          progress.bytes_done += unit.size_bytes;
+          ++progress.datasets_done;
+        } else if (queue.Drained()) {
+          break;
         }
-        if (!r->ok) {
-          Status s = batch.RecordError(
-              run, {unit.path, summary.root, unit.fingerprint, unit.files, r->error});
+        if (batch.pending() > 0 && Clock::now() - batch_started >= interval) {
+          Status s = batch.Flush();
           if (!s.ok()) {
             fail(s);
             return;
           }
-          ++progress.failed;
-        } else {
-          ++(r->item->change == Change::kNew ? progress.written_new : progress.written_changed);
-        }
-        progress.files_done += static_cast<int64_t>(unit.files.size());
-        progress.bytes_done += unit.size_bytes;
-        ++progress.datasets_done;
-      } else if (queue.Drained()) {
-        break;
-      }
-      if (batch.pending() > 0 && Clock::now() - batch_started >= interval) {
-        Status s = batch.Flush();
-        if (!s.ok()) {
-          fail(s);
-          return;
         }
       }
+      Status s = batch.Flush();
+      if (!s.ok()) fail(s);
+    } catch (const std::exception& e) {
+      fail(Status::Internal(std::string("ingest writer failed: ") + e.what()));
     }
-    Status s = batch.Flush();
-    if (!s.ok()) fail(s);
   });
 
   auto snapshot = [&] {

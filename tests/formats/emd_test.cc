@@ -271,7 +271,7 @@ TEST(EmdVelox, CetaDiffractionAndImaging) {
   EXPECT_EQ(d.axes[1].units, "1/m");
   EXPECT_DOUBLE_EQ(d.axes[1].offset, -29293998131.005276);
   EXPECT_EQ(d.fields.acquired, "2020-07-29T16:48:45Z");  // DateTime 1596041325
-  EXPECT_FALSE(d.fields.magnification);                // no NominalMagnification
+  EXPECT_FALSE(d.fields.magnification);                  // no NominalMagnification
   // The typed tree is the Velox JSON.
   EXPECT_EQ(d.metadata["Instrument"]["InstrumentId"], "3580");
   EXPECT_EQ(d.metadata["Optics"]["ProjectorMode"], "1");
@@ -304,8 +304,7 @@ TEST(EmdVelox, StemFourDetectors) {
     ASSERT_TRUE(s.fields.magnification);
     EXPECT_DOUBLE_EQ(*s.fields.magnification, 7100.0);  // StemMagnification
     // AcquisitionStartDatetime.DateTime: 1596041392 for BF, 1596041391 for the others.
-    EXPECT_EQ(s.fields.acquired,
-              s.name == "BF" ? "2020-07-29T16:49:52Z" : "2020-07-29T16:49:51Z");
+    EXPECT_EQ(s.fields.acquired, s.name == "BF" ? "2020-07-29T16:49:52Z" : "2020-07-29T16:49:51Z");
   }
   EXPECT_EQ(names, (std::set<std::string>{"HAADF", "DF4", "DF2", "BF"}));
   const Signal* haadf = FindSignal(dataset, "HAADF");
@@ -509,7 +508,6 @@ void OpenAndReadEverything(const std::filesystem::path& path) {
     return;
   }
   const Dataset& dataset = (*reader)->dataset();
-  if (getenv("NOREAD")) return;
   for (size_t i = 0; i < dataset.signals.size(); ++i) {
     const Signal& s = dataset.signals[i];
     if (s.ByteCount() > (64u << 20)) continue;
@@ -539,12 +537,9 @@ TEST(EmdErrors, MissingPlainHdf5AndGarbage) {
 }
 
 TEST(EmdErrors, Hdf5WithoutEmdIsUnsupported) {
-  // Velox's structure without /Data: the Berkeley example with its signal group
-  // renamed is not enough to build one here without an HDF5 writer, so use a file
-  // whose only datasets are not EMD arrays: truncate nothing, but rename via bytes is
-  // fragile; instead check that the reader's rule rejects the EMD group it cannot use
-  // by pointing it at a Berkeley file's copy whose "emd_group_type" and "dim" names
-  // are overwritten in place (same length, so the HDF5 structure stays valid).
+  // A valid HDF5 file with no EMD structure: a copy of a Berkeley file whose
+  // "emd_group_type" attribute and dim1/dim2 datasets are renamed in place (same
+  // lengths and the same name order, so the HDF5 structure stays valid).
   SHARED_DATA_OR_SKIP(path, "formats/emd_berkeley/example_image.emd");
   TempDir dir;
   std::vector<char> bytes = Slurp(path);
@@ -589,16 +584,16 @@ TEST(EmdRobustness, TruncatedCopies) {
 
 TEST(EmdRobustness, BitFlippedCopies) {
   TempDir dir;
-  for (const char* name : {"formats/emd_berkeley/example_metadata.emd",
-                           "formats/emd_berkeley/emd_type1_stringDims.h5",
-                           "formats/emd_velox/fei_example_complex_fft.emd"}) {
+  for (const char* name :
+       {"formats/emd_berkeley/example_metadata.emd", "formats/emd_berkeley/emd_type1_stringDims.h5",
+        "formats/emd_velox/fei_example_complex_fft.emd"}) {
     SHARED_DATA_OR_SKIP(path, name);
     const std::vector<char> bytes = Slurp(path);
     const std::filesystem::path copy = dir.path() / "flipped.emd";
     // Flips concentrate on the first 16 KiB, where the superblock, object headers,
     // B-trees and heaps of these small files live.
     const size_t region = std::min<size_t>(bytes.size(), 16384);
-    for (uint32_t seed = 1; seed <= 120; ++seed) {
+    for (uint32_t seed = 1; seed <= 100; ++seed) {
       std::mt19937 rng(seed);
       std::vector<char> flipped = bytes;
       for (int k = 0; k < 4; ++k) {
@@ -606,7 +601,6 @@ TEST(EmdRobustness, BitFlippedCopies) {
         flipped[at] = char(flipped[at] ^ (1 << (rng() % 8)));
       }
       Spit(copy, flipped);
-      if (getenv("VERBOSE")) fprintf(stderr, "seed %s %u\n", name, seed);
       SCOPED_TRACE(std::string(name) + " seed " + std::to_string(seed));
       OpenAndReadEverything(copy);
     }

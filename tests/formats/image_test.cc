@@ -347,7 +347,9 @@ TEST(TiffOlympus, RawDataFirstThenJpegPreview) {
   EXPECT_EQ(raw.dtype, DType::kUInt16);
   const Metadata& sis = raw.metadata.at("olympus_sis");
   EXPECT_DOUBLE_EQ(sis.at("magnification").get<double>(), 600000);
-  EXPECT_EQ(raw.fields.acquired.value_or(""), "2018-11-15T19:42:00");
+  // TIFF DateTime "2018:11:15 19:42:31"; the SIS structure agrees to the minute.
+  EXPECT_EQ(raw.fields.acquired.value_or(""), "2018-11-15T19:42:31");
+  EXPECT_EQ(sis.at("datetime").get<std::string>(), "2018-11-15T19:42:00");
   EXPECT_DOUBLE_EQ(raw.fields.magnification.value_or(0), 600000);
   EXPECT_NEAR(raw.fields.pixel_size_m.value_or(0), 2.3927917758761e-11, 1e-22);
   EXPECT_EQ(raw.fields.detector.value_or(""), "Quemesa");

@@ -473,6 +473,30 @@ TEST(MrcTest, Mode0SignedUnlessImodSaysUnsigned) {
   EXPECT_EQ((*reader)->dataset().signals[0].dtype, DType::kInt8);
 }
 
+TEST(MrcTest, SerialEmExtendedHeaderTiltsAndMagnification) {
+  // NINT 4 bytes per section, NREAL 1 | 8: tilt x 100 then magnification / 100 (int16 each).
+  const int16_t ext_words[4] = {-3050, 250, 1225, 250};
+  std::vector<uint8_t> ext(sizeof(ext_words));
+  std::memcpy(ext.data(), ext_words, sizeof(ext_words));
+  std::vector<uint8_t> f = MakeMrc(2, 2, 2, 1, std::vector<uint8_t>(16), ext, "SERI");
+  Put<int16_t>(f, 128, 4);
+  Put<int16_t>(f, 130, 9);
+  TempDir dir;
+  WriteFile(dir.path() / "tilt.st", f);
+  auto r = OpenMrc(dir.path() / "tilt.st");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  const Signal& s = (*r)->dataset().signals[0];
+  const Metadata& e = s.metadata["extended_header"];
+  EXPECT_EQ(e["type"], "SERI");
+  EXPECT_EQ(e["bytes_per_section"], 4);
+  ASSERT_EQ(e["tilt_angles"].size(), 2u);
+  EXPECT_DOUBLE_EQ(e["tilt_angles"][0].get<double>(), -30.5);
+  EXPECT_DOUBLE_EQ(e["tilt_angles"][1].get<double>(), 12.25);
+  EXPECT_EQ(e["magnifications"][0], 25000);
+  EXPECT_DOUBLE_EQ(*s.fields.magnification, 25000.0);
+  EXPECT_EQ(s.metadata["header"]["labels"][0], "synthetic test map");
+}
+
 TEST(MrcTest, UnsupportedAndInvalidModes) {
   TempDir dir;
   WriteFile(dir.path() / "p.mrc", MakeMrc(4, 4, 1, 101, std::vector<uint8_t>(8)));
