@@ -848,6 +848,17 @@ TEST(DmTest, HostileSizesAreRejected) {
     Tag s{"S"};
     s.info = {kStruct, 0, 1ull << 30};
     EXPECT_FALSE(OpenAndReadAll(b.Build(DmBuilder::Group("", {s})), tmp).ok());
+    // ImageData/Data as a group that mimics the array descriptor with wrong types.
+    Tag fake = DmBuilder::Group(
+        "", {DmBuilder::Group("ImageData",
+                              {DmBuilder::Group("Data", {b.Text("array_offset", u"x"),
+                                                         b.Value("array_bytes", kF32, -1.0f)}),
+                               b.Value("DataType", kI32, int32_t(1)),
+                               DmBuilder::Group("Dimensions", {b.Value("", kU32, uint32_t(2))})})});
+    st =
+        OpenAndReadAll(b.Build(DmBuilder::Group("", {DmBuilder::Group("ImageList", {fake})})), tmp);
+    EXPECT_FALSE(st.ok());
+    EXPECT_NE(st.message().find("ImageList[0]"), std::string::npos) << st.message();
     // No image at all.
     EXPECT_FALSE(OpenAndReadAll(b.Build(DmBuilder::Group("", {b.Value("x", kI32, 1)})), tmp).ok());
   }
