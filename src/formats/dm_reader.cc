@@ -821,14 +821,8 @@ void FillFields(const Metadata& tags, const Signal& signal, int spectral_axis,
   auto date = FindString(tags, {"DataBar", "Acquisition Date"});
   auto time = FindString(tags, {"DataBar", "Acquisition Time"});
   if (date && time) {
-    // Spanish-locale DM writes "08:55:59 p.m."; spell the meridiem as "PM" for the parser.
-    std::string clock = *time;
-    for (auto [from, to] : {std::pair{"a.m.", "AM"}, std::pair{"p.m.", "PM"},
-                            std::pair{"A.M.", "AM"}, std::pair{"P.M.", "PM"}}) {
-      if (auto at = clock.find(from); at != std::string::npos) clock.replace(at, 4, to);
-    }
-    fields.acquired = ParseDateAndTime(*date, clock);
-    if (!fields.acquired) fields.acquired = ParseDateAndTime(*date, clock, /*day_first=*/true);
+    fields.acquired = ParseDateAndTime(*date, *time);
+    if (!fields.acquired) fields.acquired = ParseDateAndTime(*date, *time, /*day_first=*/true);
   }
   if (!fields.acquired) {
     // Windows FILETIME: 100 ns ticks since 1601-01-01 (UTC).

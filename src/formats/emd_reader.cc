@@ -590,8 +590,6 @@ struct BerkeleyCandidate {
 
 class BerkeleyWalker {
  public:
-  BerkeleyWalker(std::string file_name) : file_name_(std::move(file_name)) {}
-
   // Walks the group at `path`, filling `node` with attributes, child groups and small
   // datasets, and recording the data sets that carry dims.
   void Walk(hid_t group, const std::string& path, int depth, Metadata& node) {
@@ -680,7 +678,6 @@ class BerkeleyWalker {
     }
   }
 
-  std::string file_name_;
   size_t objects_ = 0;
   std::set<std::pair<unsigned long, haddr_t>> visited_;
   std::vector<BerkeleyCandidate> candidates_;
@@ -1427,7 +1424,7 @@ Result<std::unique_ptr<EmdReader>> OpenLocked(const std::filesystem::path& path,
     H5Handle root = Group(H5Gopen2(file.get(), "/", H5P_DEFAULT));
     if (!root.valid()) return Hdf5Failure(file_name, "/", "cannot open the root group");
     Metadata tree = Metadata::object();
-    BerkeleyWalker walker(file_name);
+    BerkeleyWalker walker;
     walker.Walk(root.get(), "/", 0, tree);
     for (const BerkeleyCandidate& candidate : walker.candidates()) {
       Signal signal;

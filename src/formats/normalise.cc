@@ -154,7 +154,14 @@ size_t ParseTime(const std::vector<Token>& t, size_t i, Civil& c) {
     }
   }
   if (j < t.size() && t[j].kind == Token::kWord) {
-    const std::string w = Lower(t[j].text);
+    std::string w = Lower(t[j].text);
+    // Spanish and other locales write the meridiem as "p.m." / "a. m.".
+    if ((w == "p" || w == "a") && j + 2 < t.size() && t[j + 1].text == "." &&
+        Lower(t[j + 2].text) == "m") {
+      w += "m";
+      j += 2;
+      if (j + 1 < t.size() && t[j + 1].text == ".") ++j;
+    }
     if (w == "pm" || w == "am") {
       if (trial.hour < 1 || trial.hour > 12) return i;
       if (w == "pm" && trial.hour != 12) trial.hour += 12;

@@ -209,6 +209,8 @@ TEST(NormaliseTest, SeparateDateAndTime) {
   EXPECT_EQ(ParseDateAndTime("27.08.2016", "14:28:44"), "2016-08-27T14:28:44");
   EXPECT_EQ(ParseDateAndTime("27/08/2016", "12:05:00 AM"), "2016-08-27T00:05:00");
   EXPECT_EQ(ParseDateAndTime("8/8/2016", "garbage"), "2016-08-08");
+  EXPECT_EQ(ParseDateAndTime("27/08/2016", "08:55:59 p.m."), "2016-08-27T20:55:59");
+  EXPECT_EQ(ParseDateAndTime("27/08/2016", "08:55:59 a. m."), "2016-08-27T08:55:59");
 }
 
 TEST(NormaliseTest, UnixSeconds) {
