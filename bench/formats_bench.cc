@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "formats/formats.h"
+#include "ingest/thumbnail_slab.h"
 #include "thumbnail/thumbnail.h"
 
 namespace {
@@ -51,8 +52,15 @@ void BM_OpenAndThumbnail(benchmark::State& state, std::vector<fs::path> files) {
   for (auto _ : state) {
     for (const auto& f : files) {
       auto reader = OpenDataset(f);
-      if (!reader.ok() || (*reader)->dataset().signals.empty()) continue;
-      auto thumb = scisearch::thumbnail::ThumbnailOfSignal(**reader, 0);
+      if (!reader.ok()) continue;
+      // The same choice of signal and bounded selection as ingest makes.
+      const auto& ds = (*reader)->dataset();
+      auto index = scisearch::ingest::internal::ChooseThumbnailSignal(ds);
+      if (!index) continue;
+      const auto& signal = ds.signals[*index];
+      auto pixels = (*reader)->Read(*index, scisearch::ingest::internal::ThumbnailSlab(signal));
+      if (!pixels.ok()) continue;
+      auto thumb = scisearch::thumbnail::RenderThumbnail(*pixels, signal.fields.mode);
       benchmark::DoNotOptimize(thumb);
     }
   }

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -85,14 +87,26 @@ int RunExport(const fs::path& path, size_t signal, const fs::path& npy) {
   return 0;
 }
 
+// Set by SIGINT/SIGTERM during ingest: the run commits what it has read and stops.
+std::atomic<bool> stop_requested{false};
+extern "C" void RequestStop(int) { stop_requested.store(true); }
+
 int RunIngest(const fs::path& data_dir, const fs::path& root, int jobs) {
   auto catalog = catalog::Catalog::Open(data_dir);
   if (!catalog.ok()) return Fail(catalog.status());
+  std::unique_ptr<ingest::ProgressSink> progress = ingest::MakeDefaultProgress();
   ingest::IngestOptions options;
   options.jobs = jobs;
-  options.progress = ingest::MakeDefaultProgressSink();
+  options.progress = progress.get();  // prints the summary at the end
+  options.temp_dir = data_dir / "tmp";
+  std::error_code ec;
+  fs::create_directories(options.temp_dir, ec);
+  options.stop = &stop_requested;
+  std::signal(SIGINT, RequestStop);
+  std::signal(SIGTERM, RequestStop);
   auto summary = ingest::Ingest(**catalog, root, options);
   if (!summary.ok()) return Fail(summary.status());
+  if (summary->interrupted) return 130;
   // 0: everything in the tree is catalogued; 2: some files could not be read (listed above).
   return summary->datasets_failed > 0 ? 2 : 0;
 }

@@ -1485,9 +1485,10 @@ Status RehearseInChild(const std::filesystem::path& path, const std::string& fil
     _exit(0);
   }
   // A damaged file can also send the library round in circles (global heap parsing
-  // loops, for one): the child gets a deadline far above what a sound file needs.
+  // loops, for one): the child gets a deadline far above what a sound file needs, even
+  // on a machine loaded by parallel ingest or sanitizers (a sound file takes milliseconds).
   const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(1000 + file_size / 100000);
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(10000 + file_size / 10000);
   int status = 0;
   auto pause = std::chrono::microseconds(200);
   for (;;) {

@@ -32,7 +32,8 @@ struct CrawlResult {
 // Walks `root` (an absolute canonical folder) without following symlinked
 // folders, keeping files that formats::IsCandidateFile accepts (and MRC
 // sidecars), and groups them into units. Symlinked files are kept under their
-// canonical path, once, when that lies under `root`. Reads no file contents: sizes and times come from stat().
+// canonical path, once, when that lies under `root`. Reads no file contents: sizes and times come
+// from stat().
 CrawlResult Crawl(const std::filesystem::path& root);
 
 // Groups the file names of one folder into units, each primary name first;

@@ -15,18 +15,18 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Run {
+struct CommandResult {
   int exit_code = -1;
   std::string out, err;
 };
 
 // Runs the scisearch binary with `args` (each single-quoted for the shell).
-Run Scisearch(const std::vector<std::string>& args, const fs::path& scratch) {
+CommandResult Scisearch(const std::vector<std::string>& args, const fs::path& scratch) {
   std::string cmd = "'" + testing::ScisearchBinary().string() + "'";
   for (const auto& a : args) cmd += " '" + a + "'";
   const fs::path err_file = scratch / "stderr.txt";
   cmd += " 2>'" + err_file.string() + "'";
-  Run run;
+  CommandResult run;
   FILE* pipe = ::popen(cmd.c_str(), "r");
   if (!pipe) return run;
   char buf[65536];
@@ -51,7 +51,7 @@ class CliTest : public ::testing::Test {
 
 TEST_F(CliTest, InspectJsonFollowsTheContract) {
   const fs::path file = testing::TestData() / "formats/tia/old/64x64_TEM_images_acquire.emi";
-  Run run = Scisearch({"inspect", file.string(), "--json"}, scratch_);
+  CommandResult run = Scisearch({"inspect", file.string(), "--json"}, scratch_);
   ASSERT_EQ(run.exit_code, 0) << run.err;
   auto j = nlohmann::json::parse(run.out);
   EXPECT_EQ(j["path"], file.string());
@@ -74,7 +74,7 @@ TEST_F(CliTest, InspectJsonFollowsTheContract) {
 
 TEST_F(CliTest, InspectWithoutJsonIsReadable) {
   const fs::path file = testing::TestData() / "formats/dm/2D/test_STEM_image.dm3";
-  Run run = Scisearch({"inspect", file.string()}, scratch_);
+  CommandResult run = Scisearch({"inspect", file.string()}, scratch_);
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_NE(run.out.find("shape: 68 x 68"), std::string::npos) << run.out;
   EXPECT_NE(run.out.find("uint32"), std::string::npos);
@@ -84,7 +84,7 @@ TEST_F(CliTest, ExportWritesNpyWithTheFilesDtype) {
   // DM type 7 (int32) 2x2 image with values 1..4 (MANIFEST).
   const fs::path file = testing::TestData() / "formats/dm/2D/test-7.dm4";
   const fs::path out = scratch_ / "out.npy";
-  Run run = Scisearch({"export", file.string(), "--signal", "0", "--npy", out.string()}, scratch_);
+  CommandResult run = Scisearch({"export", file.string(), "--signal", "0", "--npy", out.string()}, scratch_);
   ASSERT_EQ(run.exit_code, 0) << run.err;
   std::ifstream in(out, std::ios::binary);
   std::string content((std::istreambuf_iterator<char>(in)), {});
@@ -104,7 +104,7 @@ TEST_F(CliTest, ExportWritesNpyWithTheFilesDtype) {
 
 TEST_F(CliTest, ErrorsAreOneLineNamingTheFile) {
   const fs::path missing = scratch_ / "no such file.dm3";
-  Run run = Scisearch({"inspect", missing.string(), "--json"}, scratch_);
+  CommandResult run = Scisearch({"inspect", missing.string(), "--json"}, scratch_);
   EXPECT_NE(run.exit_code, 0);
   EXPECT_TRUE(run.out.empty());
   EXPECT_NE(run.err.find("no such file.dm3"), std::string::npos) << run.err;
