@@ -201,6 +201,25 @@ std::vector<double> AreaAverage(const formats::NdArray& data, int64_t height, in
   return sum;
 }
 
+// Small frames (a 16 x 16 scan) would be specks in a results page: enlarge them by the
+// largest whole factor that keeps the longer side within max_side, repeating pixels so
+// that each stays a sharp square.
+Result<PngImage> EncodeEnlarged(const std::vector<uint8_t>& pixels, Size size, int channels,
+                                int max_side) {
+  const int64_t factor = std::max<int64_t>(1, max_side / std::max(size.height, size.width));
+  if (factor == 1) return EncodePng(pixels, int(size.width), int(size.height), channels);
+  const int64_t w = size.width * factor, h = size.height * factor;
+  std::vector<uint8_t> big(size_t(w * h * channels));
+  for (int64_t y = 0; y < h; ++y) {
+    const uint8_t* row = pixels.data() + size_t((y / factor) * size.width * channels);
+    uint8_t* out = big.data() + size_t(y * w * channels);
+    for (int64_t x = 0; x < w; ++x) {
+      std::memcpy(out + x * channels, row + (x / factor) * channels, size_t(channels));
+    }
+  }
+  return EncodePng(big, int(w), int(h), channels);
+}
+
 Result<PngImage> RenderImage(const formats::NdArray& data, int64_t height, int64_t width,
                              formats::Mode mode, int max_side) {
   const Size out = FitInside(height, width, max_side);
@@ -216,7 +235,7 @@ Result<PngImage> RenderImage(const formats::NdArray& data, int64_t height, int64
             std::isfinite(v) ? static_cast<uint8_t>(std::clamp(std::lround(v), 0L, 255L)) : 0;
       }
     }
-    return EncodePng(pixels, int(out.width), int(out.height), 3);
+    return EncodeEnlarged(pixels, out, 3, max_side);
   }
 
   std::vector<double> values = AreaAverage(data, height, width, out, 0);
@@ -251,7 +270,7 @@ Result<PngImage> RenderImage(const formats::NdArray& data, int64_t height, int64
       pixels[o] = 128;  // a flat frame: mid grey rather than a misleading black
     }
   }
-  return EncodePng(pixels, int(out.width), int(out.height), 1);
+  return EncodeEnlarged(pixels, out, 1, max_side);
 }
 
 // --- Spectra ------------------------------------------------------------

@@ -28,7 +28,8 @@ inline constexpr int kPlotHeight = 160;
 // Axes of size 1 are ignored. What remains decides the picture:
 //  - two or more axes: the frame spanned by the last two axes (the first frame
 //    of a stack), downsampled by area averaging so that its longer side is at
-//    most `max_side` pixels (never upsampled). Grey levels stretch from the 0.5th
+//    most `max_side` pixels; a frame smaller than half of `max_side` is enlarged
+//    by the largest whole factor that fits, each pixel a sharp square. Grey levels stretch from the 0.5th
 //    to the 99.5th percentile of the finite values; diffraction modes
 //    (kDiffraction, k4dStem) are shown on a log scale first. Complex data shows
 //    its magnitude. RGB(A) data stays colour (alpha dropped) with no stretch.

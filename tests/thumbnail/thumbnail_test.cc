@@ -105,8 +105,8 @@ TEST(ThumbnailTest, DiffractionUsesLogScale) {
     for (int64_t x = 0; x < w; ++x) v[size_t(y * w + x)] = std::exp(double(x) / 10.0);
   }
   const NdArray a = MakeArray(DType::kFloat64, {h, w}, v);
-  auto log_png = RenderThumbnail(a, Mode::kDiffraction);
-  auto lin_png = RenderThumbnail(a, Mode::kTemImage);
+  auto log_png = RenderThumbnail(a, Mode::kDiffraction, /*max_side=*/128);
+  auto lin_png = RenderThumbnail(a, Mode::kTemImage, /*max_side=*/128);
   ASSERT_TRUE(log_png.ok() && lin_png.ok());
   const Decoded log_img = Decode(*log_png);
   const Decoded lin_img = Decode(*lin_png);
@@ -115,9 +115,31 @@ TEST(ThumbnailTest, DiffractionUsesLogScale) {
   EXPECT_LT(lin_img.at(64, 4), 5);
   EXPECT_EQ(log_img.at(0, 4), 0);
   EXPECT_EQ(log_img.at(127, 4), 255);
-  auto stem4d = RenderThumbnail(a, Mode::k4dStem);
+  auto stem4d = RenderThumbnail(a, Mode::k4dStem, /*max_side=*/128);
   ASSERT_TRUE(stem4d.ok());
   EXPECT_EQ(Decode(*stem4d).at(64, 4), log_img.at(64, 4));
+}
+
+TEST(ThumbnailTest, SmallFramesAreEnlargedBySharpWholeFactors) {
+  // A 16 x 10 ramp: 256 / 16 = 16 times larger, each source pixel a 16 x 16 square.
+  std::vector<uint8_t> v(16 * 10);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = uint8_t(i);
+  auto png = RenderThumbnail(MakeArray(DType::kUInt8, {10, 16}, v), Mode::kStemImage);
+  ASSERT_TRUE(png.ok());
+  EXPECT_EQ(png->width, 256);
+  EXPECT_EQ(png->height, 160);
+  const Decoded d = Decode(*png);
+  for (int y : {0, 15, 16, 159}) {
+    for (int x : {0, 15, 16, 255}) {
+      EXPECT_EQ(d.at(x, y), d.at(x / 16 * 16, y / 16 * 16)) << x << "," << y;
+    }
+  }
+  EXPECT_LT(d.at(32, 0), d.at(48, 0));  // neighbouring source pixels stay distinct
+  // 200 px is more than half of 256: no enlargement, no blur.
+  auto same = RenderThumbnail(MakeArray(DType::kUInt8, {10, 200}, std::vector<uint8_t>(2000)),
+                              Mode::kImage);
+  ASSERT_TRUE(same.ok());
+  EXPECT_EQ(same->width, 200);
 }
 
 TEST(ThumbnailTest, SpectrumIsALinePlot) {
@@ -152,7 +174,7 @@ TEST(ThumbnailTest, SpectrumIsALinePlot) {
 TEST(ThumbnailTest, ComplexShowsMagnitudeAndRgbStaysColour) {
   std::vector<std::complex<float>> c(16 * 16);
   for (size_t i = 0; i < c.size(); ++i) c[i] = std::polar(float(i % 16), float(i) * 0.3f);
-  auto mag = RenderThumbnail(MakeArray(DType::kComplex64, {16, 16}, c), Mode::kImage);
+  auto mag = RenderThumbnail(MakeArray(DType::kComplex64, {16, 16}, c), Mode::kImage, 16);
   ASSERT_TRUE(mag.ok());
   const Decoded m = Decode(*mag);
   EXPECT_EQ(m.at(0, 3), 0);     // magnitude 0
@@ -165,7 +187,7 @@ TEST(ThumbnailTest, ComplexShowsMagnitudeAndRgbStaysColour) {
     rgb[i * 3 + 1] = 10;
     rgb[i * 3 + 2] = 30;
   }
-  auto colour = RenderThumbnail(MakeArray(DType::kRGB8, {8, 8}, rgb), Mode::kOpticalImage);
+  auto colour = RenderThumbnail(MakeArray(DType::kRGB8, {8, 8}, rgb), Mode::kOpticalImage, 8);
   ASSERT_TRUE(colour.ok());
   const Decoded cd = Decode(*colour);
   ASSERT_EQ(cd.channels, 3);
@@ -177,7 +199,7 @@ TEST(ThumbnailTest, ComplexShowsMagnitudeAndRgbStaysColour) {
 TEST(ThumbnailTest, StacksUseFirstFrameAndBadInputIsRefused) {
   std::vector<uint8_t> stack(3 * 4 * 4, 0);
   for (size_t i = 0; i < 16; ++i) stack[i] = uint8_t(i);  // frame 0 is a ramp, others zero
-  auto png = RenderThumbnail(MakeArray(DType::kUInt8, {3, 4, 4}, stack), Mode::kImage);
+  auto png = RenderThumbnail(MakeArray(DType::kUInt8, {3, 4, 4}, stack), Mode::kImage, 4);
   ASSERT_TRUE(png.ok());
   EXPECT_EQ(png->width, 4);
   const Decoded d = Decode(*png);
