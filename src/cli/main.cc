@@ -71,7 +71,7 @@ int RunInspect(const fs::path& path, bool json) {
   if (json) {
     // Invalid UTF-8 in a file's strings is replaced, never an exception.
     std::cout << formats::DatasetToJson(ds).dump(-1, ' ', false,
-                                                  nlohmann::ordered_json::error_handler_t::replace)
+                                                 nlohmann::ordered_json::error_handler_t::replace)
               << "\n";
   } else {
     PrintSummary(ds);
@@ -107,8 +107,9 @@ int RunIngest(const fs::path& data_dir, const fs::path& root, int jobs) {
   auto summary = ingest::Ingest(**catalog, root, options);
   if (!summary.ok()) return Fail(summary.status());
   if (summary->interrupted) return 130;
-  // 0: everything in the tree is catalogued; 2: some files could not be read (listed above).
-  return summary->datasets_failed > 0 ? 2 : 0;
+  // 0: everything in the tree is catalogued; 2: some files could not be read, in this run or
+  // (unchanged since) in an earlier one: they are listed above and in `scisearch list`.
+  return summary->datasets_failed + summary->failed_unchanged > 0 ? 2 : 0;
 }
 
 int RunList(const fs::path& data_dir, const std::string& state, bool json) {
@@ -131,8 +132,7 @@ int RunList(const fs::path& data_dir, const std::string& state, bool json) {
                                {"acquired", f.acquired.value_or("")},
                                {"size_bytes", row.size_bytes}};
       if (!row.error.empty()) j["error"] = row.error;
-      std::cout << j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
-                << "\n";
+      std::cout << j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
       continue;
     }
     std::printf("%-5s %-12s %-14s %-19s %-24s %s\n", row.state.c_str(), row.format.c_str(),
@@ -143,13 +143,13 @@ int RunList(const fs::path& data_dir, const std::string& state, bool json) {
   }
   auto counts = (*catalog)->Counts();
   if (counts.ok() && !json) {
-    std::printf("%lld datasets (%lld unreadable, %lld gone), %lld files, %lld signals, "
-                "%lld metadata fields, %lld thumbnails\n",
-                static_cast<long long>(counts->datasets_ok), static_cast<long long>(counts->datasets_error),
-                static_cast<long long>(counts->datasets_gone), static_cast<long long>(counts->files),
-                static_cast<long long>(counts->signals),
-                static_cast<long long>(counts->metadata_entries),
-                static_cast<long long>(counts->thumbnails));
+    std::printf(
+        "%lld datasets (%lld unreadable, %lld gone), %lld files, %lld signals, "
+        "%lld metadata fields, %lld thumbnails\n",
+        static_cast<long long>(counts->datasets_ok), static_cast<long long>(counts->datasets_error),
+        static_cast<long long>(counts->datasets_gone), static_cast<long long>(counts->files),
+        static_cast<long long>(counts->signals), static_cast<long long>(counts->metadata_entries),
+        static_cast<long long>(counts->thumbnails));
   }
   return 0;
 }
@@ -189,7 +189,8 @@ int Main(int argc, char** argv) {
   int jobs = static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
   auto* ingester = app.add_subcommand("ingest", "Catalog a folder tree, incrementally");
   ingester->add_option("DIR", ingest_root, "Root of the tree to ingest")->required();
-  ingester->add_option("--jobs,-j", jobs, "Parallel readers")->capture_default_str()
+  ingester->add_option("--jobs,-j", jobs, "Parallel readers")
+      ->capture_default_str()
       ->check(CLI::Range(1, 256));
   add_data_dir(ingester);
 

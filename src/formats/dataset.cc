@@ -1,8 +1,10 @@
 // The value types of formats.h, their JSON form and the .npy writer.
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <memory>
 
+#include "formats/dataset_json.h"
 #include "formats/formats.h"
 #include "formats/slab_io.h"
 
@@ -211,6 +213,158 @@ nlohmann::ordered_json DatasetToJson(const Dataset& dataset) {
   }
   out["signals"] = signals;
   return out;
+}
+
+std::optional<DType> DTypeFromName(std::string_view name) {
+  for (int i = 0; i <= int(DType::kRGBA8); ++i) {
+    if (DTypeName(DType(i)) == name) return DType(i);
+  }
+  return std::nullopt;
+}
+
+std::optional<Mode> ModeFromName(std::string_view name) {
+  for (int i = 0; i <= int(Mode::kImage); ++i) {
+    if (ModeName(Mode(i)) == name) return Mode(i);
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+// Field readers for DatasetFromJson: each checks the type and names `field` on error.
+Status FieldError(const std::string& field, const char* expected) {
+  return Status::InvalidArgument("dataset JSON: " + field + ": expected " + expected);
+}
+
+Result<const Json*> Member(const Json& object, const char* key, const std::string& where) {
+  auto it = object.find(key);
+  if (it == object.end())
+    return Status::InvalidArgument("dataset JSON: " + where + key + ": missing");
+  return &*it;
+}
+
+Result<std::string> StringField(const Json& object, const char* key, const std::string& where) {
+  SCISEARCH_ASSIGN_OR_RETURN(const Json* value, Member(object, key, where));
+  if (!value->is_string()) return FieldError(where + key, "a string");
+  return value->get<std::string>();
+}
+
+Result<int64_t> IntField(const Json& object, const char* key, const std::string& where) {
+  SCISEARCH_ASSIGN_OR_RETURN(const Json* value, Member(object, key, where));
+  if (value->is_number_unsigned() && value->get<uint64_t>() > uint64_t(INT64_MAX)) {
+    return FieldError(where + key, "a 64-bit integer");
+  }
+  if (!value->is_number_integer()) return FieldError(where + key, "an integer");
+  return value->get<int64_t>();
+}
+
+// Reals; null stands for NaN or infinity, which JSON cannot spell.
+Result<double> RealField(const Json& object, const char* key, const std::string& where) {
+  SCISEARCH_ASSIGN_OR_RETURN(const Json* value, Member(object, key, where));
+  if (value->is_null()) return std::nan("");
+  if (!value->is_number()) return FieldError(where + key, "a number");
+  return value->get<double>();
+}
+
+Result<bool> BoolField(const Json& object, const char* key, const std::string& where) {
+  SCISEARCH_ASSIGN_OR_RETURN(const Json* value, Member(object, key, where));
+  if (!value->is_boolean()) return FieldError(where + key, "true or false");
+  return value->get<bool>();
+}
+
+Result<std::optional<std::string>> OptionalString(const Json& object, const char* key,
+                                                  const std::string& where) {
+  SCISEARCH_ASSIGN_OR_RETURN(const Json* value, Member(object, key, where));
+  if (value->is_null()) return std::optional<std::string>();
+  if (!value->is_string()) return FieldError(where + key, "a string or null");
+  return std::optional<std::string>(value->get<std::string>());
+}
+
+Result<std::optional<double>> OptionalReal(const Json& object, const char* key,
+                                           const std::string& where) {
+  SCISEARCH_ASSIGN_OR_RETURN(const Json* value, Member(object, key, where));
+  if (value->is_null()) return std::optional<double>();
+  if (!value->is_number()) return FieldError(where + key, "a number or null");
+  return std::optional<double>(value->get<double>());
+}
+
+Result<Axis> AxisFromJson(const Json& json, const std::string& where) {
+  if (!json.is_object()) return FieldError(where.substr(0, where.size() - 1), "an object");
+  Axis axis;
+  SCISEARCH_ASSIGN_OR_RETURN(axis.name, StringField(json, "name", where));
+  SCISEARCH_ASSIGN_OR_RETURN(axis.size, IntField(json, "size", where));
+  SCISEARCH_ASSIGN_OR_RETURN(axis.scale, RealField(json, "scale", where));
+  SCISEARCH_ASSIGN_OR_RETURN(axis.offset, RealField(json, "offset", where));
+  SCISEARCH_ASSIGN_OR_RETURN(axis.units, StringField(json, "units", where));
+  SCISEARCH_ASSIGN_OR_RETURN(axis.navigate, BoolField(json, "navigate", where));
+  return axis;
+}
+
+Result<Signal> SignalFromJson(const Json& json, const std::string& where) {
+  if (!json.is_object()) return FieldError(where.substr(0, where.size() - 1), "an object");
+  Signal signal;
+  SCISEARCH_ASSIGN_OR_RETURN(signal.name, StringField(json, "name", where));
+  SCISEARCH_ASSIGN_OR_RETURN(const std::string dtype, StringField(json, "dtype", where));
+  std::optional<DType> parsed_dtype = DTypeFromName(dtype);
+  if (!parsed_dtype) return FieldError(where + "dtype", "a dtype name");
+  signal.dtype = *parsed_dtype;
+  SCISEARCH_ASSIGN_OR_RETURN(const Json* shape, Member(json, "shape", where));
+  if (!shape->is_array()) return FieldError(where + "shape", "an array of integers");
+  for (size_t k = 0; k < shape->size(); ++k) {
+    const Json& n = (*shape)[k];
+    if (!n.is_number_integer() || (n.is_number_unsigned() && n.get<uint64_t>() > INT64_MAX)) {
+      return FieldError(where + "shape[" + std::to_string(k) + "]", "an integer");
+    }
+    signal.shape.push_back(n.get<int64_t>());
+  }
+  SCISEARCH_ASSIGN_OR_RETURN(const Json* axes, Member(json, "axes", where));
+  if (!axes->is_array()) return FieldError(where + "axes", "an array");
+  for (size_t k = 0; k < axes->size(); ++k) {
+    SCISEARCH_ASSIGN_OR_RETURN(
+        Axis axis, AxisFromJson((*axes)[k], where + "axes[" + std::to_string(k) + "]."));
+    signal.axes.push_back(std::move(axis));
+  }
+  SCISEARCH_ASSIGN_OR_RETURN(const Json* metadata, Member(json, "metadata", where));
+  signal.metadata = *metadata;
+  NormalisedFields& f = signal.fields;
+  SCISEARCH_ASSIGN_OR_RETURN(f.acquired, OptionalString(json, "acquired", where));
+  SCISEARCH_ASSIGN_OR_RETURN(f.instrument, OptionalString(json, "instrument", where));
+  SCISEARCH_ASSIGN_OR_RETURN(const std::string mode, StringField(json, "mode", where));
+  std::optional<Mode> parsed_mode = ModeFromName(mode);
+  if (!parsed_mode) return FieldError(where + "mode", "a mode name");
+  f.mode = *parsed_mode;
+  SCISEARCH_ASSIGN_OR_RETURN(f.beam_energy_kev, OptionalReal(json, "beam_energy_kev", where));
+  SCISEARCH_ASSIGN_OR_RETURN(f.magnification, OptionalReal(json, "magnification", where));
+  SCISEARCH_ASSIGN_OR_RETURN(f.pixel_size_m, OptionalReal(json, "pixel_size", where));
+  SCISEARCH_ASSIGN_OR_RETURN(f.pixel_size_units, OptionalString(json, "pixel_size_units", where));
+  SCISEARCH_ASSIGN_OR_RETURN(f.detector, OptionalString(json, "detector", where));
+  return signal;
+}
+
+}  // namespace
+
+Result<Dataset> DatasetFromJson(const nlohmann::ordered_json& json) {
+  if (!json.is_object()) return FieldError("the document", "an object");
+  Dataset dataset;
+  SCISEARCH_ASSIGN_OR_RETURN(const std::string path, StringField(json, "path", ""));
+  dataset.path = path;
+  SCISEARCH_ASSIGN_OR_RETURN(dataset.format, StringField(json, "format", ""));
+  SCISEARCH_ASSIGN_OR_RETURN(const Json* files, Member(json, "files", ""));
+  if (!files->is_array()) return FieldError("files", "an array of strings");
+  for (size_t k = 0; k < files->size(); ++k) {
+    if (!(*files)[k].is_string()) return FieldError("files[" + std::to_string(k) + "]", "a string");
+    dataset.member_files.emplace_back((*files)[k].get<std::string>());
+  }
+  SCISEARCH_ASSIGN_OR_RETURN(const Json* signals, Member(json, "signals", ""));
+  if (!signals->is_array()) return FieldError("signals", "an array");
+  for (size_t k = 0; k < signals->size(); ++k) {
+    SCISEARCH_ASSIGN_OR_RETURN(
+        Signal signal, SignalFromJson((*signals)[k], "signals[" + std::to_string(k) + "]."));
+    dataset.signals.push_back(std::move(signal));
+  }
+  return dataset;
 }
 
 namespace {

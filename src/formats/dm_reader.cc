@@ -39,9 +39,11 @@
 #include <vector>
 
 #include "formats/byte_source.h"
+#include "formats/metadata_lookup.h"
 #include "formats/normalise.h"
 #include "formats/readers.h"
 #include "formats/slab_io.h"
+#include "formats/text.h"
 
 namespace scisearch::formats {
 namespace {
@@ -125,66 +127,6 @@ std::string EncodedTypeName(uint64_t type) {
     default:
       return "type " + std::to_string(type);
   }
-}
-
-void AppendUtf8(uint32_t cp, std::string& out) {
-  if (cp < 0x80) {
-    out += char(cp);
-  } else if (cp < 0x800) {
-    out += char(0xC0 | (cp >> 6));
-    out += char(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += char(0xE0 | (cp >> 12));
-    out += char(0x80 | ((cp >> 6) & 0x3F));
-    out += char(0x80 | (cp & 0x3F));
-  } else {
-    out += char(0xF0 | (cp >> 18));
-    out += char(0x80 | ((cp >> 12) & 0x3F));
-    out += char(0x80 | ((cp >> 6) & 0x3F));
-    out += char(0x80 | (cp & 0x3F));
-  }
-}
-
-bool IsValidUtf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const uint8_t c = uint8_t(s[i]);
-    size_t extra = 0;
-    uint32_t cp = 0;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if ((c & 0xE0) == 0xC0) {
-      extra = 1, cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      extra = 2, cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      extra = 3, cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + extra >= s.size()) return false;
-    for (size_t k = 1; k <= extra; ++k) {
-      const uint8_t d = uint8_t(s[i + k]);
-      if ((d & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (d & 0x3F);
-    }
-    if ((extra == 1 && cp < 0x80) || (extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000) ||
-        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-      return false;
-    }
-    i += extra + 1;
-  }
-  return true;
-}
-
-// DM writes tag names and 8-bit strings in the Windows code page; keep valid UTF-8 as it is
-// and read anything else as Latin-1 ("µ" is 0xB5 there).
-std::string EightBitToUtf8(std::string_view bytes) {
-  if (IsValidUtf8(bytes)) return std::string(bytes);
-  std::string out;
-  for (char c : bytes) AppendUtf8(uint8_t(c), out);
-  return out;
 }
 
 // UTF-16 code units to UTF-8; unpaired surrogates become U+FFFD, trailing NULs are dropped.
@@ -304,7 +246,7 @@ class TagParser {
       SCISEARCH_ASSIGN_OR_RETURN(uint64_t name_length, in_.ReadBigEndian(2, "tag name length"));
       std::string raw_name(name_length, '\0');
       SCISEARCH_RETURN_IF_ERROR(in_.Read(raw_name.data(), name_length, "tag name"));
-      std::string name = EightBitToUtf8(raw_name);
+      std::string name = ToUtf8Lossless(raw_name);
       const std::string child_path = path + "/" + (name.empty() ? "#" + std::to_string(i) : name);
       std::optional<uint64_t> end;
       if (dm4_) {
@@ -382,7 +324,7 @@ class TagParser {
       }
       std::string raw(length, '\0');
       SCISEARCH_RETURN_IF_ERROR(in_.Read(raw.data(), length, "string"));
-      out = EightBitToUtf8(raw);
+      out = ToUtf8Lossless(raw);
       return Status::Ok();
     }
     if (type == kEncStruct) {
@@ -614,40 +556,6 @@ std::optional<DataTypeInfo> DataTypeFor(int64_t code) {
   }
 }
 
-// Safe lookups in the tag tree.
-const Metadata* Find(const Metadata& node, std::initializer_list<const char*> path) {
-  const Metadata* cur = &node;
-  for (const char* key : path) {
-    if (!cur->is_object()) return nullptr;
-    auto it = cur->find(key);
-    if (it == cur->end()) return nullptr;
-    cur = &*it;
-  }
-  return cur;
-}
-std::optional<std::string> FindString(const Metadata& node,
-                                      std::initializer_list<const char*> path) {
-  const Metadata* v = Find(node, path);
-  if (v == nullptr || !v->is_string()) return std::nullopt;
-  std::string s = v->get<std::string>();
-  const auto first = s.find_first_not_of(" \t\r\n");
-  if (first == std::string::npos) return std::nullopt;
-  s = s.substr(first, s.find_last_not_of(" \t\r\n") - first + 1);
-  return s;
-}
-std::optional<double> FindNumber(const Metadata& node, std::initializer_list<const char*> path) {
-  const Metadata* v = Find(node, path);
-  if (v == nullptr || !v->is_number()) return std::nullopt;
-  const double d = v->get<double>();
-  if (!std::isfinite(d)) return std::nullopt;
-  return d;
-}
-
-std::string Upper(std::string s) {
-  for (char& c : s) c = char(std::toupper(uint8_t(c)));
-  return s;
-}
-
 bool IsReciprocal(const std::string& units) {
   return units.rfind("1/", 0) == 0 || units.find("^-1") != std::string::npos;
 }
@@ -818,8 +726,8 @@ class DmReader : public DatasetReader {
 void FillFields(const Metadata& tags, const Signal& signal, int spectral_axis,
                 NormalisedFields& fields) {
   // Date and time of acquisition.
-  auto date = FindString(tags, {"DataBar", "Acquisition Date"});
-  auto time = FindString(tags, {"DataBar", "Acquisition Time"});
+  auto date = FindText(tags, {"DataBar", "Acquisition Date"});
+  auto time = FindText(tags, {"DataBar", "Acquisition Time"});
   if (date && time) {
     fields.acquired = ParseDateAndTime(*date, *time);
     if (!fields.acquired) fields.acquired = ParseDateAndTime(*date, *time, /*day_first=*/true);
@@ -830,10 +738,10 @@ void FillFields(const Metadata& tags, const Signal& signal, int spectral_axis,
       fields.acquired = IsoFromUnixSeconds(*ticks / 1e7 - 11644473600.0);
     }
   }
-  for (auto path : {std::initializer_list<const char*>{"Session Info", "Microscope"},
-                    std::initializer_list<const char*>{"Microscope Info", "Microscope"},
-                    std::initializer_list<const char*>{"Microscope Info", "Name"}}) {
-    if (auto name = FindString(tags, path)) {
+  for (auto path : {std::initializer_list<std::string_view>{"Session Info", "Microscope"},
+                    std::initializer_list<std::string_view>{"Microscope Info", "Microscope"},
+                    std::initializer_list<std::string_view>{"Microscope Info", "Name"}}) {
+    if (auto name = FindText(tags, path)) {
       fields.instrument = *name;
       break;
     }
@@ -841,17 +749,17 @@ void FillFields(const Metadata& tags, const Signal& signal, int spectral_axis,
   if (auto volts = FindNumber(tags, {"Microscope Info", "Voltage"}); volts && *volts > 0) {
     fields.beam_energy_kev = *volts / 1000.0;
   }
-  for (const char* key : {"Indicated Magnification", "Actual Magnification"}) {
+  for (std::string_view key : {"Indicated Magnification", "Actual Magnification"}) {
     if (auto mag = FindNumber(tags, {"Microscope Info", key}); mag && *mag > 0) {
       fields.magnification = *mag;
       break;
     }
   }
-  for (auto path : {std::initializer_list<const char*>{"Acquisition", "Device", "Name"},
-                    std::initializer_list<const char*>{"DataBar", "Device Name"},
-                    std::initializer_list<const char*>{"Session Info", "Detector"},
-                    std::initializer_list<const char*>{"Meta Data", "Signal"}}) {
-    if (auto name = FindString(tags, path)) {
+  for (auto path : {std::initializer_list<std::string_view>{"Acquisition", "Device", "Name"},
+                    std::initializer_list<std::string_view>{"DataBar", "Device Name"},
+                    std::initializer_list<std::string_view>{"Session Info", "Detector"},
+                    std::initializer_list<std::string_view>{"Meta Data", "Signal"}}) {
+    if (auto name = FindText(tags, path)) {
       fields.detector = *name;
       break;
     }
@@ -876,15 +784,15 @@ Result<std::optional<std::pair<Signal, ImageLayout>>> BuildSignal(const Metadata
   using Out = std::optional<std::pair<Signal, ImageLayout>>;
   const std::string key = "ImageList[" + std::to_string(index) + "]";
   const std::string where = source.path().string() + ": " + key;
-  const Metadata* data = Find(image, {"ImageData", "Data"});
+  const Metadata* data = FindPath(image, {"ImageData", "Data"});
   if (data == nullptr) return Out();
-  const Metadata* data_offset = Find(*data, {"array_offset"});
-  const Metadata* data_bytes = Find(*data, {"array_bytes"});
+  const Metadata* data_offset = FindPath(*data, {"array_offset"});
+  const Metadata* data_bytes = FindPath(*data, {"array_bytes"});
   if (data_offset == nullptr || data_bytes == nullptr || !data_offset->is_number_unsigned() ||
       !data_bytes->is_number_unsigned()) {
     return Status::Corrupt(where + ": ImageData/Data is not an array");
   }
-  const Metadata* type_tag = Find(image, {"ImageData", "DataType"});
+  const Metadata* type_tag = FindPath(image, {"ImageData", "DataType"});
   if (type_tag == nullptr || !type_tag->is_number_integer()) {
     return Status::Corrupt(where + ": ImageData/DataType is missing");
   }
@@ -894,13 +802,13 @@ Result<std::optional<std::pair<Signal, ImageLayout>>> BuildSignal(const Metadata
     return Status::Unsupported(where + ": DM image data type " + std::to_string(type_code) +
                                " is not supported");
   }
-  const Metadata* dims_tag = Find(image, {"ImageData", "Dimensions"});
+  const Metadata* dims_tag = FindPath(image, {"ImageData", "Dimensions"});
   if (dims_tag == nullptr || !dims_tag->is_array() || dims_tag->empty() || dims_tag->size() > 16) {
     return Status::Corrupt(where + ": ImageData/Dimensions is missing or malformed");
   }
   // DM order: fastest axis first.
   std::vector<AxisCalibration> dm_axes;
-  const Metadata* calibrations = Find(image, {"ImageData", "Calibrations", "Dimension"});
+  const Metadata* calibrations = FindPath(image, {"ImageData", "Calibrations", "Dimension"});
   for (size_t k = 0; k < dims_tag->size(); ++k) {
     const Metadata& d = (*dims_tag)[k];
     if (!d.is_number_integer() || d.get<int64_t>() < 0) {
@@ -914,7 +822,7 @@ Result<std::optional<std::pair<Signal, ImageLayout>>> BuildSignal(const Metadata
       const double origin = FindNumber(c, {"Origin"}).value_or(0.0);
       axis.scale = scale;
       axis.offset = -origin * scale;
-      axis.units = NormaliseUnits(FindString(c, {"Units"}).value_or(""));
+      axis.units = NormaliseUnits(FindText(c, {"Units"}).value_or(""));
     }
     dm_axes.push_back(axis);
   }
@@ -967,13 +875,13 @@ Result<std::optional<std::pair<Signal, ImageLayout>>> BuildSignal(const Metadata
   }
 
   const Metadata empty = Metadata::object();
-  const Metadata* tags_ptr = Find(image, {"ImageTags"});
+  const Metadata* tags_ptr = FindPath(image, {"ImageTags"});
   const Metadata& tags = tags_ptr != nullptr ? *tags_ptr : empty;
-  if (auto name = FindString(image, {"Name"})) signal.name = *name;
+  if (auto name = FindText(image, {"Name"})) signal.name = *name;
 
   // Spectral signals: the Meta Data says what the signal is.
-  const std::string signal_kind = Upper(FindString(tags, {"Meta Data", "Signal"}).value_or(""));
-  const std::string format = Upper(FindString(tags, {"Meta Data", "Format"}).value_or(""));
+  const std::string signal_kind = AsciiUpper(FindText(tags, {"Meta Data", "Signal"}).value_or(""));
+  const std::string format = AsciiUpper(FindText(tags, {"Meta Data", "Format"}).value_or(""));
   const bool spectral = signal_kind == "EELS" || signal_kind == "X-RAY" || signal_kind == "EDS" ||
                         signal_kind == "EDX" || signal_kind == "CL" ||
                         format.find("SPECTRUM") != std::string::npos || kept.size() == 1;
@@ -1026,19 +934,19 @@ Result<std::optional<std::pair<Signal, ImageLayout>>> BuildSignal(const Metadata
     for (const Axis& a : signal.axes)
       reciprocal = reciprocal || (!a.navigate && IsReciprocal(a.units));
     const std::string illumination =
-        Upper(FindString(tags, {"Microscope Info", "Illumination Mode"}).value_or(""));
+        AsciiUpper(FindText(tags, {"Microscope Info", "Illumination Mode"}).value_or(""));
     const std::string operation =
-        Upper(FindString(tags, {"Microscope Info", "Operation Mode"}).value_or(""));
+        AsciiUpper(FindText(tags, {"Microscope Info", "Operation Mode"}).value_or(""));
     const std::string imaging =
-        Upper(FindString(tags, {"Microscope Info", "Imaging Mode"}).value_or(""));
-    const std::string device = Upper(FindString(tags, {"DataBar", "Device Name"}).value_or(""));
+        AsciiUpper(FindText(tags, {"Microscope Info", "Imaging Mode"}).value_or(""));
+    const std::string device = AsciiUpper(FindText(tags, {"DataBar", "Device Name"}).value_or(""));
     if (reciprocal) {
       mode = Mode::kDiffraction;
     } else if (illumination == "SEM") {
       mode = Mode::kSemImage;
     } else if (operation.find("SCANNING") != std::string::npos ||
                illumination.find("STEM") != std::string::npos || device == "DIGISCAN" ||
-               Find(tags, {"DigiScan"}) != nullptr) {
+               FindPath(tags, {"DigiScan"}) != nullptr) {
       mode = Mode::kStemImage;
     } else {
       for (const std::string& text : {operation, imaging}) {
@@ -1046,7 +954,7 @@ Result<std::optional<std::pair<Signal, ImageLayout>>> BuildSignal(const Metadata
         mode = ModeFromText(text);
         if (mode != Mode::kUnknown) break;
       }
-      if (mode == Mode::kUnknown && Find(tags, {"Microscope Info"}) != nullptr) {
+      if (mode == Mode::kUnknown && FindPath(tags, {"Microscope Info"}) != nullptr) {
         mode = Mode::kTemImage;
       }
       if (mode == Mode::kUnknown) mode = Mode::kImage;
@@ -1103,7 +1011,7 @@ Result<std::unique_ptr<DatasetReader>> OpenDigitalMicrograph(const fs::path& pat
     if (it.key() != "ImageList") document[it.key()] = it.value();
   }
   std::set<int64_t> thumbnails;
-  if (const Metadata* list = Find(root, {"Thumbnails"}); list != nullptr && list->is_array()) {
+  if (const Metadata* list = FindPath(root, {"Thumbnails"}); list != nullptr && list->is_array()) {
     for (const Metadata& t : *list) {
       if (auto idx = FindNumber(t, {"ImageIndex"}); idx && *idx >= 0 && *idx < 1e9) {
         thumbnails.insert(int64_t(*idx));
@@ -1111,7 +1019,7 @@ Result<std::unique_ptr<DatasetReader>> OpenDigitalMicrograph(const fs::path& pat
     }
   }
   std::vector<ImageLayout> layouts;
-  if (const Metadata* images = Find(root, {"ImageList"}); images != nullptr) {
+  if (const Metadata* images = FindPath(root, {"ImageList"}); images != nullptr) {
     if (!images->is_array()) {
       return Status::Corrupt(name + ": ImageList is not a list of images");
     }

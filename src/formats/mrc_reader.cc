@@ -28,9 +28,11 @@
 #include <system_error>
 
 #include "formats/byte_source.h"
+#include "formats/metadata_lookup.h"
 #include "formats/normalise.h"
 #include "formats/readers.h"
 #include "formats/slab_io.h"
+#include "formats/text.h"
 
 namespace scisearch::formats {
 namespace {
@@ -52,41 +54,11 @@ enum class Storage {
   kComplexInt16,  // pairs of int16, widened to complex64
 };
 
-std::string Trim(std::string_view text) {
-  size_t begin = 0;
-  size_t end = text.size();
-  while (begin < end && (text[begin] == ' ' || text[begin] == '\t' || text[begin] == '\r' ||
-                         text[begin] == '\n' || text[begin] == '\0')) {
-    ++begin;
-  }
-  while (end > begin && (text[end - 1] == ' ' || text[end - 1] == '\t' || text[end - 1] == '\r' ||
-                         text[end - 1] == '\n' || text[end - 1] == '\0')) {
-    --end;
-  }
-  return std::string(text.substr(begin, end - begin));
-}
-
 // A fixed-width C string field: up to the first NUL, trailing blanks removed.
 std::string FixedString(const uint8_t* data, size_t size) {
   size_t n = 0;
   while (n < size && data[n] != 0) ++n;
-  return Trim(std::string_view(reinterpret_cast<const char*>(data), n));
-}
-
-// Bytes that are not printable ASCII are shown as \xNN, so that the metadata is valid UTF-8.
-std::string Printable(std::string_view text) {
-  std::string out;
-  for (unsigned char c : text) {
-    if (c >= 0x20 && c < 0x7f) {
-      out.push_back(static_cast<char>(c));
-    } else {
-      static const char* kHex = "0123456789ABCDEF";
-      out += "\\x";
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
+  return std::string(TrimSpace(std::string_view(reinterpret_cast<const char*>(data), n)));
 }
 
 // IEEE 754 binary16 to binary32.
@@ -220,7 +192,7 @@ Result<MrcHeader> ParseHeader(const std::vector<uint8_t>& bytes, const std::stri
   SCISEARCH_ASSIGN_OR_RETURN(h.dmean, c.Read<float>("DMEAN"));
   SCISEARCH_ASSIGN_OR_RETURN(h.ispg, c.Read<int32_t>("ISPG"));
   SCISEARCH_ASSIGN_OR_RETURN(h.nsymbt, c.Read<int32_t>("NSYMBT"));
-  h.exttyp = Printable(FixedString(bytes.data() + 104, 4));
+  h.exttyp = EscapeNonPrintableAscii(FixedString(bytes.data() + 104, 4));
   SCISEARCH_RETURN_IF_ERROR(c.Seek(108, "NVERSION"));
   SCISEARCH_ASSIGN_OR_RETURN(h.nversion, c.Read<int32_t>("NVERSION"));
   SCISEARCH_RETURN_IF_ERROR(c.Seek(152, "IMOD stamp"));
@@ -233,21 +205,18 @@ Result<MrcHeader> ParseHeader(const std::vector<uint8_t>& bytes, const std::stri
   for (int i = 0; i < 3; ++i) {
     SCISEARCH_ASSIGN_OR_RETURN(h.origin[i], c.Read<float>("ORIGIN"));
   }
-  h.map = Printable(FixedString(bytes.data() + 208, 4));
+  h.map = EscapeNonPrintableAscii(FixedString(bytes.data() + 208, 4));
   SCISEARCH_RETURN_IF_ERROR(c.Seek(216, "RMS"));
   SCISEARCH_ASSIGN_OR_RETURN(h.rms, c.Read<float>("RMS"));
   SCISEARCH_ASSIGN_OR_RETURN(h.nlabl, c.Read<int32_t>("NLABL"));
   // NLABL says how many labels are used; when it is out of range, keep the non-empty ones.
   const bool nlabl_valid = h.nlabl >= 0 && h.nlabl <= 10;
   for (int i = 0; i < 10; ++i) {
-    std::string label = Printable(FixedString(bytes.data() + 224 + 80 * i, 80));
+    std::string label = EscapeNonPrintableAscii(FixedString(bytes.data() + 224 + 80 * i, 80));
     if (nlabl_valid ? i < h.nlabl : !label.empty()) h.labels.push_back(std::move(label));
   }
   return h;
 }
-
-// Keeps a JSON number finite: NaN and infinities (bit flips make them) become null.
-Metadata Real(double value) { return std::isfinite(value) ? Metadata(value) : Metadata(nullptr); }
 
 Metadata HeaderToMetadata(const MrcHeader& h) {
   Metadata m = Metadata::object();
@@ -261,14 +230,16 @@ Metadata HeaderToMetadata(const MrcHeader& h) {
   m["MX"] = h.m[0];
   m["MY"] = h.m[1];
   m["MZ"] = h.m[2];
-  m["CELLA"] = Metadata::array({Real(h.cell[0]), Real(h.cell[1]), Real(h.cell[2])});
-  m["CELLB"] = Metadata::array({Real(h.angles[0]), Real(h.angles[1]), Real(h.angles[2])});
+  m["CELLA"] =
+      Metadata::array({FiniteOrNull(h.cell[0]), FiniteOrNull(h.cell[1]), FiniteOrNull(h.cell[2])});
+  m["CELLB"] = Metadata::array(
+      {FiniteOrNull(h.angles[0]), FiniteOrNull(h.angles[1]), FiniteOrNull(h.angles[2])});
   m["MAPC"] = h.map_crs[0];
   m["MAPR"] = h.map_crs[1];
   m["MAPS"] = h.map_crs[2];
-  m["DMIN"] = Real(h.dmin);
-  m["DMAX"] = Real(h.dmax);
-  m["DMEAN"] = Real(h.dmean);
+  m["DMIN"] = FiniteOrNull(h.dmin);
+  m["DMAX"] = FiniteOrNull(h.dmax);
+  m["DMEAN"] = FiniteOrNull(h.dmean);
   m["ISPG"] = h.ispg;
   m["NSYMBT"] = h.nsymbt;
   m["EXTTYP"] = h.exttyp;
@@ -277,11 +248,12 @@ Metadata HeaderToMetadata(const MrcHeader& h) {
     m["IMOD_STAMP"] = h.imod_stamp;
     m["IMOD_FLAGS"] = h.imod_flags;
   }
-  m["ORIGIN"] = Metadata::array({Real(h.origin[0]), Real(h.origin[1]), Real(h.origin[2])});
+  m["ORIGIN"] = Metadata::array(
+      {FiniteOrNull(h.origin[0]), FiniteOrNull(h.origin[1]), FiniteOrNull(h.origin[2])});
   m["MAP"] = h.map;
   m["MACHST"] = Metadata::array({h.machst[0], h.machst[1], h.machst[2], h.machst[3]});
   m["byte_order"] = h.order == ByteOrder::kLittle ? "little" : "big";
-  m["RMS"] = Real(h.rms);
+  m["RMS"] = FiniteOrNull(h.rms);
   m["NLABL"] = h.nlabl;
   m["labels"] = h.labels;
   return m;
@@ -446,7 +418,7 @@ Result<Metadata> ParseFeiRecord(const uint8_t* record, size_t size, const std::s
       }
       case FeiType::kFloat64: {
         SCISEARCH_ASSIGN_OR_RETURN(double v, c.Read<double>(field.name));
-        out[field.name] = Real(v);
+        out[field.name] = FiniteOrNull(v);
         break;
       }
       case FeiType::kBool: {
@@ -457,7 +429,7 @@ Result<Metadata> ParseFeiRecord(const uint8_t* record, size_t size, const std::s
       case FeiType::kString: {
         std::vector<uint8_t> raw(field.size);
         SCISEARCH_RETURN_IF_ERROR(c.ReadRaw(raw.data(), raw.size(), field.name));
-        out[field.name] = Printable(FixedString(raw.data(), raw.size()));
+        out[field.name] = EscapeNonPrintableAscii(FixedString(raw.data(), raw.size()));
         break;
       }
     }
@@ -484,15 +456,15 @@ std::optional<std::string> IsoFromOleDate(double days) {
 // ---- DE-Server sidecar ----------------------------------------------------------------
 
 // A value typed as it reads: integer, finite real, or string.
-Metadata TypedValue(const std::string& text) {
-  if (text.empty()) return text;
+Metadata TypedValue(std::string_view text) {
+  if (text.empty()) return std::string();
   int64_t i = 0;
   auto [pi, ei] = std::from_chars(text.data(), text.data() + text.size(), i);
   if (ei == std::errc() && pi == text.data() + text.size()) return i;
   double d = 0;
   auto [pd, ed] = std::from_chars(text.data(), text.data() + text.size(), d);
   if (ed == std::errc() && pd == text.data() + text.size() && std::isfinite(d)) return d;
-  return Printable(text);
+  return EscapeNonPrintableAscii(text);
 }
 
 // NAME_info.txt for NAME_movie.mrc (DE-Server's naming), or empty.
@@ -523,24 +495,11 @@ Result<Metadata> ParseSidecar(const fs::path& path) {
     text = eol == std::string_view::npos ? std::string_view() : text.substr(eol + 1);
     const size_t eq = line.find('=');
     if (eq == std::string_view::npos) continue;
-    std::string key = Printable(Trim(line.substr(0, eq)));
+    std::string key = EscapeNonPrintableAscii(TrimSpace(line.substr(0, eq)));
     if (key.empty() || out.contains(key)) continue;
-    out[key] = TypedValue(Trim(line.substr(eq + 1)));
+    out[key] = TypedValue(TrimSpace(line.substr(eq + 1)));
   }
   return out;
-}
-
-std::optional<double> NumberAt(const Metadata& object, const char* key) {
-  auto it = object.find(key);
-  if (it == object.end() || !it->is_number()) return std::nullopt;
-  return it->get<double>();
-}
-std::optional<std::string> StringAt(const Metadata& object, const char* key) {
-  auto it = object.find(key);
-  if (it == object.end() || !it->is_string() || it->get<std::string>().empty()) {
-    return std::nullopt;
-  }
-  return it->get<std::string>();
 }
 
 // ---- The reader ----------------------------------------------------------------------
@@ -745,7 +704,7 @@ Result<std::unique_ptr<DatasetReader>> OpenMrc(const fs::path& path) {
                                    source.ReadBytes(kHeaderBytes, uint64_t(h.nsymbt)));
         Metadata ops = Metadata::array();
         for (uint64_t r = 0; r < records; ++r) {
-          std::string op = Printable(FixedString(bytes.data() + 80 * r, 80));
+          std::string op = EscapeNonPrintableAscii(FixedString(bytes.data() + 80 * r, 80));
           if (!op.empty()) ops.push_back(std::move(op));
         }
         ext["symmetry_operators"] = std::move(ops);
@@ -797,8 +756,8 @@ Result<std::unique_ptr<DatasetReader>> OpenMrc(const fs::path& path) {
        (fei.value("Instrument mode", 0) != 1 && !fei.value("STEM Detector name", "").empty()));
   std::optional<int64_t> scan_x, scan_y;
   if (de.is_object()) {
-    auto sx = NumberAt(de, "Scan - Size X");
-    auto sy = NumberAt(de, "Scan - Size Y");
+    auto sx = FindNumber(de, {"Scan - Size X"});
+    auto sy = FindNumber(de, {"Scan - Size Y"});
     if (sx && sy && *sx >= 1 && *sy >= 1 && *sx <= 1e9 && *sy <= 1e9 && *sx == std::floor(*sx) &&
         *sy == std::floor(*sy) && int64_t(*sx) * int64_t(*sy) == int64_t(h.n[2])) {
       scan_x = int64_t(*sx);
@@ -812,19 +771,19 @@ Result<std::unique_ptr<DatasetReader>> OpenMrc(const fs::path& path) {
     signal.shape = {*scan_y, *scan_x, h.n[1], h.n[0]};
     Axis sy{"scan_y", *scan_y, 1.0, 0.0, "", true};
     Axis sx{"scan_x", *scan_x, 1.0, 0.0, "", true};
-    if (auto p = NumberAt(de, "Specimen Pixel Size Y (nanometers)"); p && *p > 0) {
+    if (auto p = FindNumber(de, {"Specimen Pixel Size Y (nanometers)"}); p && *p > 0) {
       sy.scale = *p;
       sy.units = NormaliseUnits("nm");
     }
-    if (auto p = NumberAt(de, "Specimen Pixel Size X (nanometers)"); p && *p > 0) {
+    if (auto p = FindNumber(de, {"Specimen Pixel Size X (nanometers)"}); p && *p > 0) {
       sx.scale = *p;
       sx.units = NormaliseUnits("nm");
     }
     // DE-Server does not state the unit of "Diffraction Pixel Size": keep it unitless.
     Axis qy{"qy", h.n[1], 1.0, 0.0, "", false};
     Axis qx{"qx", h.n[0], 1.0, 0.0, "", false};
-    if (auto p = NumberAt(de, "Diffraction Pixel Size Y"); p && *p > 0) qy.scale = *p;
-    if (auto p = NumberAt(de, "Diffraction Pixel Size X"); p && *p > 0) qx.scale = *p;
+    if (auto p = FindNumber(de, {"Diffraction Pixel Size Y"}); p && *p > 0) qy.scale = *p;
+    if (auto p = FindNumber(de, {"Diffraction Pixel Size X"}); p && *p > 0) qx.scale = *p;
     signal.axes = {sy, sx, qy, qx};
   } else {
     signal.shape = {h.n[2], h.n[1], h.n[0]};
@@ -853,13 +812,14 @@ Result<std::unique_ptr<DatasetReader>> OpenMrc(const fs::path& path) {
 
   // ---- Normalised fields from the FEI extended header.
   if (fei.is_object()) {
-    if (auto t = NumberAt(fei, "Timestamp")) signal.fields.acquired = IsoFromOleDate(*t);
-    if (auto s = StringAt(fei, "Microscope type")) signal.fields.instrument = *s;
-    if (auto ht = NumberAt(fei, "HT"); ht && *ht > 0) signal.fields.beam_energy_kev = *ht / 1000;
-    if (auto mag = NumberAt(fei, "Magnification"); mag && *mag > 0) {
+    if (auto t = FindNumber(fei, {"Timestamp"})) signal.fields.acquired = IsoFromOleDate(*t);
+    if (auto s = FindText(fei, {"Microscope type"})) signal.fields.instrument = *s;
+    if (auto ht = FindNumber(fei, {"HT"}); ht && *ht > 0)
+      signal.fields.beam_energy_kev = *ht / 1000;
+    if (auto mag = FindNumber(fei, {"Magnification"}); mag && *mag > 0) {
       signal.fields.magnification = *mag;
     }
-    if (auto px = NumberAt(fei, "Pixel size X"); px && *px > 0) {
+    if (auto px = FindNumber(fei, {"Pixel size X"}); px && *px > 0) {
       signal.fields.pixel_size_m = *px;
       signal.fields.pixel_size_units = "m";
       // The frame axes in Å from the FEI pixel size, when the cell did not give them.
@@ -871,7 +831,7 @@ Result<std::unique_ptr<DatasetReader>> OpenMrc(const fs::path& path) {
       }
     }
     std::optional<std::string> detector =
-        fei_stem ? StringAt(fei, "STEM Detector name") : StringAt(fei, "Camera name");
+        fei_stem ? FindText(fei, {"STEM Detector name"}) : FindText(fei, {"Camera name"});
     if (detector) {
       signal.fields.detector = *detector;
       signal.name = *detector;
@@ -886,17 +846,17 @@ Result<std::unique_ptr<DatasetReader>> OpenMrc(const fs::path& path) {
   }
   // ---- Normalised fields from the DE-Server sidecar.
   if (de.is_object()) {
-    if (auto t = NumberAt(de, "Timestamp (seconds since Epoch)"); t && *t > 0 && *t < 1e11) {
+    if (auto t = FindNumber(de, {"Timestamp (seconds since Epoch)"}); t && *t > 0 && *t < 1e11) {
       signal.fields.acquired = IsoFromUnixSeconds(*t);
     }
-    if (auto v = NumberAt(de, "Instrument Accelerating Voltage (V)"); v && *v > 0) {
+    if (auto v = FindNumber(de, {"Instrument Accelerating Voltage (V)"}); v && *v > 0) {
       signal.fields.beam_energy_kev = *v / 1000;
     }
-    if (auto mag = NumberAt(de, "Instrument Project Magnification"); mag && *mag > 0) {
+    if (auto mag = FindNumber(de, {"Instrument Project Magnification"}); mag && *mag > 0) {
       signal.fields.magnification = *mag;
     }
-    std::optional<std::string> camera = StringAt(de, "Camera Model");
-    if (!camera) camera = StringAt(de, "Camera Name");
+    std::optional<std::string> camera = FindText(de, {"Camera Model"});
+    if (!camera) camera = FindText(de, {"Camera Name"});
     if (camera) {
       signal.fields.detector = *camera;
       signal.name = *camera;

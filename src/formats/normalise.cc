@@ -8,21 +8,10 @@
 #include <ctime>
 #include <vector>
 
+#include "formats/text.h"
+
 namespace scisearch::formats {
 namespace {
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
 
 bool Contains(const std::string& haystack, std::string_view needle) {
   return haystack.find(needle) != std::string::npos;
@@ -56,7 +45,7 @@ int MonthFromName(std::string_view word) {
       {"nov", "nov", "nov", "nov"},
       {"dec", "dez", "déc", "dic"},
   }};
-  const std::string w = Lower(word);
+  const std::string w = AsciiLower(word);
   if (w.size() < 3) return 0;
   for (int m = 0; m < 12; ++m) {
     for (const char* name : kNames[m]) {
@@ -154,10 +143,10 @@ size_t ParseTime(const std::vector<Token>& t, size_t i, Civil& c) {
     }
   }
   if (j < t.size() && t[j].kind == Token::kWord) {
-    std::string w = Lower(t[j].text);
+    std::string w = AsciiLower(t[j].text);
     // Spanish and other locales write the meridiem as "p.m." / "a. m.".
     if ((w == "p" || w == "a") && j + 2 < t.size() && t[j + 1].text == "." &&
-        Lower(t[j + 2].text) == "m") {
+        AsciiLower(t[j + 2].text) == "m") {
       w += "m";
       j += 2;
       if (j + 1 < t.size() && t[j + 1].text == ".") ++j;
@@ -218,7 +207,7 @@ size_t ParseDate(const std::vector<Token>& t, size_t i, bool day_first, Civil& c
     if (ValidDate(trial)) {
       c = trial;
       size_t j = i + 5;
-      if (j < t.size() && t[j].kind == Token::kWord && Lower(t[j].text) == "t") ++j;
+      if (j < t.size() && t[j].kind == Token::kWord && AsciiLower(t[j].text) == "t") ++j;
       return j;
     }
     return i;
@@ -265,13 +254,13 @@ size_t ParseDate(const std::vector<Token>& t, size_t i, bool day_first, Civil& c
   if (num(i) && t[i].text.size() <= 2) {
     size_t j = i + 1;
     if (j < t.size() && t[j].text == ".") ++j;
-    if (word(j) && Lower(t[j].text) == "de") ++j;
+    if (word(j) && AsciiLower(t[j].text) == "de") ++j;
     if (word(j) && MonthFromName(t[j].text) > 0) {
       trial.day = ToInt(t[i].text);
       trial.month = MonthFromName(t[j].text);
       ++j;
       if (j < t.size() && (t[j].text == "." || t[j].text == ",")) ++j;
-      if (word(j) && Lower(t[j].text) == "de") ++j;
+      if (word(j) && AsciiLower(t[j].text) == "de") ++j;
       if (num(j) && t[j].text.size() == 4) {
         trial.year = ToInt(t[j].text);
         if (ValidDate(trial)) {
@@ -287,7 +276,7 @@ size_t ParseDate(const std::vector<Token>& t, size_t i, bool day_first, Civil& c
 }  // namespace
 
 std::optional<std::string> ParseDateTime(std::string_view text, bool day_first) {
-  text = Trim(text);
+  text = TrimSpace(text);
   if (text.empty() || text.size() > 200) return std::nullopt;
   const std::vector<Token> t = Tokenise(text);
   // Find the first token where a date starts; a time may come before or after it.
@@ -308,7 +297,7 @@ std::optional<std::string> ParseDateAndTime(std::string_view date, std::string_v
   auto d = ParseDateTime(date, day_first);
   if (!d) return std::nullopt;
   if (d->find('T') != std::string::npos) return d;
-  const std::vector<Token> t = Tokenise(Trim(time));
+  const std::vector<Token> t = Tokenise(TrimSpace(time));
   Civil c;
   for (size_t i = 0; i < t.size(); ++i) {
     if (ParseTime(t, i, c) != i) break;
@@ -330,7 +319,7 @@ std::string IsoFromUnixSeconds(double seconds) {
 }
 
 Mode ModeFromText(std::string_view text) {
-  const std::string s = Lower(text);
+  const std::string s = AsciiLower(text);
   if (s.empty()) return Mode::kUnknown;
   if (Contains(s, "4d-stem") || Contains(s, "4dstem") || Contains(s, "4d stem")) {
     return Mode::k4dStem;
@@ -369,7 +358,7 @@ Mode ModeFromText(std::string_view text) {
 }
 
 std::string NormaliseUnits(std::string_view units) {
-  std::string u(Trim(units));
+  std::string u(TrimSpace(units));
   // Common UTF-8 spellings: micro sign and Greek mu, angstrom sign and A-ring.
   for (const char* mu : {"\xc2\xb5", "\xce\xbc"}) {
     for (size_t p; (p = u.find(mu)) != std::string::npos;) u.replace(p, 2, "u");
@@ -378,7 +367,7 @@ std::string NormaliseUnits(std::string_view units) {
     for (size_t p; (p = u.find(ang)) != std::string::npos;)
       u.replace(p, std::string(ang).size(), "A");
   }
-  const std::string l = Lower(u);
+  const std::string l = AsciiLower(u);
   struct Alias {
     const char* from;
     const char* to;

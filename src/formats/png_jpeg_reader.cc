@@ -36,9 +36,11 @@
 #include <string>
 
 #include "formats/byte_source.h"
+#include "formats/metadata_lookup.h"
 #include "formats/normalise.h"
 #include "formats/readers.h"
 #include "formats/slab_io.h"
+#include "formats/text.h"
 
 namespace scisearch::formats {
 namespace {
@@ -54,54 +56,14 @@ constexpr int kMaxJpegSegments = 10000;
 constexpr uint16_t kMaxIfdEntries = 1000;
 constexpr size_t kMaxExifArray = 256;
 
-std::string Printable(std::string_view text) {
-  std::string out;
-  for (unsigned char c : text) {
-    if (c == '\n' || c == '\t' || (c >= 0x20 && c < 0x7f)) {
-      out.push_back(static_cast<char>(c));
-    } else if (c != '\r') {
-      static const char* kHex = "0123456789ABCDEF";
-      out += "\\x";
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
-
 // Text that claims to be UTF-8 (PNG iTXt): kept when it is valid UTF-8 without control
 // characters other than tab and newline, else escaped byte by byte.
 std::string Utf8OrEscaped(std::string_view text) {
-  size_t i = 0;
-  while (i < text.size()) {
-    const unsigned char c = text[i];
-    size_t extra;
-    if (c < 0x80) {
-      if (c < 0x20 && c != '\n' && c != '\t') return Printable(text);
-      extra = 0;
-    } else if ((c >> 5) == 6) {
-      extra = 1;
-    } else if ((c >> 4) == 14) {
-      extra = 2;
-    } else if ((c >> 3) == 30) {
-      extra = 3;
-    } else {
-      return Printable(text);
-    }
-    if (extra > text.size() - i - 1) return Printable(text);
-    for (size_t k = 1; k <= extra; ++k) {
-      if ((static_cast<unsigned char>(text[i + k]) >> 6) != 2) return Printable(text);
-    }
-    i += extra + 1;
-  }
+  const bool has_control = std::any_of(text.begin(), text.end(), [](char c) {
+    return static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t';
+  });
+  if (has_control || !IsValidUtf8(text)) return EscapeNonPrintableAscii(text);
   return std::string(text);
-}
-
-std::string Trim(std::string_view text) {
-  size_t b = 0, e = text.size();
-  while (b < e && (text[b] == ' ' || text[b] == '\0')) ++b;
-  while (e > b && (text[e - 1] == ' ' || text[e - 1] == '\0')) --e;
-  return std::string(text.substr(b, e - b));
 }
 
 // Adds `value` under `key`; a repeated key becomes an array of its values in file order.
@@ -210,9 +172,9 @@ Status ParsePngText(const std::string& type, const std::vector<uint8_t>& data,
   if (nul == std::string_view::npos || nul == 0 || nul > 79) {
     return Status::Corrupt(where + ": keyword is missing or longer than 79 bytes");
   }
-  const std::string key = Printable(all.substr(0, nul));
+  const std::string key = EscapeNonPrintableAscii(all.substr(0, nul));
   if (type == "tEXt") {
-    AddRepeatable(text, key, Printable(all.substr(nul + 1)));
+    AddRepeatable(text, key, EscapeNonPrintableAscii(all.substr(nul + 1)));
     return Status::Ok();
   }
   if (type == "zTXt") {
@@ -220,7 +182,7 @@ Status ParsePngText(const std::string& type, const std::vector<uint8_t>& data,
     if (data[nul + 1] != 0) return Status::Corrupt(where + ": unknown compression method");
     SCISEARCH_ASSIGN_OR_RETURN(std::string value,
                                InflateText(data.data() + nul + 2, data.size() - nul - 2, where));
-    AddRepeatable(text, key, Printable(value));
+    AddRepeatable(text, key, EscapeNonPrintableAscii(value));
     return Status::Ok();
   }
   // iTXt: keyword \0 flag method language \0 translated keyword \0 text
@@ -284,7 +246,7 @@ Result<PngScan> ScanPng(const FileSource& source) {
                             uint32_t(head[2]) << 8 | uint32_t(head[3]);
     const std::string type(reinterpret_cast<const char*>(head + 4), 4);
     const std::string where =
-        name + ": PNG chunk '" + Printable(type) + "' at byte " + std::to_string(pos);
+        name + ": PNG chunk '" + EscapeNonPrintableAscii(type) + "' at byte " + std::to_string(pos);
     for (char ch : type) {
       if (!std::isalpha(static_cast<unsigned char>(ch))) {
         return Status::Corrupt(where + ": chunk type is not four letters");
@@ -402,7 +364,7 @@ Result<PngScan> ScanPng(const FileSource& source) {
     } else if (type == "IEND") {
       have_iend = true;
     } else {
-      other.push_back(Printable(type));
+      other.push_back(EscapeNonPrintableAscii(type));
     }
   }
   if (!have_idat) return Status::Corrupt(name + ": no IDAT chunk (no pixel data)");
@@ -715,7 +677,7 @@ Result<std::optional<Metadata>> ExifValue(ByteCursor& tiff, uint16_t type, uint3
     SCISEARCH_ASSIGN_OR_RETURN(std::string s, tiff.ReadString(bytes, "EXIF string"));
     const size_t nul = s.find('\0');
     if (nul != std::string::npos) s.resize(nul);
-    return std::optional<Metadata>(Printable(Trim(s)));
+    return std::optional<Metadata>(EscapeNonPrintableAscii(TrimSpace(s)));
   }
   if (count > kMaxExifArray) return std::optional<Metadata>();
   Metadata values = Metadata::array();
@@ -968,8 +930,8 @@ Result<JpegScan> ScanJpeg(const FileSource& source) {
         m["EXIF_error"] = exif.status().message();
       }
     } else if (marker == 0xFE) {
-      comments.push_back(
-          Printable(std::string_view(reinterpret_cast<const char*>(data.data()), data.size())));
+      comments.push_back(EscapeNonPrintableAscii(
+          std::string_view(reinterpret_cast<const char*>(data.data()), data.size())));
     } else if (marker == 0xEE && data.size() >= 12 && std::memcmp(data.data(), "Adobe", 5) == 0) {
       m["Adobe"] = {{"transform", data[11]}};
     }
@@ -1190,14 +1152,10 @@ Result<std::unique_ptr<DatasetReader>> OpenPng(const fs::path& path) {
     signal.fields.pixel_size_units = "m";
   }
   // Creation time as the PNG keyword "Creation Time" states it, else the tIME chunk.
-  if (auto text = signal.metadata.find("text"); text != signal.metadata.end()) {
-    if (auto ct = text->find("Creation Time"); ct != text->end() && ct->is_string()) {
-      signal.fields.acquired = ParseDateTime(ct->get<std::string>());
-    }
-    if (auto title = text->find("Title"); title != text->end() && title->is_string()) {
-      signal.name = title->get<std::string>();
-    }
+  if (auto created = FindText(signal.metadata, {"text", "Creation Time"})) {
+    signal.fields.acquired = ParseDateTime(*created);
   }
+  if (auto title = FindText(signal.metadata, {"text", "Title"})) signal.name = *title;
   if (!signal.fields.acquired && scan.time) signal.fields.acquired = scan.time;
   return std::unique_ptr<DatasetReader>(
       new PngReader(std::move(source), std::move(dataset), std::move(scan.layout)));
@@ -1209,25 +1167,17 @@ Result<std::unique_ptr<DatasetReader>> OpenJpeg(const fs::path& path) {
   Dataset dataset = ImageDataset(path, "jpeg", scan.layout.height, scan.layout.width,
                                  scan.layout.dtype, std::move(scan.metadata));
   Signal& signal = dataset.signals[0];
-  if (auto exif = signal.metadata.find("EXIF"); exif != signal.metadata.end()) {
-    const Metadata& ifd0 = (*exif)["IFD0"];
-    auto text = [](const Metadata& object, const char* key) -> std::string {
-      auto it = object.find(key);
-      return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
-    };
-    const std::string make = text(ifd0, "Make");
-    const std::string model = text(ifd0, "Model");
-    if (!model.empty()) {
-      signal.fields.instrument =
-          make.empty() || model.starts_with(make) ? model : make + " " + model;
-    } else if (!make.empty()) {
-      signal.fields.instrument = make;
-    }
-    std::string when;
-    if (auto sub = exif->find("Exif"); sub != exif->end()) when = text(*sub, "DateTimeOriginal");
-    if (when.empty()) when = text(ifd0, "DateTime");
-    if (!when.empty()) signal.fields.acquired = IsoFromExif(when);
+  const Metadata& meta = signal.metadata;
+  const std::string make = FindText(meta, {"EXIF", "IFD0", "Make"}).value_or("");
+  const std::string model = FindText(meta, {"EXIF", "IFD0", "Model"}).value_or("");
+  if (!model.empty()) {
+    signal.fields.instrument = make.empty() || model.starts_with(make) ? model : make + " " + model;
+  } else if (!make.empty()) {
+    signal.fields.instrument = make;
   }
+  std::optional<std::string> when = FindText(meta, {"EXIF", "Exif", "DateTimeOriginal"});
+  if (!when) when = FindText(meta, {"EXIF", "IFD0", "DateTime"});
+  if (when) signal.fields.acquired = IsoFromExif(*when);
   return std::unique_ptr<DatasetReader>(
       new JpegReader(std::move(source), std::move(dataset), scan.layout));
 }

@@ -39,9 +39,11 @@
 #include <vector>
 
 #include "formats/byte_source.h"
+#include "formats/metadata_lookup.h"
 #include "formats/normalise.h"
 #include "formats/readers.h"
 #include "formats/slab_io.h"
+#include "formats/text.h"
 
 namespace scisearch::formats {
 namespace {
@@ -68,61 +70,15 @@ constexpr int kMaxXmlDepth = 64;
 constexpr size_t kMaxXmlNodes = 1 << 20;
 constexpr int kMaxSerIndex = 1000;
 
-std::string Trimmed(std::string_view s) {
-  size_t b = 0, e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  return std::string(s.substr(b, e - b));
-}
-
-std::string Lowered(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 std::string Hex(uint64_t v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "0x%04llx", static_cast<unsigned long long>(v));
   return buf;
 }
 
-// `s` as valid UTF-8: valid sequences are kept, any other byte is read as Latin-1
-// (TIA writes Windows code-page text; JSON needs UTF-8).
-std::string ValidUtf8(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
-    bool ok = n > 0 && i + n <= s.size();
-    for (size_t k = 1; ok && k < n; ++k) {
-      ok = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
-    }
-    if (ok && n > 1) {
-      // Reject overlong forms and surrogates.
-      const auto c1 = static_cast<unsigned char>(s[i + 1]);
-      if ((n == 2 && c < 0xc2) || (n == 3 && c == 0xe0 && c1 < 0xa0) ||
-          (n == 3 && c == 0xed && c1 >= 0xa0) || (n == 4 && c == 0xf0 && c1 < 0x90) ||
-          (n == 4 && (c > 0xf4 || (c == 0xf4 && c1 >= 0x90)))) {
-        ok = false;
-      }
-    }
-    if (ok) {
-      out.append(s.substr(i, n));
-      i += n;
-    } else {
-      out += static_cast<char>(0xc0 | (c >> 6));
-      out += static_cast<char>(0x80 | (c & 0x3f));
-      ++i;
-    }
-  }
-  return out;
-}
-
 // A JSON value typed as the text reads: integer, finite real, or string.
 Metadata TypedValue(std::string_view raw) {
-  const std::string s = Trimmed(raw);
+  const std::string s(TrimSpace(raw));
   if (s.empty()) return s;
   const char* first = s.data();
   const char* last = s.data() + s.size();
@@ -138,17 +94,6 @@ Metadata TypedValue(std::string_view raw) {
   return s;
 }
 
-// The number a metadata value holds, or that its text starts with ("10000 X").
-std::optional<double> NumberOf(const Metadata& v) {
-  if (v.is_number()) return v.get<double>();
-  if (!v.is_string()) return std::nullopt;
-  const std::string s = Trimmed(v.get<std::string>());
-  double d = 0;
-  auto r = std::from_chars(s.data(), s.data() + s.size(), d);
-  if (r.ec != std::errc() || r.ptr == s.data() || !std::isfinite(d)) return std::nullopt;
-  return d;
-}
-
 // ---------------------------------------------------------------------------
 // A small XML parser for the .emi's ObjectInfo blocks: elements, attributes,
 // character data with the predefined and numeric entities, comments, CDATA,
@@ -160,24 +105,6 @@ struct XmlNode {
   std::string text;
   std::vector<XmlNode> children;
 };
-
-void AppendUtf8(uint32_t cp, std::string& out) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xc0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xe0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else {
-    out += static_cast<char>(0xf0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  }
-}
 
 // Decodes &lt; &gt; &amp; &quot; &apos; &#N; &#xN;. Unknown references stay as written.
 std::string DecodeEntities(std::string_view s) {
@@ -381,8 +308,8 @@ Metadata ExperimentalDescriptionToJson(const XmlNode& node, const std::string& s
     const XmlNode* value = Child(data, "Value");
     if (data.name != "Data" || label == nullptr || value == nullptr) continue;
     const XmlNode* unit = Child(data, "Unit");
-    std::string key = Trimmed(label->text);
-    const std::string unit_text = unit ? Trimmed(unit->text) : std::string();
+    std::string key(TrimSpace(label->text));
+    const std::string unit_text = unit ? std::string(TrimSpace(unit->text)) : std::string();
     if (!unit_text.empty()) key += " [" + unit_text + "]";
     if (key.empty()) key = "(no label)";
     std::string unique = key;
@@ -396,13 +323,13 @@ Metadata ExperimentalDescriptionToJson(const XmlNode& node, const std::string& s
 Metadata TrueImageHeaderInfoToJson(const XmlNode& node, const std::string& source) {
   XmlParser inner(node.text, source + " TrueImageHeaderInfo");
   Result<XmlNode> parsed = inner.ParseDocument();
-  if (!parsed.ok() || parsed->name != "Root") return Trimmed(node.text);
+  if (!parsed.ok() || parsed->name != "Root") return std::string(TrimSpace(node.text));
   Metadata out = Metadata::object();
   for (const XmlNode& data : parsed->children) {
     const XmlNode* index = Child(data, "Index");
     const XmlNode* value = Child(data, "Value");
     if (index == nullptr || value == nullptr) continue;
-    out[Trimmed(index->text)] = TypedValue(value->text);
+    out[std::string(TrimSpace(index->text))] = TypedValue(value->text);
   }
   return out;
 }
@@ -435,7 +362,7 @@ Metadata XmlToJson(const XmlNode& node, const std::string& source, int depth) {
     }
     it->push_back(std::move(value));
   }
-  if (!Trimmed(node.text).empty()) out["#text"] = TypedValue(node.text);
+  if (!TrimSpace(node.text).empty()) out["#text"] = TypedValue(node.text);
   return out;
 }
 
@@ -494,7 +421,7 @@ Result<EmiIndex> ScanEmi(const FileSource& emi) {
       text_bytes += n;
       index.strings.push_back(
           {base + i, buffer[i + 2], buffer[i + 3],
-           ValidUtf8(std::string_view(reinterpret_cast<const char*>(&buffer[i + 8]), n))});
+           ToUtf8Lossless(std::string_view(reinterpret_cast<const char*>(&buffer[i + 8]), n))});
       i += 7 + n;
     }
   }
@@ -522,7 +449,7 @@ Result<std::string> ReadObjectInfo(const FileSource& emi, uint64_t start) {
 
 // "name_12.ser" -> 12 (case-insensitive extension), else nullopt.
 std::optional<int> SerIndexOf(std::string_view filename) {
-  const std::string lower = Lowered(filename);
+  const std::string lower = AsciiLower(filename);
   if (lower.size() < 7 || lower.substr(lower.size() - 4) != ".ser") return std::nullopt;
   const size_t digits_end = lower.size() - 4;
   size_t b = digits_end;
@@ -550,7 +477,7 @@ std::string LastStringBefore(const EmiIndex& index, size_t path_index, size_t pr
                              Pred pred) {
   for (size_t i = path_index; i > previous_path;) {
     --i;
-    if (pred(index.strings[i])) return Trimmed(index.strings[i].text);
+    if (pred(index.strings[i])) return std::string(TrimSpace(index.strings[i].text));
   }
   return {};
 }
@@ -602,7 +529,7 @@ Result<std::map<int, EmiObject>> DescribeSerObjects(const FileSource& emi, const
       SCISEARCH_ASSIGN_OR_RETURN(std::string xml, ReadObjectInfo(emi, *xml_start));
       object.object_info_source =
           emi.path().string() + ": <ObjectInfo> at byte " + std::to_string(*xml_start);
-      xml = ValidUtf8(xml);
+      xml = ToUtf8Lossless(xml);
       XmlParser parser(xml, object.object_info_source);
       SCISEARCH_ASSIGN_OR_RETURN(XmlNode node, parser.ParseDocument());
       object.object_info = std::move(node);
@@ -766,14 +693,14 @@ Result<SerFile> OpenSer(const fs::path& path) {
                      std::to_string(d + 1) + " runs past the header");
     }
     SCISEARCH_ASSIGN_OR_RETURN(std::string description, c.ReadString(size_t(dl), "Description"));
-    dim.description = ValidUtf8(description);
+    dim.description = ToUtf8Lossless(description);
     SCISEARCH_ASSIGN_OR_RETURN(int32_t ul, c.Read<int32_t>("UnitsLength"));
     if (ul < 0 || size_t(ul) > c.remaining()) {
       return c.Error("UnitsLength " + std::to_string(ul) + " of dimension " +
                      std::to_string(d + 1) + " runs past the header");
     }
     SCISEARCH_ASSIGN_OR_RETURN(std::string units, c.ReadString(size_t(ul), "Units"));
-    dim.units = ValidUtf8(units);
+    dim.units = ToUtf8Lossless(units);
     if (dim.size < 0) {
       return Status::Corrupt(name + ": dimension " + std::to_string(d + 1) + " has size " +
                              std::to_string(dim.size));
@@ -923,7 +850,7 @@ std::vector<Axis> SeriesAxes(const SerFile& ser) {
     a.offset = std::isfinite(offset) ? offset : 0.0;
     a.units = NormaliseUnits(d.units);
     a.navigate = true;
-    const std::string description = Lowered(Trimmed(d.description));
+    const std::string description = AsciiLower(TrimSpace(d.description));
     a.name = description == "number" ? "frame" : description.empty() ? "series" : description;
     return a;
   };
@@ -963,7 +890,7 @@ std::vector<Axis> SeriesAxes(const SerFile& ser) {
 
 Metadata SerMetadata(const SerFile& ser) {
   Metadata m = Metadata::object();
-  m["file"] = ValidUtf8(ser.source.path().filename().string());
+  m["file"] = ToUtf8Lossless(ser.source.path().filename().string());
   m["ByteOrder"] = kLittleEndianMark;
   m["SeriesID"] = kSeriesId;
   m["SeriesVersion"] = ser.series_version;
@@ -1030,17 +957,6 @@ Metadata SerMetadata(const SerFile& ser) {
   return m;
 }
 
-const Metadata* Find(const Metadata& m, std::initializer_list<std::string_view> path) {
-  const Metadata* at = &m;
-  for (std::string_view key : path) {
-    if (!at->is_object()) return nullptr;
-    auto it = at->find(std::string(key));
-    if (it == at->end()) return nullptr;
-    at = &*it;
-  }
-  return at;
-}
-
 // An ExperimentalDescription entry by label, whatever its unit: value and unit.
 std::optional<std::pair<Metadata, std::string>> DescriptionEntry(const Metadata* description,
                                                                  std::string_view label) {
@@ -1069,7 +985,7 @@ std::string DetectorFromObjectName(const std::string& name) {
   static const std::array<std::string_view, 5> kVerbs = {"acquire", "preview", "search", "live",
                                                          "focus"};
   if (w < words.size() &&
-      std::find(kVerbs.begin(), kVerbs.end(), Lowered(words[w])) != kVerbs.end()) {
+      std::find(kVerbs.begin(), kVerbs.end(), AsciiLower(words[w])) != kVerbs.end()) {
     ++w;
   }
   if (w + 1 < words.size() && words[w] == "STEM") ++w;
@@ -1096,7 +1012,7 @@ SignalPlan BuildSignal(const SerFile& ser, const EmiObject* object, const std::s
   }
   if (object) {
     Metadata emi = Metadata::object();
-    emi["file"] = ValidUtf8(emi_name);
+    emi["file"] = ToUtf8Lossless(emi_name);
     if (!object->name.empty()) emi["data_object"] = object->name;
     if (!object->space.empty()) emi["coordinate_space"] = object->space;
     if (!object->ser_path.empty()) emi["ser_path"] = object->ser_path;
@@ -1160,10 +1076,10 @@ SignalPlan BuildSignal(const SerFile& ser, const EmiObject* object, const std::s
 
   // Normalised fields.
   NormalisedFields& f = sig.fields;
-  const Metadata* info = Find(sig.metadata, {"ObjectInfo"});
-  const Metadata* description = info ? Find(*info, {"ExperimentalDescription"}) : nullptr;
+  const Metadata* info = FindPath(sig.metadata, {"ObjectInfo"});
+  const Metadata* description = info ? FindPath(*info, {"ExperimentalDescription"}) : nullptr;
   if (info) {
-    if (const Metadata* date = Find(*info, {"AcquireDate"}); date && date->is_string()) {
+    if (const Metadata* date = FindPath(*info, {"AcquireDate"}); date && date->is_string()) {
       f.acquired = ParseDateTime(date->get<std::string>());
     }
   }
@@ -1171,29 +1087,30 @@ SignalPlan BuildSignal(const SerFile& ser, const EmiObject* object, const std::s
     f.acquired = IsoFromUnixSeconds(double(ser.first_tag->time));
   }
   if (auto m = DescriptionEntry(description, "Microscope"); m && m->first.is_string()) {
-    std::string text = Trimmed(m->first.get<std::string>());
-    if (text.rfind("Microscope ", 0) == 0) text = Trimmed(text.substr(11));
+    std::string text(TrimSpace(m->first.get<std::string>()));
+    if (text.rfind("Microscope ", 0) == 0) text = std::string(TrimSpace(text.substr(11)));
     if (!text.empty()) f.instrument = text;
   }
   if (auto ht = DescriptionEntry(description, "High tension")) {
-    if (auto v = NumberOf(ht->first); v && *v > 0) {
-      const std::string unit = Lowered(ht->second);
+    if (auto v = NumberOrLeadingNumber(ht->first); v && *v > 0) {
+      const std::string unit = AsciiLower(ht->second);
       f.beam_energy_kev = unit == "v" ? *v / 1000 : unit == "mv" ? *v * 1000 : *v;
     }
   }
   if (!f.beam_energy_kev && info) {
     const Metadata* volts =
-        Find(*info, {"ExperimentalConditions", "MicroscopeConditions", "AcceleratingVoltage"});
-    if (auto v = volts ? NumberOf(*volts) : std::nullopt; v && *v > 0)
+        FindPath(*info, {"ExperimentalConditions", "MicroscopeConditions", "AcceleratingVoltage"});
+    if (auto v = volts ? NumberOrLeadingNumber(*volts) : std::nullopt; v && *v > 0)
       f.beam_energy_kev = *v / 1000;
   }
   if (auto mag = DescriptionEntry(description, "Magnification")) {
-    if (auto v = NumberOf(mag->first); v && *v > 0) f.magnification = *v;
+    if (auto v = NumberOrLeadingNumber(mag->first); v && *v > 0) f.magnification = *v;
   }
   if (!f.magnification && info) {
-    const Metadata* mag = Find(*info, {"AcquireInfo", "Magnification"});
+    const Metadata* mag = FindPath(*info, {"AcquireInfo", "Magnification"});
     // Diffraction acquisitions write "0 X" or "1 X" here: no magnification.
-    if (auto v = mag ? NumberOf(*mag) : std::nullopt; v && *v > 1) f.magnification = *v;
+    if (auto v = mag ? NumberOrLeadingNumber(*mag) : std::nullopt; v && *v > 1)
+      f.magnification = *v;
   }
   Mode text_mode = Mode::kUnknown;
   if (auto mode = DescriptionEntry(description, "Mode"); mode && mode->first.is_string()) {
@@ -1217,9 +1134,9 @@ SignalPlan BuildSignal(const SerFile& ser, const EmiObject* object, const std::s
   }
   std::string detector = object ? DetectorFromObjectName(object->name) : std::string();
   if (detector.empty() || detector == "CCD") {
-    const Metadata* camera = info ? Find(*info, {"AcquireInfo", "CameraNamePath"}) : nullptr;
-    if (camera && camera->is_string() && !Trimmed(camera->get<std::string>()).empty()) {
-      detector = Trimmed(camera->get<std::string>());
+    const Metadata* camera = info ? FindPath(*info, {"AcquireInfo", "CameraNamePath"}) : nullptr;
+    if (camera && camera->is_string() && !TrimSpace(camera->get<std::string>()).empty()) {
+      detector = std::string(TrimSpace(camera->get<std::string>()));
     }
   }
   if (!detector.empty()) f.detector = detector;
@@ -1419,7 +1336,7 @@ Result<std::unique_ptr<DatasetReader>> OpenSerAlone(const fs::path& ser_path) {
 }  // namespace
 
 Result<std::unique_ptr<DatasetReader>> OpenTia(const std::filesystem::path& path) {
-  const std::string ext = Lowered(path.extension().string());
+  const std::string ext = AsciiLower(path.extension().string());
   if (ext == ".emi") return OpenEmi(path, std::nullopt);
   // A .ser: open the .emi beside it when there is one.
   const std::string filename = path.filename().string();

@@ -35,9 +35,11 @@
 #include <vector>
 
 #include "formats/byte_source.h"
+#include "formats/metadata_lookup.h"
 #include "formats/normalise.h"
 #include "formats/readers.h"
 #include "formats/slab_io.h"
+#include "formats/text.h"
 
 namespace scisearch::formats {
 namespace {
@@ -56,68 +58,15 @@ constexpr size_t kMaxErrorText = 2000;
 // ---------------------------------------------------------------------------------------
 // Text helpers
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (std::isspace(static_cast<unsigned char>(s.front())) || s.front() == 0)) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (std::isspace(static_cast<unsigned char>(s.back())) || s.back() == 0)) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
-bool IsValidUtf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t extra = 0;
-    if (c < 0x80) {
-      extra = 0;
-    } else if ((c >> 5) == 0x6) {
-      extra = 1;
-    } else if ((c >> 4) == 0xe) {
-      extra = 2;
-    } else if ((c >> 3) == 0x1e) {
-      extra = 3;
-    } else {
-      return false;
-    }
-    if (i + extra >= s.size() + (extra == 0 ? 1 : 0) && extra > 0) return false;
-    for (size_t k = 1; k <= extra; ++k) {
-      if (i + k >= s.size() || (static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return false;
-    }
-    i += extra + 1;
-  }
-  return true;
-}
-
-// Text from a file as valid UTF-8: kept as is when it already is, else read as
-// Latin-1 (the encoding of the "µ" in Zeiss and FEI text).
-std::string ToUtf8(std::string_view s) {
-  if (IsValidUtf8(s)) return std::string(s);
-  std::string out;
-  out.reserve(s.size() + s.size() / 8);
-  for (char ch : s) {
-    const unsigned char c = static_cast<unsigned char>(ch);
-    if (c < 0x80) {
-      out.push_back(ch);
-    } else {
-      out.push_back(static_cast<char>(0xc0 | (c >> 6)));
-      out.push_back(static_cast<char>(0x80 | (c & 0x3f)));
-    }
-  }
-  return out;
-}
-
 // Text up to its first NUL, trimmed, as UTF-8.
 std::string CleanText(std::string_view s) {
   const size_t nul = s.find('\0');
   if (nul != std::string_view::npos) s = s.substr(0, nul);
-  return ToUtf8(Trim(s));
+  return ToUtf8Lossless(TrimSpace(s));
 }
 
 std::optional<int64_t> ParseInt(std::string_view s) {
-  s = Trim(s);
+  s = TrimSpace(s);
   if (!s.empty() && s.front() == '+') s.remove_prefix(1);
   int64_t v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -126,7 +75,7 @@ std::optional<int64_t> ParseInt(std::string_view s) {
 }
 
 std::optional<double> ParseReal(std::string_view s) {
-  s = Trim(s);
+  s = TrimSpace(s);
   if (!s.empty() && s.front() == '+') s.remove_prefix(1);
   double v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -138,35 +87,10 @@ std::optional<double> ParseReal(std::string_view s) {
 
 // A value typed as the text reads: integer, real, or string.
 Metadata TypedValue(std::string_view text) {
-  const std::string_view t = Trim(text);
+  const std::string_view t = TrimSpace(text);
   if (auto i = ParseInt(t)) return *i;
   if (auto d = ParseReal(t)) return *d;
   return CleanText(t);
-}
-
-std::optional<double> NumberAt(const Metadata& tree, std::initializer_list<const char*> path) {
-  const Metadata* node = &tree;
-  for (const char* key : path) {
-    if (!node->is_object()) return std::nullopt;
-    auto it = node->find(key);
-    if (it == node->end()) return std::nullopt;
-    node = &*it;
-  }
-  if (node->is_number()) return node->get<double>();
-  return std::nullopt;
-}
-
-std::optional<std::string> StringAt(const Metadata& tree, std::initializer_list<const char*> path) {
-  const Metadata* node = &tree;
-  for (const char* key : path) {
-    if (!node->is_object()) return std::nullopt;
-    auto it = node->find(key);
-    if (it == node->end()) return std::nullopt;
-    node = &*it;
-  }
-  if (node->is_string() && !node->get<std::string>().empty()) return node->get<std::string>();
-  if (node->is_number()) return node->dump();
-  return std::nullopt;
 }
 
 // "2016:06:13 10:11:12" (TIFF 6.0 DateTime) or "2015/07/30 7:17" (JEOL) as ISO 8601.
@@ -209,7 +133,7 @@ Metadata ParseFeiIni(std::string_view text) {
   while (pos < text.size()) {
     size_t end = text.find('\n', pos);
     if (end == std::string_view::npos) end = text.size();
-    std::string_view line = Trim(text.substr(pos, end - pos));
+    std::string_view line = TrimSpace(text.substr(pos, end - pos));
     pos = end + 1;
     if (line.empty()) continue;
     if (line.front() == '[' && line.back() == ']') {
@@ -228,7 +152,7 @@ Metadata ParseFeiIni(std::string_view text) {
 // One Zeiss value "25.00 kV", "50.00 K X", "Off", "23 Dec 2015": a number and units,
 // or a string.
 void ZeissValue(std::string_view text, Metadata& entry) {
-  text = Trim(text);
+  text = TrimSpace(text);
   const size_t space = text.find(' ');
   if (auto i = ParseInt(text)) {
     entry["value"] = *i;
@@ -266,7 +190,7 @@ Metadata ParseZeissSem(std::string_view text) {
     std::string_view line = text.substr(pos, end - pos);
     pos = end + 1;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    const std::string_view trimmed = Trim(line);
+    const std::string_view trimmed = TrimSpace(line);
     if (trimmed.empty()) continue;
     bool has_upper = false;
     bool is_key = true;
@@ -307,7 +231,7 @@ Metadata ParseKeyValueLines(std::string_view text) {
   while (pos < text.size()) {
     size_t end = text.find('\n', pos);
     if (end == std::string_view::npos) end = text.size();
-    const std::string_view line = Trim(text.substr(pos, end - pos));
+    const std::string_view line = TrimSpace(text.substr(pos, end - pos));
     pos = end + 1;
     const size_t eq = line.find('=');
     if (eq == std::string_view::npos) continue;
@@ -405,7 +329,7 @@ class XmlToJson {
     }
   }
   static Metadata TextValue(std::string_view raw) {
-    const std::string text = Unescape(Trim(raw));
+    const std::string text = Unescape(TrimSpace(raw));
     if (text == "true") return true;
     if (text == "false") return false;
     return TypedValue(text);
@@ -481,7 +405,7 @@ class XmlToJson {
     if (children.empty()) {
       value = TextValue(text);
     } else {
-      if (!Trim(text).empty()) children["#text"] = TextValue(text);
+      if (!TrimSpace(text).empty()) children["#text"] = TextValue(text);
       value = std::move(children);
     }
     return true;
@@ -692,8 +616,6 @@ size_t TvipsBytes(const TvipsField& f) {
   }
 }
 
-Metadata Real(double v) { return std::isfinite(v) ? Metadata(v) : Metadata(nullptr); }
-
 // UTF-16LE/BE text of `bytes` bytes, to its first NUL, as UTF-8 (BMP only).
 Result<std::string> ReadUtf16(ByteCursor& c, size_t bytes, const char* what) {
   std::string out;
@@ -713,7 +635,7 @@ Result<std::string> ReadUtf16(ByteCursor& c, size_t bytes, const char* what) {
       out.push_back(static_cast<char>(0x80 | (u & 0x3f)));
     }
   }
-  return std::string(Trim(out));
+  return std::string(TrimSpace(out));
 }
 
 Status ReadTvipsFields(ByteCursor& c, std::span<const TvipsField> fields, Metadata& tree) {
@@ -731,7 +653,7 @@ Status ReadTvipsFields(ByteCursor& c, std::span<const TvipsField> fields, Metada
       }
       case TvipsKind::kF32: {
         SCISEARCH_ASSIGN_OR_RETURN(float v, c.Read<float>(f.name));
-        tree[f.name] = Real(v);
+        tree[f.name] = FiniteOrNull(v);
         break;
       }
       case TvipsKind::kUtf16: {
@@ -743,7 +665,7 @@ Status ReadTvipsFields(ByteCursor& c, std::span<const TvipsField> fields, Metada
         Metadata a = Metadata::array();
         for (int k = 0; k < f.count; ++k) {
           SCISEARCH_ASSIGN_OR_RETURN(float v, c.Read<float>(f.name));
-          a.push_back(Real(v));
+          a.push_back(FiniteOrNull(v));
         }
         tree[f.name] = std::move(a);
         break;
@@ -753,7 +675,7 @@ Status ReadTvipsFields(ByteCursor& c, std::span<const TvipsField> fields, Metada
         for (int k = 0; k < f.count; ++k) {
           SCISEARCH_ASSIGN_OR_RETURN(double re, c.Read<double>(f.name));
           SCISEARCH_ASSIGN_OR_RETURN(double im, c.Read<double>(f.name));
-          a.push_back(Metadata::array({Real(re), Real(im)}));
+          a.push_back(Metadata::array({FiniteOrNull(re), FiniteOrNull(im)}));
         }
         tree[f.name] = std::move(a);
         break;
@@ -1060,13 +982,13 @@ Metadata TagArray(const TIFFField* field, const void* data, uint64_t count) {
       case TIFF_RATIONAL:
       case TIFF_SRATIONAL:
         if (size == 8) {
-          a.push_back(Real(static_cast<const double*>(data)[i]));
+          a.push_back(FiniteOrNull(static_cast<const double*>(data)[i]));
         } else {
-          a.push_back(Real(static_cast<const float*>(data)[i]));
+          a.push_back(FiniteOrNull(static_cast<const float*>(data)[i]));
         }
         break;
       case TIFF_DOUBLE:
-        a.push_back(Real(static_cast<const double*>(data)[i]));
+        a.push_back(FiniteOrNull(static_cast<const double*>(data)[i]));
         break;
       default:
         return Metadata{{"type", int(type)}, {"count", count}};
@@ -1190,11 +1112,11 @@ void SetPixelSize(PageInfo& page, double size, const std::string& units) {
 }
 
 void NormaliseFei(const Metadata& fei, PageInfo& page) {
-  if (auto d = StringAt(fei, {"User", "Date"})) {
-    const std::string t = StringAt(fei, {"User", "Time"}).value_or("");
+  if (auto d = FindText(fei, {"User", "Date"})) {
+    const std::string t = FindText(fei, {"User", "Time"}).value_or("");
     page.fields.acquired = ParseDateAndTime(*d, t);
   }
-  if (auto type = StringAt(fei, {"System", "SystemType"})) {
+  if (auto type = FindText(fei, {"System", "SystemType"})) {
     std::string clean;
     for (char c : *type) {
       if (c == '"') continue;
@@ -1204,8 +1126,8 @@ void NormaliseFei(const Metadata& fei, PageInfo& page) {
     while (!clean.empty() && clean.back() == ' ') clean.pop_back();
     if (!clean.empty()) page.fields.instrument = clean;
   }
-  const std::string beam = StringAt(fei, {"Beam", "Beam"}).value_or("");
-  const std::string detector = StringAt(fei, {"Detectors", "Name"}).value_or("");
+  const std::string beam = FindText(fei, {"Beam", "Beam"}).value_or("");
+  const std::string detector = FindText(fei, {"Detectors", "Name"}).value_or("");
   if (!detector.empty()) {
     page.fields.detector = detector;
     page.name = detector;
@@ -1216,51 +1138,40 @@ void NormaliseFei(const Metadata& fei, PageInfo& page) {
   } else {
     page.fields.mode = Mode::kSemImage;
   }
-  std::optional<double> hv = NumberAt(fei, {"Beam", "HV"});
-  if (!hv && !beam.empty()) hv = NumberAt(fei, {beam.c_str(), "HV"});
+  std::optional<double> hv = FindNumber(fei, {"Beam", "HV"});
+  if (!hv && !beam.empty()) hv = FindNumber(fei, {beam.c_str(), "HV"});
   if (hv && page.fields.mode == Mode::kSemImage) page.fields.beam_energy_kev = *hv / 1000.0;
-  std::optional<double> width = NumberAt(fei, {"Scan", "PixelWidth"});
-  std::optional<double> hfw = NumberAt(fei, {"Scan", "HorFieldsize"});
-  if (!hfw && !beam.empty()) hfw = NumberAt(fei, {beam.c_str(), "HFW"});
+  std::optional<double> width = FindNumber(fei, {"Scan", "PixelWidth"});
+  std::optional<double> hfw = FindNumber(fei, {"Scan", "HorFieldsize"});
+  if (!hfw && !beam.empty()) hfw = FindNumber(fei, {beam.c_str(), "HFW"});
   if (!width && hfw) {
-    if (auto rx = NumberAt(fei, {"Image", "ResolutionX"}); rx && *rx > 0) width = *hfw / *rx;
+    if (auto rx = FindNumber(fei, {"Image", "ResolutionX"}); rx && *rx > 0) width = *hfw / *rx;
   }
   if (width) SetPixelSize(page, *width, "m");
   // xT software's indicated magnification: the display's real width over the field width.
-  if (auto canvas = NumberAt(fei, {"Image", "MagCanvasRealWidth"});
+  if (auto canvas = FindNumber(fei, {"Image", "MagCanvasRealWidth"});
       canvas && hfw && *hfw > 0 && page.fields.mode == Mode::kSemImage) {
     page.fields.magnification = *canvas / *hfw;
   }
 }
 
-std::optional<double> ZeissNumber(const Metadata& z, const char* key, std::string* units) {
-  auto it = z.find(key);
-  if (it == z.end() || !it->is_object()) return std::nullopt;
-  auto v = it->find("value");
-  if (v == it->end() || !v->is_number()) return std::nullopt;
-  if (units) *units = it->value("units", std::string());
-  return v->get<double>();
-}
-
-std::optional<std::string> ZeissText(const Metadata& z, const char* key) {
-  auto it = z.find(key);
-  if (it == z.end() || !it->is_object()) return std::nullopt;
-  auto v = it->find("value");
-  if (v == it->end()) return std::nullopt;
-  if (v->is_string()) return v->get<std::string>();
-  return v->dump();
+// A Zeiss entry's numeric value, and (when `units` is given) its units.
+std::optional<double> ZeissNumber(const Metadata& z, std::string_view key, std::string* units) {
+  std::optional<double> value = FindNumber(z, {key, "value"});
+  if (value && units != nullptr) *units = FindText(z, {key, "units"}).value_or("");
+  return value;
 }
 
 void NormaliseZeiss(const Metadata& z, PageInfo& page) {
   page.fields.mode = Mode::kSemImage;
-  auto date = ZeissText(z, "AP_DATE");
-  auto time = ZeissText(z, "AP_TIME");
+  auto date = FindText(z, {"AP_DATE", "value"});
+  auto time = FindText(z, {"AP_TIME", "value"});
   if (date) page.fields.acquired = ParseDateAndTime(*date, time.value_or(""), true);
   // The column model: DP_SEM ("Merlin"), else the serial number without its trailing
   // "-NN-NN" unit number ("ULTRA 55-36-06" -> "ULTRA 55").
-  if (auto sem = ZeissText(z, "DP_SEM"); sem && !sem->empty()) {
+  if (auto sem = FindText(z, {"DP_SEM", "value"})) {
     page.fields.instrument = "Zeiss " + *sem;
-  } else if (auto serial = ZeissText(z, "SV_SERIAL_NUMBER"); serial && !serial->empty()) {
+  } else if (auto serial = FindText(z, {"SV_SERIAL_NUMBER", "value"})) {
     std::string model = *serial;
     for (int k = 0; k < 2; ++k) {
       const size_t dash = model.rfind('-');
@@ -1289,7 +1200,7 @@ void NormaliseZeiss(const Metadata& z, PageInfo& page) {
       break;
     }
   }
-  if (auto det = ZeissText(z, "DP_DETECTOR_CHANNEL"); det && !det->empty()) {
+  if (auto det = FindText(z, {"DP_DETECTOR_CHANNEL", "value"})) {
     page.fields.detector = *det;
     page.name = *det;
   }
@@ -1299,21 +1210,21 @@ void NormaliseZeiss(const Metadata& z, PageInfo& page) {
 // give: SightX writes the film-plane (screen) pixel, so the specimen pixel is that over
 // the magnification, and in diffraction that over camera length times wavelength.
 void NormaliseJeol(const Metadata& j, double resolution_m, PageInfo& page) {
-  if (auto dt = StringAt(j, {"DateTime"})) page.fields.acquired = ParseDateTime(*dt);
-  if (auto inst = StringAt(j, {"Instruments"})) {
-    const std::string maker = StringAt(j, {"Manufacturer"}).value_or("");
+  if (auto dt = FindText(j, {"DateTime"})) page.fields.acquired = ParseDateTime(*dt);
+  if (auto inst = FindText(j, {"Instruments"})) {
+    const std::string maker = FindText(j, {"Manufacturer"}).value_or("");
     const std::string first = maker.substr(0, maker.find(' '));
     page.fields.instrument =
         first.empty() || inst->rfind(first, 0) == 0 ? *inst : first + " " + *inst;
   }
-  const std::optional<double> volts = NumberAt(j, {"ElectronGun", "AccelerationVoltage"});
+  const std::optional<double> volts = FindNumber(j, {"ElectronGun", "AccelerationVoltage"});
   if (volts) page.fields.beam_energy_kev = *volts / 1000.0;
-  const std::string eos = StringAt(j, {"Eos", "EosMode"}).value_or("");
-  const std::string mode = StringAt(j, {"ImageFormingSystem", "ModeString"}).value_or("");
-  const std::optional<double> selector = NumberAt(j, {"ImageFormingSystem", "SelectorValue"});
+  const std::string eos = FindText(j, {"Eos", "EosMode"}).value_or("");
+  const std::string mode = FindText(j, {"ImageFormingSystem", "ModeString"}).value_or("");
+  const std::optional<double> selector = FindNumber(j, {"ImageFormingSystem", "SelectorValue"});
   const std::string selector_units =
-      StringAt(j, {"ImageFormingSystem", "SelectorUnitString"}).value_or("");
-  if (auto det = StringAt(j, {"ImageSourceDetector"})) {
+      FindText(j, {"ImageFormingSystem", "SelectorUnitString"}).value_or("");
+  if (auto det = FindText(j, {"ImageSourceDetector"})) {
     page.fields.detector = *det;
     page.name = *det;
   }
@@ -1350,19 +1261,19 @@ void NormaliseJeol(const Metadata& j, double resolution_m, PageInfo& page) {
 
 void NormaliseTvips(const Metadata& t, PageInfo& page) {
   page.fields.mode = Mode::kTemImage;
-  if (auto v = NumberAt(t, {"TemHighTension"}); v && *v > 0) {
+  if (auto v = FindNumber(t, {"TemHighTension"}); v && *v > 0) {
     page.fields.beam_energy_kev = *v / 1000.0;
   }
-  if (auto m = NumberAt(t, {"TemMagnification"}); m && *m > 0) page.fields.magnification = *m;
-  if (auto px = NumberAt(t, {"PixelSizeX"}); px && *px > 0) SetPixelSize(page, *px, "nm");
-  if (auto cam = StringAt(t, {"CameraType"})) {
+  if (auto m = FindNumber(t, {"TemMagnification"}); m && *m > 0) page.fields.magnification = *m;
+  if (auto px = FindNumber(t, {"PixelSizeX"}); px && *px > 0) SetPixelSize(page, *px, "nm");
+  if (auto cam = FindText(t, {"CameraType"})) {
     page.fields.detector = *cam;
     page.name = *cam;
   }
-  if (auto tem = StringAt(t, {"TemType"})) page.fields.instrument = *tem;
-  auto date = NumberAt(t, {"Date"});
-  auto time = NumberAt(t, {"Time"});
-  if (!date) date = NumberAt(t, {"DateV1"}), time = NumberAt(t, {"TimeV1"});
+  if (auto tem = FindText(t, {"TemType"})) page.fields.instrument = *tem;
+  auto date = FindNumber(t, {"Date"});
+  auto time = FindNumber(t, {"Time"});
+  if (!date) date = FindNumber(t, {"DateV1"}), time = FindNumber(t, {"TimeV1"});
   if (date && time) page.fields.acquired = TvipsDateTime(int64_t(*date), int64_t(*time));
 }
 
@@ -1370,12 +1281,12 @@ void NormaliseSis(const Metadata& s, PageInfo& page) {
   // Olympus SIS (iTEM) drives TEM cameras (Quemesa, Veleta, Morada).
   page.fields.mode = Mode::kTemImage;
   // The SIS date has minutes only: the TIFF DateTime, when present, has the seconds.
-  if (auto dt = StringAt(s, {"datetime"}); dt && !page.fields.acquired) {
+  if (auto dt = FindText(s, {"datetime"}); dt && !page.fields.acquired) {
     page.fields.acquired = *dt;
   }
-  if (auto m = NumberAt(s, {"magnification"}); m && *m > 0) page.fields.magnification = *m;
-  if (auto px = NumberAt(s, {"pixel_size_x_m"}); px && *px > 0) SetPixelSize(page, *px, "m");
-  if (auto cam = StringAt(s, {"camera_name"})) page.fields.detector = *cam;
+  if (auto m = FindNumber(s, {"magnification"}); m && *m > 0) page.fields.magnification = *m;
+  if (auto px = FindNumber(s, {"pixel_size_x_m"}); px && *px > 0) SetPixelSize(page, *px, "m");
+  if (auto cam = FindText(s, {"camera_name"})) page.fields.detector = *cam;
 }
 
 // Gatan DigitalMicrograph export tags: 65003-65005 units, 65006-65008 offsets and
@@ -1472,8 +1383,8 @@ void ReadPageMetadata(TIFF* tif, const FileSource& file, PageInfo& page) {
   if (TIFFGetField(tif, TIFFTAG_PAGENUMBER, &u16, &u16b)) tiff["PageNumber"] = {u16, u16b};
   std::optional<double> xres;
   uint16_t res_unit = RESUNIT_INCH;
-  if (TIFFGetField(tif, TIFFTAG_XRESOLUTION, &f)) tiff["XResolution"] = Real(f), xres = f;
-  if (TIFFGetField(tif, TIFFTAG_YRESOLUTION, &f)) tiff["YResolution"] = Real(f);
+  if (TIFFGetField(tif, TIFFTAG_XRESOLUTION, &f)) tiff["XResolution"] = FiniteOrNull(f), xres = f;
+  if (TIFFGetField(tif, TIFFTAG_YRESOLUTION, &f)) tiff["YResolution"] = FiniteOrNull(f);
   if (TIFFGetField(tif, TIFFTAG_RESOLUTIONUNIT, &res_unit)) tiff["ResolutionUnit"] = res_unit;
   if (p.photometric == PHOTOMETRIC_PALETTE) {
     uint16_t *r = nullptr, *g = nullptr, *b = nullptr;
@@ -1525,8 +1436,8 @@ void ReadPageMetadata(TIFF* tif, const FileSource& file, PageInfo& page) {
   }
 
   const std::string_view desc =
-      Trim(std::string_view(description)
-               .substr(0, std::min(description.size(), description.find('\0'))));
+      TrimSpace(std::string_view(description)
+                    .substr(0, std::min(description.size(), description.find('\0'))));
   double resolution_m = 0;  // size of one pixel as the resolution tags print it
   if (xres && *xres > 0) {
     if (res_unit == RESUNIT_INCH) resolution_m = 0.0254 / *xres;
@@ -1926,7 +1837,7 @@ Result<std::unique_ptr<DatasetReader>> OpenTiff(const fs::path& path) {
   for (const Run& run : runs) {
     Signal s = MakeSignal(pages, run.begin, run.end);
     if (!skipped.empty()) s.metadata["skipped_pages"] = skipped;
-    if (!directory_error.empty()) s.metadata["directory_error"] = ToUtf8(directory_error);
+    if (!directory_error.empty()) s.metadata["directory_error"] = ToUtf8Lossless(directory_error);
     SignalPlan plan;
     for (size_t i = run.begin; i < run.end; ++i) plan.frames.push_back(pages[i].layout);
     dataset.signals.push_back(std::move(s));

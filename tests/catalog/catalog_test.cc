@@ -9,26 +9,13 @@
 #include <limits>
 #include <string>
 
+#include "test_util.h"
+
 namespace scisearch::catalog {
 namespace {
 
 namespace fs = std::filesystem;
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "catalog_test_XXXXXX").string();
-    path_ = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using ::scisearch::testing::TempDir;
 
 // Runs one SQL statement on the catalog file through a separate connection and
 // returns the first column of the first row as text ("" when there is none).

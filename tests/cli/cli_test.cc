@@ -6,7 +6,9 @@
 
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "test_paths.h"
 
@@ -84,7 +86,8 @@ TEST_F(CliTest, ExportWritesNpyWithTheFilesDtype) {
   // DM type 7 (int32) 2x2 image with values 1..4 (MANIFEST).
   const fs::path file = testing::TestData() / "formats/dm/2D/test-7.dm4";
   const fs::path out = scratch_ / "out.npy";
-  CommandResult run = Scisearch({"export", file.string(), "--signal", "0", "--npy", out.string()}, scratch_);
+  CommandResult run =
+      Scisearch({"export", file.string(), "--signal", "0", "--npy", out.string()}, scratch_);
   ASSERT_EQ(run.exit_code, 0) << run.err;
   std::ifstream in(out, std::ios::binary);
   std::string content((std::istreambuf_iterator<char>(in)), {});
@@ -126,6 +129,49 @@ TEST_F(CliTest, ErrorsAreOneLineNamingTheFile) {
                   scratch_);
   EXPECT_NE(run.exit_code, 0);
   EXPECT_NE(run.err.find("signal 9"), std::string::npos) << run.err;
+}
+
+TEST_F(CliTest, IngestListsWhatItCataloguedAndReportsBadFiles) {
+  const fs::path tree = scratch_ / "tree";
+  const fs::path data = scratch_ / "data";
+  fs::create_directories(tree / "Talos/Minor/2016/2016-02-22 TEM search");
+  for (const char* name : {"128x128-TEM_search.emi", "128x128-TEM_search_1.ser"}) {
+    fs::copy_file(testing::TestData() / "formats/tia/new" / name,
+                  tree / "Talos/Minor/2016/2016-02-22 TEM search" / name);
+  }
+  fs::copy_file(testing::TestData() / "formats/dm/2D/test-7.dm4", tree / "test-7.dm4");
+  std::ofstream(tree / "broken.dm3", std::ios::binary) << std::string("\0\0\0\3garbage", 11);
+
+  CommandResult run =
+      Scisearch({"ingest", tree.string(), "--data-dir", data.string(), "--jobs", "2"}, scratch_);
+  EXPECT_EQ(run.exit_code, 2) << run.err;  // one file could not be read
+  EXPECT_NE(run.err.find("broken.dm3"), std::string::npos) << run.err;
+
+  run = Scisearch({"list", "--json", "--data-dir", data.string()}, scratch_);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  std::map<std::string, nlohmann::json> by_name;
+  std::istringstream lines(run.out);
+  for (std::string line; std::getline(lines, line);) {
+    auto j = nlohmann::json::parse(line);
+    by_name[fs::path(j["path"].get<std::string>()).filename().string()] = j;
+  }
+  ASSERT_EQ(by_name.size(), 3u) << run.out;  // the .emi and its .ser are one dataset
+  EXPECT_EQ(by_name["128x128-TEM_search.emi"]["state"], "ok");
+  EXPECT_EQ(by_name["128x128-TEM_search.emi"]["format"], "tia");
+  EXPECT_EQ(by_name["test-7.dm4"]["state"], "ok");
+  EXPECT_EQ(by_name["broken.dm3"]["state"], "error");
+  EXPECT_NE(by_name["broken.dm3"]["error"].get<std::string>().find("broken.dm3"),
+            std::string::npos);
+
+  // A second run reads nothing new and still reports the bad file.
+  run = Scisearch({"ingest", tree.string(), "--data-dir", data.string()}, scratch_);
+  EXPECT_EQ(run.exit_code, 2) << run.err;
+  run = Scisearch({"list", "--state", "ok", "--json", "--data-dir", data.string()}, scratch_);
+  EXPECT_EQ(std::count(run.out.begin(), run.out.end(), '\n'), 2) << run.out;
+
+  run = Scisearch({"list", "--data-dir", (scratch_ / "nowhere").string()}, scratch_);
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_NE(run.err.find("no catalog"), std::string::npos) << run.err;
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "formats/byte_source.h"
+#include "formats/dataset_json.h"
 #include "formats/formats.h"
 #include "formats/normalise.h"
 #include "formats/slab_io.h"
@@ -237,6 +238,127 @@ TEST(NormaliseTest, Units) {
   EXPECT_EQ(LengthToSi("nm"), 1e-9);
   EXPECT_EQ(LengthToSi("1/nm"), 1e9);
   EXPECT_EQ(LengthToSi("eV"), std::nullopt);
+}
+
+TEST(DatasetJsonTest, RoundTripIsExact) {
+  Dataset dataset;
+  dataset.path = "/data/run 7/scan.emd";
+  dataset.format = "emd-velox";
+  dataset.member_files = {dataset.path, "/data/run 7/scan_1.ser"};
+  Signal image;
+  image.name = "HAADF";
+  image.dtype = DType::kComplex64;
+  image.shape = {3, 4, 5};
+  for (int k = 0; k < 3; ++k) {
+    Axis axis;
+    axis.name = k == 0 ? "frame" : k == 1 ? "y" : "x";
+    axis.size = image.shape[size_t(k)];
+    axis.scale = 0.1 + k / 3.0;  // not exact in decimal: must survive anyway
+    axis.offset = -1.0e-9 * k;
+    axis.units = k == 0 ? "s" : "nm";
+    axis.navigate = k == 0;
+    image.axes.push_back(axis);
+  }
+  image.metadata = Metadata::parse(
+      R"({"b": 1, "a": {"z": [1, 2.5, "x", null, true], "y": -9223372036854775807},
+          "u": 18446744073709551615})");
+  image.fields.acquired = "2020-01-02T03:04:05+01:00";
+  image.fields.instrument = "Talos F200X";
+  image.fields.mode = Mode::kStemImage;
+  image.fields.beam_energy_kev = 200.0;
+  image.fields.magnification = 1.0 / 3.0;
+  image.fields.pixel_size_m = 1.234567890123e-10;
+  image.fields.pixel_size_units = "m";
+  image.fields.detector = "HAADF";
+  dataset.signals.push_back(image);
+  Signal bare;  // every optional field empty, unknown mode
+  bare.name = "";
+  bare.dtype = DType::kRGBA8;
+  bare.shape = {0};
+  bare.axes = {Axis{"x", 0, 1.0, 0.0, "", false}};
+  dataset.signals.push_back(bare);
+
+  // Through text, as between processes.
+  const std::string text = DatasetToJson(dataset).dump();
+  Result<Dataset> back = DatasetFromJson(Metadata::parse(text));
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->path, dataset.path);
+  EXPECT_EQ(back->format, dataset.format);
+  EXPECT_EQ(back->member_files, dataset.member_files);
+  ASSERT_EQ(back->signals.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    const Signal& want = dataset.signals[i];
+    const Signal& got = back->signals[i];
+    EXPECT_EQ(got.name, want.name);
+    EXPECT_EQ(got.dtype, want.dtype);
+    EXPECT_EQ(got.shape, want.shape);
+    ASSERT_EQ(got.axes.size(), want.axes.size());
+    for (size_t k = 0; k < want.axes.size(); ++k) {
+      EXPECT_EQ(got.axes[k].name, want.axes[k].name);
+      EXPECT_EQ(got.axes[k].size, want.axes[k].size);
+      EXPECT_EQ(got.axes[k].scale, want.axes[k].scale);  // bit-exact
+      EXPECT_EQ(got.axes[k].offset, want.axes[k].offset);
+      EXPECT_EQ(got.axes[k].units, want.axes[k].units);
+      EXPECT_EQ(got.axes[k].navigate, want.axes[k].navigate);
+    }
+    EXPECT_EQ(got.metadata, want.metadata);
+    EXPECT_EQ(got.metadata.dump(), want.metadata.dump());  // key order too
+    EXPECT_EQ(got.fields.acquired, want.fields.acquired);
+    EXPECT_EQ(got.fields.instrument, want.fields.instrument);
+    EXPECT_EQ(got.fields.mode, want.fields.mode);
+    EXPECT_EQ(got.fields.beam_energy_kev, want.fields.beam_energy_kev);
+    EXPECT_EQ(got.fields.magnification, want.fields.magnification);
+    EXPECT_EQ(got.fields.pixel_size_m, want.fields.pixel_size_m);
+    EXPECT_EQ(got.fields.pixel_size_units, want.fields.pixel_size_units);
+    EXPECT_EQ(got.fields.detector, want.fields.detector);
+  }
+  EXPECT_TRUE(back->signals[0].metadata["u"].is_number_unsigned());
+  EXPECT_EQ(DatasetToJson(*back).dump(), text);
+}
+
+TEST(DatasetJsonTest, EveryNameMapsBack) {
+  for (int i = 0; i <= int(DType::kRGBA8); ++i) {
+    EXPECT_EQ(DTypeFromName(DTypeName(DType(i))), DType(i));
+  }
+  for (int i = 0; i <= int(Mode::kImage); ++i) {
+    EXPECT_EQ(ModeFromName(ModeName(Mode(i))), Mode(i));
+  }
+  EXPECT_EQ(DTypeFromName("uint12"), std::nullopt);
+  EXPECT_EQ(ModeFromName("Image"), std::nullopt);
+}
+
+TEST(DatasetJsonTest, BadFieldsAreNamed) {
+  Dataset dataset;
+  dataset.path = "x.emd";
+  Signal signal;
+  signal.shape = {2};
+  signal.axes = {Axis{"x", 2, 1.0, 0.0, "", false}};
+  dataset.signals.push_back(signal);
+  const Metadata good = DatasetToJson(dataset);
+  ASSERT_TRUE(DatasetFromJson(good).ok());
+  auto expect_error = [&](Metadata json, const std::string& field) {
+    Result<Dataset> result = DatasetFromJson(json);
+    ASSERT_FALSE(result.ok()) << field;
+    EXPECT_EQ(result.status().code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(result.status().message().find(field), std::string::npos)
+        << result.status().message();
+  };
+  Metadata bad = good;
+  bad["signals"][0]["dtype"] = "uint12";
+  expect_error(bad, "signals[0].dtype");
+  bad = good;
+  bad["signals"][0]["shape"][0] = "2";
+  expect_error(bad, "signals[0].shape[0]");
+  bad = good;
+  bad["signals"][0]["axes"][0]["navigate"] = 1;
+  expect_error(bad, "signals[0].axes[0].navigate");
+  bad = good;
+  bad["signals"][0].erase("mode");
+  expect_error(bad, "signals[0].mode");
+  bad = good;
+  bad["files"] = "x.emd";
+  expect_error(bad, "files");
+  expect_error(Metadata::array(), "the document");
 }
 
 }  // namespace

@@ -15,24 +15,14 @@
 #include "formats/formats.h"
 #include "formats/readers.h"
 #include "test_paths.h"
+#include "test_util.h"
 
 namespace scisearch::formats {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::vector<uint8_t> ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
-}
-
-void WriteFile(const fs::path& path, const std::vector<uint8_t>& bytes) {
-  // Replace rather than truncate: ext4 flushes a file truncated and rewritten in place.
-  std::error_code ignored;
-  fs::remove(path, ignored);
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
-}
+using ::scisearch::testing::ReadFileBytes;
+using ::scisearch::testing::WriteFileBytes;
 
 fs::path TempPath(const std::string& name) {
   return fs::temp_directory_path() /
@@ -252,7 +242,7 @@ TEST(DmTest, StemImage) {
                                                   "A)"));
   // Pixel values: compare a strided read with the raw little-endian bytes of the file.
   const uint64_t offset = md["ImageData"]["Data"]["array_offset"].get<uint64_t>();
-  const std::vector<uint8_t> bytes = ReadFile(path);
+  const std::vector<uint8_t> bytes = ReadFileBytes(path);
   auto slab = f.reader->Read(0, Hyperslab{{3, 5}, {4, 6}, {7, 9}});
   ASSERT_TRUE(slab.ok()) << slab.status().message();
   const auto got = Values<uint32_t>(*slab);
@@ -468,7 +458,7 @@ TEST(DmTest, PackedComplexFft) {
   // The file holds 5 rows of 3 packed complex64 values; row r unpacks to
   // [p2, p1, p0, conj(p1)].
   const uint64_t offset = s.metadata["ImageData"]["Data"]["array_offset"].get<uint64_t>();
-  const std::vector<uint8_t> bytes = ReadFile(path);
+  const std::vector<uint8_t> bytes = ReadFileBytes(path);
   std::vector<std::complex<float>> packed(15);
   std::memcpy(packed.data(), bytes.data() + offset, 15 * 8);
   EXPECT_EQ(packed[2 * 3].real(), 50.0f);  // the zero-frequency value
@@ -672,7 +662,7 @@ TEST(DmTest, BuiltFilesEveryTagTypeBothOrdersBothVersions) {
       Tag root = DmBuilder::Group(
           "", {DmBuilder::Group("ImageList", {b.Image(1, kI16, {3, 2}, pixels, tags)})});
       const fs::path path = TempPath("built.dm" + std::to_string(version));
-      WriteFile(path, b.Build(root));
+      WriteFileBytes(path, b.Build(root));
       Opened f = MustOpen(path);
       ASSERT_NE(f.reader, nullptr);
       const Signal& sig = f.dataset().signals.at(0);
@@ -729,7 +719,7 @@ TEST(DmTest, BuiltThumbnailRgbInt64AndOldPackedComplex) {
            DmBuilder::Group("Thumbnails",
                             {DmBuilder::Group("", {b.Value("ImageIndex", kU32, uint32_t(0))})})});
   const fs::path path = TempPath("thumb.dm4");
-  WriteFile(path, b.Build(root));
+  WriteFileBytes(path, b.Build(root));
   Opened f = MustOpen(path);
   ASSERT_NE(f.reader, nullptr);
   ASSERT_EQ(f.dataset().signals.size(), 3u);
@@ -750,7 +740,7 @@ TEST(DmTest, BuiltThumbnailRgbInt64AndOldPackedComplex) {
 
 // Opens `bytes` as a file; when it opens, reads every signal whole.
 Status OpenAndReadAll(const std::vector<uint8_t>& bytes, const fs::path& path) {
-  WriteFile(path, bytes);
+  WriteFileBytes(path, bytes);
   auto r = OpenDigitalMicrograph(path);
   if (!r.ok()) {
     EXPECT_FALSE(r.status().message().empty());
@@ -772,7 +762,7 @@ Status OpenAndReadAll(const std::vector<uint8_t>& bytes, const fs::path& path) {
 TEST(DmTest, TruncatedFilesFailCleanly) {
   SHARED_DATA_OR_SKIP(path, "formats/dm/2D/test-1.dm4");
   for (const char* name : {"formats/dm/2D/test-1.dm4", "formats/dm/2D/test-2.dm3"}) {
-    const std::vector<uint8_t> bytes = ReadFile(::scisearch::testing::SharedData() / name);
+    const std::vector<uint8_t> bytes = ReadFileBytes(::scisearch::testing::SharedData() / name);
     const fs::path tmp = TempPath("trunc");
     // Every prefix of the first 2 KiB (the header and first tags), then a sample.
     for (size_t n = 0; n < bytes.size(); n += (n < 2048 ? 1 : 61)) {
@@ -787,7 +777,7 @@ TEST(DmTest, TruncatedFilesFailCleanly) {
 TEST(DmTest, BitFlippedFilesNeverCrash) {
   SHARED_DATA_OR_SKIP(path, "formats/dm/2D/test-7.dm3");
   for (const char* name : {"formats/dm/2D/test-7.dm3", "formats/dm/2D/test-7.dm4"}) {
-    const std::vector<uint8_t> bytes = ReadFile(::scisearch::testing::SharedData() / name);
+    const std::vector<uint8_t> bytes = ReadFileBytes(::scisearch::testing::SharedData() / name);
     const fs::path tmp = TempPath("flip");
     int opened = 0;
     for (uint32_t seed = 1; seed <= 300; ++seed) {

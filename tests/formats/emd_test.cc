@@ -6,16 +6,20 @@
 #include <algorithm>
 #include <cmath>
 #include <complex>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "formats/emd_reader_internal.h"
 #include "formats/formats.h"
 #include "formats/readers.h"
 #include "test_paths.h"
@@ -501,11 +505,12 @@ void Spit(const std::filesystem::path& path, const std::vector<char>& bytes) {
 }
 
 // Opens `path` and, when that works, reads every signal whole: must not crash.
-void OpenAndReadEverything(const std::filesystem::path& path) {
+// Returns how the open went.
+Status OpenAndReadEverything(const std::filesystem::path& path) {
   auto reader = OpenEmd(path);
   if (!reader.ok()) {
     EXPECT_FALSE(reader.status().message().empty());
-    return;
+    return reader.status();
   }
   const Dataset& dataset = (*reader)->dataset();
   for (size_t i = 0; i < dataset.signals.size(); ++i) {
@@ -518,6 +523,7 @@ void OpenAndReadEverything(const std::filesystem::path& path) {
       EXPECT_FALSE(array.status().message().empty());
     }
   }
+  return Status::Ok();
 }
 
 TEST(EmdErrors, MissingPlainHdf5AndGarbage) {
@@ -577,13 +583,37 @@ TEST(EmdRobustness, TruncatedCopies) {
     for (size_t n : lengths) {
       Spit(copy, std::vector<char>(bytes.begin(), bytes.begin() + long(n)));
       SCOPED_TRACE(std::string(name) + " truncated to " + std::to_string(n));
-      OpenAndReadEverything(copy);
+      (void)OpenAndReadEverything(copy);
     }
   }
 }
 
+// Sets an environment variable for the life of a test, then restores it.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) saved_ = old;
+    ::setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (saved_) {
+      ::setenv(name_, saved_->c_str(), 1);
+    } else {
+      ::unsetenv(name_);
+    }
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> saved_;
+};
+
 TEST(EmdRobustness, BitFlippedCopies) {
+  // Some flips send HDF5 round in circles: 5 s is still 1000 times what these small
+  // files need, and keeps the test quick.
+  ScopedEnv timeout("SCISEARCH_HDF5_TIMEOUT", "5");
   TempDir dir;
+  int loops = 0;
   for (const char* name :
        {"formats/emd_berkeley/example_metadata.emd", "formats/emd_berkeley/emd_type1_stringDims.h5",
         "formats/emd_velox/fei_example_complex_fft.emd"}) {
@@ -602,9 +632,17 @@ TEST(EmdRobustness, BitFlippedCopies) {
       }
       Spit(copy, flipped);
       SCOPED_TRACE(std::string(name) + " seed " + std::to_string(seed));
-      OpenAndReadEverything(copy);
+      const Status opened = OpenAndReadEverything(copy);
+      if (opened.message().find("did not finish") != std::string::npos) {
+        EXPECT_EQ(opened.code(), ErrorCode::kCorrupt);
+        EXPECT_EQ(opened.message(),
+                  "flipped.emd: the HDF5 library did not finish (it loops on damaged structures) "
+                  "reading the file: the file is damaged");
+        ++loops;
+      }
     }
   }
+  std::cout << loops << " bit-flipped copies made HDF5 loop\n";
 }
 
 TEST(EmdRobustness, HugeVeloxMetadataAndStreamValues) {
@@ -630,7 +668,7 @@ TEST(EmdRobustness, HugeVeloxMetadataAndStreamValues) {
     for (const Signal& s : (*reader)->dataset().signals) {
       for (int64_t n : s.shape) EXPECT_LT(n, int64_t(1) << 31);
     }
-    OpenAndReadEverything(dir.path() / "huge.emd");
+    (void)OpenAndReadEverything(dir.path() / "huge.emd");
   }
 }
 
@@ -655,6 +693,118 @@ TEST(EmdConcurrency, ParallelOpensAndReads) {
   }
   for (auto& thread : threads) thread.join();
   for (int f : failures) EXPECT_EQ(f, 0);
+}
+
+// The worker pool (src/formats/emd_reader.cc): HDF5 runs in worker processes.
+
+// A copy of emd_type1_stringDims.h5 with bit 2 of byte 7847 flipped makes Debian's
+// libhdf5 1.10 die of SIGSEGV (found by probing bit flips against the worker alone).
+TEST(EmdWorkers, CrashingFileIsCorruptAndThePoolRecovers) {
+  SHARED_DATA_OR_SKIP(good, "formats/emd_berkeley/emd_type1_stringDims.h5");
+  TempDir dir;
+  std::vector<char> bytes = Slurp(good);
+  ASSERT_GT(bytes.size(), 7847u);
+  bytes[7847] = char(bytes[7847] ^ (1 << 2));
+  const std::filesystem::path damaged = dir.path() / "crashes_hdf5.h5";
+  Spit(damaged, bytes);
+
+  // The crash happens at open or at a read, depending on what the flip hits.
+  Status failure = Status::Ok();
+  auto reader = OpenEmd(damaged);
+  if (!reader.ok()) {
+    failure = reader.status();
+  } else {
+    for (size_t i = 0; i < (*reader)->dataset().signals.size() && failure.ok(); ++i) {
+      const Signal& s = (*reader)->dataset().signals[i];
+      auto array = (*reader)->Read(i, Hyperslab::All(s.shape));
+      if (!array.ok()) failure = array.status();
+    }
+  }
+  ASSERT_FALSE(failure.ok());
+  EXPECT_EQ(failure.code(), ErrorCode::kCorrupt) << failure.message();
+  EXPECT_EQ(failure.message(),
+            "crashes_hdf5.h5: the HDF5 library crashed (signal 11) reading the file: the file "
+            "is damaged");
+
+  // The next open of a sound file works: the pool replaced the dead worker.
+  auto next = OpenEmd(good);
+  ASSERT_TRUE(next.ok()) << next.status().message();
+  const Signal& s = (*next)->dataset().signals.at(0);
+  auto array = (*next)->Read(0, Hyperslab::All(s.shape));
+  ASSERT_TRUE(array.ok()) << array.status().message();
+  EXPECT_EQ(array->bytes.size(), s.ByteCount());
+}
+
+TEST(EmdWorkers, EightThreadsOpenAndReadTheSameAsOne) {
+  SHARED_DATA_OR_SKIP(a, "formats/emd_velox/STEM HAADF-DF4-DF2-BF Diffraction Micro.emd");
+  SHARED_DATA_OR_SKIP(b, "formats/emd_berkeley/Si100_4D.emd");
+  SHARED_DATA_OR_SKIP(c, "formats/emd_velox/SI_empty selection.emd");
+  const std::vector<std::filesystem::path> files = {a, b, c};
+  // Reference: each file's signals read whole, one thread.
+  std::vector<std::vector<std::vector<uint8_t>>> expected;
+  for (const auto& file : files) {
+    auto reader = OpenOrDie(file);
+    ASSERT_NE(reader, nullptr);
+    expected.emplace_back();
+    for (size_t i = 0; i < reader->dataset().signals.size(); ++i) {
+      const Signal& s = reader->dataset().signals[i];
+      auto array = reader->Read(i, Hyperslab::All(s.shape));
+      ASSERT_TRUE(array.ok()) << array.status().message();
+      expected.back().push_back(array->bytes);
+    }
+  }
+  std::vector<std::thread> threads;
+  std::vector<int> mismatches(8, 0);
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 3; ++round) {
+        const size_t f = size_t(t + round) % files.size();
+        auto reader = OpenEmd(files[f]);
+        if (!reader.ok()) {
+          ++mismatches[t];
+          continue;
+        }
+        for (size_t i = 0; i < (*reader)->dataset().signals.size(); ++i) {
+          const Signal& s = (*reader)->dataset().signals[i];
+          auto array = (*reader)->Read(i, Hyperslab::All(s.shape));
+          if (!array.ok() || array->bytes != expected[f][i]) ++mismatches[t];
+        }
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (int t = 0; t < 8; ++t) EXPECT_EQ(mismatches[t], 0) << "thread " << t;
+}
+
+TEST(EmdWorkers, SequentialOpensStartNoWorkers) {
+  SHARED_DATA_OR_SKIP(path, "formats/emd_berkeley/example_image.emd");
+  OpenOrDie(path);  // warm-up: at least one idle worker from here on
+  const uint64_t started = Hdf5WorkersStarted();
+  for (int i = 0; i < 20; ++i) {
+    auto reader = OpenOrDie(path);
+    ASSERT_NE(reader, nullptr);
+    const Signal& s = reader->dataset().signals.at(0);
+    ASSERT_TRUE(reader->Read(0, Hyperslab::All(s.shape)).ok());
+  }
+  EXPECT_EQ(Hdf5WorkersStarted(), started);
+}
+
+TEST(EmdWorkers, MissingWorkerExecutableIsInternalAndNamesThePath) {
+  SHARED_DATA_OR_SKIP(path, "formats/emd_berkeley/example_image.emd");
+  StopIdleHdf5Workers();  // the next open must start a worker
+  Result<std::unique_ptr<DatasetReader>> missing = Status::Internal("not run");
+  {
+    ScopedEnv worker("SCISEARCH_HDF5_WORKER", "/nonexistent/scisearch-hdf5-worker");
+    missing = OpenEmd(path);
+  }
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), ErrorCode::kInternal) << missing.status().message();
+  EXPECT_NE(missing.status().message().find("/nonexistent/scisearch-hdf5-worker"),
+            std::string::npos)
+      << missing.status().message();
+  EXPECT_NE(missing.status().message().find("SCISEARCH_HDF5_WORKER"), std::string::npos);
+  // With the variable restored, workers start again.
+  EXPECT_NE(OpenOrDie(path), nullptr);
 }
 
 }  // namespace

@@ -17,11 +17,15 @@
 #include "formats/formats.h"
 #include "formats/readers.h"
 #include "test_paths.h"
+#include "test_util.h"
 
 namespace scisearch::formats {
 namespace {
 
 namespace fs = std::filesystem;
+using ::scisearch::testing::ReadFileBytes;
+using ::scisearch::testing::TempDir;
+using ::scisearch::testing::WriteFileBytes;
 
 constexpr const char* kTiffDir = "formats/tiff/";
 
@@ -419,24 +423,6 @@ TEST(TiffJeol, SightXModesAndCalibration) {
 // ------------------------------------------------------------------------------------
 // Synthetic files written with libtiff: layouts the shared files do not cover.
 
-class TempDir {
- public:
-  TempDir() {
-    static int counter = 0;
-    path_ = fs::temp_directory_path() /
-            ("scisearch-tiff-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
 struct PageSpec {
   uint32_t width = 7, height = 5;
   uint16_t bits = 16, samples = 1, format = SAMPLEFORMAT_UINT;
@@ -689,16 +675,6 @@ TEST(TiffErrors, SelectionOutsideTheSignalIsRejected) {
 // Damaged files: every variant opens to an error or to a reader whose reads return
 // errors or data; none may crash (run under ASan/UBSan).
 
-std::vector<uint8_t> ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::vector<uint8_t>((std::istreambuf_iterator<char>(in)), {});
-}
-
-void WriteFile(const fs::path& path, const std::vector<uint8_t>& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
-}
-
 // Opens `path` and, when it opens, reads every signal whole; reports whether it opened.
 bool Exercise(const fs::path& path) {
   auto reader = OpenTiff(path);
@@ -728,14 +704,14 @@ TEST(TiffRobustness, TruncatedCopies) {
   TempDir dir;
   for (const char* name : kSmallFiles) {
     SHARED_DATA_OR_SKIP(path, std::string(kTiffDir) + name);
-    const std::vector<uint8_t> bytes = ReadFile(path);
+    const std::vector<uint8_t> bytes = ReadFileBytes(path);
     std::vector<size_t> lengths;
     for (size_t n = 0; n < 64; ++n) lengths.push_back(n);
     for (size_t n = 64; n < bytes.size(); n += bytes.size() / 97 + 1) lengths.push_back(n);
     lengths.push_back(bytes.size() - 1);
     for (size_t n : lengths) {
       const fs::path cut = dir.path() / "cut.tif";
-      WriteFile(cut, std::vector<uint8_t>(bytes.begin(), bytes.begin() + long(n)));
+      WriteFileBytes(cut, std::vector<uint8_t>(bytes.begin(), bytes.begin() + long(n)));
       Exercise(cut);
     }
   }
@@ -745,7 +721,7 @@ TEST(TiffRobustness, BitFlippedCopies) {
   TempDir dir;
   for (const char* name : kSmallFiles) {
     SHARED_DATA_OR_SKIP(path, std::string(kTiffDir) + name);
-    const std::vector<uint8_t> bytes = ReadFile(path);
+    const std::vector<uint8_t> bytes = ReadFileBytes(path);
     std::mt19937 rng(1234);
     for (int trial = 0; trial < 120; ++trial) {
       std::vector<uint8_t> copy = bytes;
@@ -758,7 +734,7 @@ TEST(TiffRobustness, BitFlippedCopies) {
         copy[at] ^= uint8_t(1u << (rng() % 8));
       }
       const fs::path flipped = dir.path() / "flip.tif";
-      WriteFile(flipped, copy);
+      WriteFileBytes(flipped, copy);
       Exercise(flipped);
     }
   }
@@ -770,7 +746,7 @@ TEST(TiffRobustness, OversizedDimensionsAndOffsets) {
   p.data.assign(size_t(p.width) * p.height * 2, 5);
   const fs::path good = dir.path() / "good.tif";
   WriteTiff(good, {p});
-  const std::vector<uint8_t> bytes = ReadFile(good);
+  const std::vector<uint8_t> bytes = ReadFileBytes(good);
   // Walk the first IFD (little-endian classic TIFF, as libtiff writes here) and patch
   // each entry's value to hostile numbers.
   ASSERT_EQ(bytes[0], 'I');
@@ -792,14 +768,14 @@ TEST(TiffRobustness, OversizedDimensionsAndOffsets) {
         std::memcpy(&copy[entry + 8], &value, 4);
       }
       const fs::path bad = dir.path() / "bad.tif";
-      WriteFile(bad, copy);
+      WriteFileBytes(bad, copy);
       if (Exercise(bad)) ++opened_with_hostile;
     }
     // A huge count as well.
     std::vector<uint8_t> copy = bytes;
     const uint32_t count = 0x40000000u;
     std::memcpy(&copy[entry + 4], &count, 4);
-    WriteFile(dir.path() / "count.tif", copy);
+    WriteFileBytes(dir.path() / "count.tif", copy);
     Exercise(dir.path() / "count.tif");
   }
   // Width 0x7fffffff cannot fit in the file: the reader refuses it with a reason.
@@ -819,7 +795,7 @@ TEST(TiffRobustness, OversizedDimensionsAndOffsets) {
       }
     }
   }
-  WriteFile(dir.path() / "wide.tif", wide);
+  WriteFileBytes(dir.path() / "wide.tif", wide);
   auto r = OpenTiff(dir.path() / "wide.tif");
   EXPECT_FALSE(r.ok());
   if (!r.ok()) {
@@ -830,10 +806,10 @@ TEST(TiffRobustness, OversizedDimensionsAndOffsets) {
 
 TEST(TiffErrors, NotATiffAndEmptyFiles) {
   TempDir dir;
-  WriteFile(dir.path() / "empty.tif", {});
+  WriteFileBytes(dir.path() / "empty.tif", {});
   auto a = OpenTiff(dir.path() / "empty.tif");
   EXPECT_FALSE(a.ok());
-  WriteFile(dir.path() / "text.tif", {'I', 'I', 42, 0, 'h', 'e', 'l', 'l', 'o'});
+  WriteFileBytes(dir.path() / "text.tif", {'I', 'I', 42, 0, 'h', 'e', 'l', 'l', 'o'});
   auto b = OpenTiff(dir.path() / "text.tif");
   EXPECT_FALSE(b.ok());
   if (!b.ok()) {

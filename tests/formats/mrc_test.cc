@@ -29,27 +29,17 @@
 #include "formats/formats.h"
 #include "formats/readers.h"
 #include "test_paths.h"
+#include "test_util.h"
 
 namespace scisearch::formats {
 namespace {
 
 namespace fs = std::filesystem;
+using ::scisearch::testing::ReadFileBytes;
+using ::scisearch::testing::TempDir;
+using ::scisearch::testing::WriteFileBytes;
 
 // ---- helpers ---------------------------------------------------------------------------
-
-std::vector<uint8_t> ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
-}
-
-// Replaces the file by unlinking it first: truncating a file in place makes ext4 flush it
-// (auto_da_alloc), which turns the robustness loops from milliseconds into seconds.
-void WriteFile(const fs::path& path, const std::vector<uint8_t>& bytes) {
-  std::error_code ignored;
-  fs::remove(path, ignored);
-  std::ofstream out(path, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
-}
 
 template <typename T>
 T Get(const std::vector<uint8_t>& bytes, size_t offset) {
@@ -65,25 +55,6 @@ template <typename T>
 T Element(const NdArray& a, size_t index) {
   return Get<T>(a.bytes, index * sizeof(T));
 }
-
-// A fresh folder under the system temporary directory, removed at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() /
-            ("scisearch-mrc-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  static inline int counter_ = 0;
-  fs::path path_;
-};
 
 // Opens with `open`, then reads the whole of every signal of a small file; returns whether
 // both succeeded. Never crashes on bad input: that is what the robustness tests check.
@@ -235,7 +206,7 @@ TEST(MrcTest, Emd3001PermutedAxesSymmetryAndSlabs) {
   EXPECT_FLOAT_EQ(Element<float>(*v, 0), 0.06724498f);
 
   // A strided slab matches the raw little-endian floats after 1024 + 160 bytes.
-  const std::vector<uint8_t> raw = ReadFile(path);
+  const std::vector<uint8_t> raw = ReadFileBytes(path);
   Hyperslab slab{{1, 2, 3}, {5, 7, 9}, {4, 5, 7}};
   auto got = (*reader)->Read(0, slab);
   ASSERT_TRUE(got.ok()) << got.status().message();
@@ -361,9 +332,9 @@ TEST(MrcTest, MovieWithoutSidecarFollowsIspg) {
   EXPECT_FALSE(s.fields.pixel_size_m.has_value());
 
   // With ISPG 0 the sections are frames of an image stack.
-  std::vector<uint8_t> f = ReadFile(copy);
+  std::vector<uint8_t> f = ReadFileBytes(copy);
   Put<int32_t>(f, 88, 0);
-  WriteFile(dir.path() / "stack.mrc", f);
+  WriteFileBytes(dir.path() / "stack.mrc", f);
   reader = OpenMrc(dir.path() / "stack.mrc");
   ASSERT_TRUE(reader.ok()) << reader.status().message();
   const Signal& t = (*reader)->dataset().signals[0];
@@ -374,7 +345,7 @@ TEST(MrcTest, MovieWithoutSidecarFollowsIspg) {
 
 TEST(MrcTest, BigEndianCopyReadsTheSameValues) {
   SHARED_DATA_OR_SKIP(path, "formats/mrc/EMD-3197.map");
-  std::vector<uint8_t> f = ReadFile(path);
+  std::vector<uint8_t> f = ReadFileBytes(path);
   auto swap4 = [&](size_t at) { std::reverse(f.begin() + at, f.begin() + at + 4); };
   for (size_t at = 0; at < 104; at += 4) swap4(at);  // every numeric word before EXTTYP
   for (size_t at = 108; at < 208; at += 4) swap4(at);
@@ -384,7 +355,7 @@ TEST(MrcTest, BigEndianCopyReadsTheSameValues) {
   f[213] = 0x11;
   for (size_t at = 1024; at < f.size(); at += 4) swap4(at);
   TempDir dir;
-  WriteFile(dir.path() / "big.map", f);
+  WriteFileBytes(dir.path() / "big.map", f);
   auto reader = OpenMrc(dir.path() / "big.map");
   ASSERT_TRUE(reader.ok()) << reader.status().message();
   const Signal& s = (*reader)->dataset().signals[0];
@@ -404,7 +375,7 @@ TEST(MrcTest, Float16IsWidenedToFloat32) {
   std::vector<uint8_t> data(sizeof(halves));
   std::memcpy(data.data(), halves, sizeof(halves));
   TempDir dir;
-  WriteFile(dir.path() / "h.mrc", MakeMrc(3, 2, 1, 12, data));
+  WriteFileBytes(dir.path() / "h.mrc", MakeMrc(3, 2, 1, 12, data));
   auto reader = OpenMrc(dir.path() / "h.mrc");
   ASSERT_TRUE(reader.ok()) << reader.status().message();
   const Signal& s = (*reader)->dataset().signals[0];
@@ -431,7 +402,7 @@ TEST(MrcTest, ComplexInt16IsWidenedToComplex64) {
   std::vector<uint8_t> data(sizeof(pairs));
   std::memcpy(data.data(), pairs, sizeof(pairs));
   TempDir dir;
-  WriteFile(dir.path() / "c.mrc", MakeMrc(2, 2, 1, 3, data));
+  WriteFileBytes(dir.path() / "c.mrc", MakeMrc(2, 2, 1, 3, data));
   auto reader = OpenMrc(dir.path() / "c.mrc");
   ASSERT_TRUE(reader.ok()) << reader.status().message();
   EXPECT_EQ((*reader)->dataset().signals[0].dtype, DType::kComplex64);
@@ -448,7 +419,7 @@ TEST(MrcTest, Mode0SignedUnlessImodSaysUnsigned) {
   const std::vector<uint8_t> data = {0x00, 0x7F, 0x80, 0xFF};
   TempDir dir;
   std::vector<uint8_t> f = MakeMrc(4, 1, 1, 0, data);
-  WriteFile(dir.path() / "s.mrc", f);
+  WriteFileBytes(dir.path() / "s.mrc", f);
   auto reader = OpenMrc(dir.path() / "s.mrc");
   ASSERT_TRUE(reader.ok());
   EXPECT_EQ((*reader)->dataset().signals[0].dtype, DType::kInt8);
@@ -458,7 +429,7 @@ TEST(MrcTest, Mode0SignedUnlessImodSaysUnsigned) {
   // IMOD stamp 1146047817 with flags bit 0 clear: bytes are unsigned.
   Put<int32_t>(f, 152, 1146047817);
   Put<int32_t>(f, 156, 0);
-  WriteFile(dir.path() / "u.mrc", f);
+  WriteFileBytes(dir.path() / "u.mrc", f);
   reader = OpenMrc(dir.path() / "u.mrc");
   ASSERT_TRUE(reader.ok());
   EXPECT_EQ((*reader)->dataset().signals[0].dtype, DType::kUInt8);
@@ -467,7 +438,7 @@ TEST(MrcTest, Mode0SignedUnlessImodSaysUnsigned) {
   EXPECT_EQ(Element<uint8_t>(*a, 3), 255);
   // Flag bit 0 set: signed again.
   Put<int32_t>(f, 156, 1);
-  WriteFile(dir.path() / "s2.mrc", f);
+  WriteFileBytes(dir.path() / "s2.mrc", f);
   reader = OpenMrc(dir.path() / "s2.mrc");
   ASSERT_TRUE(reader.ok());
   EXPECT_EQ((*reader)->dataset().signals[0].dtype, DType::kInt8);
@@ -482,7 +453,7 @@ TEST(MrcTest, SerialEmExtendedHeaderTiltsAndMagnification) {
   Put<int16_t>(f, 128, 4);
   Put<int16_t>(f, 130, 9);
   TempDir dir;
-  WriteFile(dir.path() / "tilt.st", f);
+  WriteFileBytes(dir.path() / "tilt.st", f);
   auto r = OpenMrc(dir.path() / "tilt.st");
   ASSERT_TRUE(r.ok()) << r.status().message();
   const Signal& s = (*r)->dataset().signals[0];
@@ -499,12 +470,12 @@ TEST(MrcTest, SerialEmExtendedHeaderTiltsAndMagnification) {
 
 TEST(MrcTest, UnsupportedAndInvalidModes) {
   TempDir dir;
-  WriteFile(dir.path() / "p.mrc", MakeMrc(4, 4, 1, 101, std::vector<uint8_t>(8)));
+  WriteFileBytes(dir.path() / "p.mrc", MakeMrc(4, 4, 1, 101, std::vector<uint8_t>(8)));
   auto r = OpenMrc(dir.path() / "p.mrc");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), ErrorCode::kUnsupported);
   EXPECT_NE(r.status().message().find("101"), std::string::npos);
-  WriteFile(dir.path() / "q.mrc", MakeMrc(4, 4, 1, 77, std::vector<uint8_t>(64)));
+  WriteFileBytes(dir.path() / "q.mrc", MakeMrc(4, 4, 1, 77, std::vector<uint8_t>(64)));
   r = OpenMrc(dir.path() / "q.mrc");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("MODE 77"), std::string::npos);
@@ -512,10 +483,10 @@ TEST(MrcTest, UnsupportedAndInvalidModes) {
 
 TEST(MrcTest, TruncationNamesExpectedAndActualSize) {
   SHARED_DATA_OR_SKIP(path, "formats/mrc/EMD-3197.map");
-  const std::vector<uint8_t> f = ReadFile(path);
+  const std::vector<uint8_t> f = ReadFileBytes(path);
   TempDir dir;
   const fs::path cut = dir.path() / "cut.map";
-  WriteFile(cut, std::vector<uint8_t>(f.begin(), f.begin() + 20000));
+  WriteFileBytes(cut, std::vector<uint8_t>(f.begin(), f.begin() + 20000));
   auto r = OpenMrc(cut);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), ErrorCode::kCorrupt);
@@ -525,14 +496,14 @@ TEST(MrcTest, TruncationNamesExpectedAndActualSize) {
   EXPECT_NE(r.status().message().find("cut.map"), std::string::npos);
   // Every prefix of the header, and a sample of prefixes of the data, is an error.
   for (size_t n = 0; n < f.size(); n += (n < 1100 ? 1 : 997)) {
-    WriteFile(cut, std::vector<uint8_t>(f.begin(), f.begin() + n));
+    WriteFileBytes(cut, std::vector<uint8_t>(f.begin(), f.begin() + n));
     EXPECT_FALSE(OpenMrc(cut).ok()) << n;
   }
 }
 
 TEST(MrcTest, HostileHeaderFieldsAreRefused) {
   SHARED_DATA_OR_SKIP(path, "formats/mrc/HAADFscan.mrc");
-  const std::vector<uint8_t> original = ReadFile(path);
+  const std::vector<uint8_t> original = ReadFileBytes(path);
   TempDir dir;
   const fs::path p = dir.path() / "x.mrc";
   struct Case {
@@ -547,7 +518,7 @@ TEST(MrcTest, HostileHeaderFieldsAreRefused) {
   for (const Case& c : cases) {
     std::vector<uint8_t> f = original;
     Put<int32_t>(f, c.offset, c.value);
-    WriteFile(p, f);
+    WriteFileBytes(p, f);
     Status error;
     const bool ok = OpenAndReadAll([](const fs::path& q) { return OpenMrc(q); }, p, &error);
     if (c.offset <= 12 || c.offset == 92 || c.offset == 1024) {
@@ -558,7 +529,7 @@ TEST(MrcTest, HostileHeaderFieldsAreRefused) {
   // NLABL out of range: the labels that are not empty are kept (none in this file).
   std::vector<uint8_t> f = original;
   Put<int32_t>(f, 220, 1000000);
-  WriteFile(p, f);
+  WriteFileBytes(p, f);
   auto r = OpenMrc(p);
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE((*r)->dataset().signals[0].metadata["header"]["labels"].empty());
@@ -566,14 +537,14 @@ TEST(MrcTest, HostileHeaderFieldsAreRefused) {
 
 TEST(MrcTest, BitFlippedCopiesNeverCrash) {
   SHARED_DATA_OR_SKIP(path, "formats/mrc/HAADFscan.mrc");
-  std::vector<uint8_t> original = ReadFile(path);
+  std::vector<uint8_t> original = ReadFileBytes(path);
   // Keep the copies small: the header, the first FEI record, then the data.
   std::vector<uint8_t> small(original.begin(), original.begin() + 1024 + 888);
   small.insert(small.end(), original.end() - 512, original.end());
   Put<int32_t>(small, 92, 888);
   TempDir dir;
   const fs::path p = dir.path() / "flip.mrc";
-  WriteFile(p, small);
+  WriteFileBytes(p, small);
   ASSERT_TRUE(OpenAndReadAll([](const fs::path& q) { return OpenMrc(q); }, p));
   int opened = 0;
   for (uint32_t seed = 0; seed < 300; ++seed) {
@@ -584,7 +555,7 @@ TEST(MrcTest, BitFlippedCopiesNeverCrash) {
       const size_t at = rng() % (1024 + 888);
       f[at] ^= uint8_t(1u << (rng() % 8));
     }
-    WriteFile(p, f);
+    WriteFileBytes(p, f);
     opened += OpenAndReadAll([](const fs::path& q) { return OpenMrc(q); }, p);
   }
   EXPECT_GT(opened, 0);  // most flips land in fields that do not matter
@@ -658,7 +629,7 @@ struct Fixture {
   TempDir dir;
   fs::path Write(const std::string& name, const std::vector<uint8_t>& bytes) {
     const fs::path p = dir.path() / name;
-    WriteFile(p, bytes);
+    WriteFileBytes(p, bytes);
     return p;
   }
 };
@@ -878,7 +849,7 @@ TEST(PngTest, HostileSizesAndTruncation) {
   // Every strict prefix lacks IEND: an error, never a crash.
   const fs::path cut = fx.dir.path() / "cut.png";
   for (size_t n = 0; n < good.size(); ++n) {
-    WriteFile(cut, std::vector<uint8_t>(good.begin(), good.begin() + n));
+    WriteFileBytes(cut, std::vector<uint8_t>(good.begin(), good.begin() + n));
     EXPECT_FALSE(OpenAndReadAll([](const fs::path& q) { return OpenPng(q); }, cut)) << n;
   }
   // Bit flips anywhere.
@@ -887,7 +858,7 @@ TEST(PngTest, HostileSizesAndTruncation) {
     std::mt19937 rng(seed);
     std::vector<uint8_t> f = good;
     for (int k = 0; k < 1 + int(rng() % 4); ++k) f[rng() % f.size()] ^= uint8_t(1u << (rng() % 8));
-    WriteFile(cut, f);
+    WriteFileBytes(cut, f);
     opened += OpenAndReadAll([](const fs::path& q) { return OpenPng(q); }, cut);
   }
   EXPECT_LT(opened, 300);  // CRCs catch most flips
@@ -1113,14 +1084,14 @@ TEST(JpegTest, HostileSizesTruncationAndBitFlips) {
   // Prefixes: before the image data the open fails; inside it the read fails. Never a crash.
   const fs::path cut = fx.dir.path() / "cut.jpg";
   for (size_t n = 0; n + 2 < good.size(); ++n) {
-    WriteFile(cut, std::vector<uint8_t>(good.begin(), good.begin() + n));
+    WriteFileBytes(cut, std::vector<uint8_t>(good.begin(), good.begin() + n));
     EXPECT_FALSE(OpenAndReadAll([](const fs::path& q) { return OpenJpeg(q); }, cut)) << n;
   }
   for (uint32_t seed = 0; seed < 300; ++seed) {
     std::mt19937 rng(seed);
     std::vector<uint8_t> f = good;
     for (int k = 0; k < 1 + int(rng() % 4); ++k) f[rng() % f.size()] ^= uint8_t(1u << (rng() % 8));
-    WriteFile(cut, f);
+    WriteFileBytes(cut, f);
     OpenAndReadAll([](const fs::path& q) { return OpenJpeg(q); }, cut);
   }
 }

@@ -10,11 +10,15 @@
 
 #include "formats/formats.h"
 #include "test_paths.h"
+#include "test_util.h"
 
 namespace scisearch::formats {
 namespace {
 
 namespace fs = std::filesystem;
+using ::scisearch::testing::ReadFileBytes;
+using ::scisearch::testing::TempDir;
+using ::scisearch::testing::WriteFileBytes;
 
 std::vector<fs::path> RealFiles() {
   std::vector<fs::path> files;
@@ -27,16 +31,6 @@ std::vector<fs::path> RealFiles() {
   return files;
 }
 
-std::vector<uint8_t> Slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::vector<uint8_t>((std::istreambuf_iterator<char>(in)), {});
-}
-
-void Spit(const fs::path& p, const std::vector<uint8_t>& bytes) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
-}
-
 // Opens `path` and reads a bounded corner of each signal. Returns the open status.
 Status OpenAndTouch(const fs::path& path) {
   auto reader = OpenDataset(path);
@@ -44,11 +38,13 @@ Status OpenAndTouch(const fs::path& path) {
   const Dataset& ds = (*reader)->dataset();
   for (size_t i = 0; i < ds.signals.size(); ++i) {
     Hyperslab slab = Hyperslab::All(ds.signals[i].shape);
-    for (size_t k = 0; k < slab.count.size(); ++k) slab.count[k] = std::min<int64_t>(slab.count[k], 4);
+    for (size_t k = 0; k < slab.count.size(); ++k)
+      slab.count[k] = std::min<int64_t>(slab.count[k], 4);
     auto data = (*reader)->Read(i, slab);
     if (data.ok()) {
       EXPECT_EQ(data->shape, slab.count) << path;
-      EXPECT_EQ(data->bytes.size(), uint64_t(data->ElementCount()) * DTypeSize(data->dtype)) << path;
+      EXPECT_EQ(data->bytes.size(), uint64_t(data->ElementCount()) * DTypeSize(data->dtype))
+          << path;
     } else {
       EXPECT_FALSE(data.status().message().empty()) << path;
     }
@@ -59,19 +55,14 @@ Status OpenAndTouch(const fs::path& path) {
 
 class RobustnessTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("scisearch-robust-" + std::to_string(::getpid()));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
   // A damaged copy keeps the original's name so that extension and sibling rules apply;
   // a TIA .emi is copied with its .ser files so the pair stays a pair.
   fs::path Damaged(const fs::path& original, const std::vector<uint8_t>& bytes) {
-    fs::path dest = dir_ / original.filename();
-    Spit(dest, bytes);
+    fs::path dest = dir_.path() / original.filename();
+    WriteFileBytes(dest, bytes);
     return dest;
   }
-  fs::path dir_;
+  TempDir dir_;
 };
 
 TEST_F(RobustnessTest, EveryRealFileOpens) {
@@ -88,10 +79,10 @@ TEST_F(RobustnessTest, EveryRealFileOpens) {
 
 TEST_F(RobustnessTest, TruncatedCopiesFailCleanly) {
   for (const auto& f : RealFiles()) {
-    const auto bytes = Slurp(f);
+    const auto bytes = ReadFileBytes(f);
     if (bytes.size() > (4u << 20)) continue;
-    std::set<size_t> lengths = {0, 1, 4, 8, 16, 64, 200, 512, 1023, 1024, 1025, 4096,
-                                bytes.size() / 2, bytes.size() - 1};
+    std::set<size_t> lengths = {
+        0, 1, 4, 8, 16, 64, 200, 512, 1023, 1024, 1025, 4096, bytes.size() / 2, bytes.size() - 1};
     for (size_t len : lengths) {
       if (len >= bytes.size()) continue;
       fs::path copy = Damaged(f, std::vector<uint8_t>(bytes.begin(), bytes.begin() + len));
@@ -107,7 +98,7 @@ TEST_F(RobustnessTest, TruncatedCopiesFailCleanly) {
 TEST_F(RobustnessTest, BitFlippedCopiesNeverCrash) {
   std::mt19937 rng(20261127);
   for (const auto& f : RealFiles()) {
-    const auto bytes = Slurp(f);
+    const auto bytes = ReadFileBytes(f);
     if (bytes.size() > (1u << 20) || bytes.empty()) continue;
     const size_t header = std::min<size_t>(bytes.size(), 8192);
     for (int trial = 0; trial < 12; ++trial) {
@@ -124,7 +115,7 @@ TEST_F(RobustnessTest, BitFlippedCopiesNeverCrash) {
 TEST_F(RobustnessTest, HugeHeaderFieldsNeverCrash) {
   std::mt19937 rng(7);
   for (const auto& f : RealFiles()) {
-    const auto bytes = Slurp(f);
+    const auto bytes = ReadFileBytes(f);
     if (bytes.size() > (1u << 20) || bytes.size() < 64) continue;
     const size_t header = std::min<size_t>(bytes.size(), 2048);
     for (int trial = 0; trial < 10; ++trial) {

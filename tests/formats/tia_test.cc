@@ -13,37 +13,15 @@
 #include "formats/formats.h"
 #include "formats/readers.h"
 #include "test_paths.h"
+#include "test_util.h"
 
 namespace scisearch::formats {
 namespace {
 
 namespace fs = std::filesystem;
-
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() /
-            ("scisearch-tia-test-" + std::to_string(::getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-std::vector<uint8_t> ReadAll(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
-}
-
-void WriteAll(const fs::path& path, const std::vector<uint8_t>& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
-}
+using ::scisearch::testing::ReadFileBytes;
+using ::scisearch::testing::TempDir;
+using ::scisearch::testing::WriteFileBytes;
 
 template <typename T>
 std::vector<T> Values(const NdArray& a) {
@@ -416,7 +394,7 @@ TEST(TiaRobustnessTest, DamagedElementsAreNamed) {
   TempDir dir;
   const fs::path emi = CopyDataset(src, dir.path());
   const fs::path ser = dir.path() / "t_1.ser";
-  const std::vector<uint8_t> good = ReadAll(ser);
+  const std::vector<uint8_t> good = ReadFileBytes(ser);
   // SeriesVersion 0x0210: OffsetArrayOffset (u32) at byte 22; offsets of elements 0..4 at 68.
   ASSERT_EQ(good[4], 0x10);
   const uint32_t oao = good[22] | good[23] << 8;
@@ -424,7 +402,7 @@ TEST(TiaRobustnessTest, DamagedElementsAreNamed) {
 
   auto bad = good;
   PutU32(bad, oao + 4 * 3, 0x7fffff00);  // element 3 offset past the end
-  WriteAll(ser, bad);
+  WriteFileBytes(ser, bad);
   auto r = OpenTia(emi);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), ErrorCode::kCorrupt);
@@ -434,14 +412,14 @@ TEST(TiaRobustnessTest, DamagedElementsAreNamed) {
   bad = good;
   const uint32_t element2 = bad[oao + 8] | bad[oao + 9] << 8;
   PutU32(bad, element2 + 42, 15);  // element 2: ArraySizeX 15 instead of 16
-  WriteAll(ser, bad);
+  WriteFileBytes(ser, bad);
   r = OpenTia(emi);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("element 2"), std::string::npos) << r.status().message();
 
   bad = good;
   bad[element2 + 40] = 11;  // element 2 DataType 11
-  WriteAll(ser, bad);
+  WriteFileBytes(ser, bad);
   r = OpenTia(emi);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("element 2"), std::string::npos) << r.status().message();
@@ -449,7 +427,7 @@ TEST(TiaRobustnessTest, DamagedElementsAreNamed) {
   bad = good;
   const uint32_t element0 = bad[oao] | bad[oao + 1] << 8;
   bad[element0 + 40] = 13;  // unknown DataType in the first element
-  WriteAll(ser, bad);
+  WriteFileBytes(ser, bad);
   r = OpenTia(emi);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), ErrorCode::kUnsupported);
@@ -460,7 +438,7 @@ TEST(TiaRobustnessTest, HostileHeaderFields) {
   TempDir dir;
   const fs::path emi = CopyDataset(src, dir.path());
   const fs::path ser = dir.path() / "t_1.ser";
-  const std::vector<uint8_t> good = ReadAll(ser);
+  const std::vector<uint8_t> good = ReadFileBytes(ser);
   ASSERT_EQ(good[4], 0x20);  // SeriesVersion 0x0220: u64 OffsetArrayOffset at 22
   struct Edit {
     const char* what;
@@ -497,7 +475,7 @@ TEST(TiaRobustnessTest, HostileHeaderFields) {
       bad[e.at] = uint8_t(e.value);
       bad[e.at + 1] = uint8_t(e.value >> 8);
     }
-    WriteAll(ser, bad);
+    WriteFileBytes(ser, bad);
     SCOPED_TRACE(e.what);
     OpenAndReadEverything(emi);
     OpenAndReadEverything(ser);
@@ -511,7 +489,7 @@ TEST(TiaRobustnessTest, HostileHeaderFields) {
       PutU32(bad, at + 42, size);
       PutU32(bad, at + 46, size);
     }
-    WriteAll(ser, bad);
+    WriteFileBytes(ser, bad);
     auto r = OpenTia(emi);
     EXPECT_FALSE(r.ok());
   }
@@ -522,8 +500,8 @@ TEST(TiaRobustnessTest, TruncatedSerAndEmi) {
   TempDir dir;
   const fs::path emi = CopyDataset(src, dir.path());
   const fs::path ser = dir.path() / "t_1.ser";
-  const std::vector<uint8_t> ser_bytes = ReadAll(ser);
-  const std::vector<uint8_t> emi_bytes = ReadAll(emi);
+  const std::vector<uint8_t> ser_bytes = ReadFileBytes(ser);
+  const std::vector<uint8_t> emi_bytes = ReadFileBytes(emi);
   // Every prefix of the header and offset arrays, and a sample of longer ones; made
   // by shrinking one copy (cheap on slow disks), longest first.
   std::vector<size_t> lengths;
@@ -541,7 +519,7 @@ TEST(TiaRobustnessTest, TruncatedSerAndEmi) {
     }
     OpenAndReadEverything(ser);
   }
-  WriteAll(ser, ser_bytes);
+  WriteFileBytes(ser, ser_bytes);
   for (size_t n = emi_bytes.size() - 1; n > 0; n -= (n < 200 ? 1 : 211)) {
     fs::resize_file(emi, n);
     OpenAndReadEverything(emi);
@@ -553,8 +531,8 @@ TEST(TiaRobustnessTest, BitFlippedCopies) {
   TempDir dir;
   const fs::path emi = CopyDataset(src, dir.path());
   const fs::path ser = dir.path() / "t_2.ser";
-  const std::vector<uint8_t> ser_bytes = ReadAll(ser);
-  const std::vector<uint8_t> emi_bytes = ReadAll(emi);
+  const std::vector<uint8_t> ser_bytes = ReadFileBytes(ser);
+  const std::vector<uint8_t> emi_bytes = ReadFileBytes(emi);
   for (uint32_t seed = 1; seed <= 300; ++seed) {
     std::mt19937 rng(seed);
     auto bad = ser_bytes;
@@ -564,18 +542,18 @@ TEST(TiaRobustnessTest, BitFlippedCopies) {
       const size_t at = (rng() % 4 != 0) ? rng() % 140 : rng() % bad.size();
       bad[at] ^= uint8_t(1u << (rng() % 8));
     }
-    WriteAll(ser, bad);
+    WriteFileBytes(ser, bad);
     SCOPED_TRACE("ser seed " + std::to_string(seed));
     OpenAndReadEverything(emi);
   }
-  WriteAll(ser, ser_bytes);
+  WriteFileBytes(ser, ser_bytes);
   for (uint32_t seed = 1; seed <= 200; ++seed) {
     std::mt19937 rng(seed);
     auto bad = emi_bytes;
     for (int i = 0; i < 1 + int(rng() % 8); ++i) {
       bad[rng() % bad.size()] ^= uint8_t(1u << (rng() % 8));
     }
-    WriteAll(emi, bad);
+    WriteFileBytes(emi, bad);
     SCOPED_TRACE("emi seed " + std::to_string(seed));
     OpenAndReadEverything(emi);
   }
@@ -586,7 +564,7 @@ TEST(TiaRobustnessTest, HostileEmi) {
   TempDir dir;
   const fs::path emi = CopyDataset(src, dir.path());
   auto text_emi = [&](const std::string& body) {
-    WriteAll(emi, std::vector<uint8_t>(body.begin(), body.end()));
+    WriteFileBytes(emi, std::vector<uint8_t>(body.begin(), body.end()));
   };
   // An ObjectInfo that never ends, nesting far past the limit, a mismatched tag, and
   // string records with huge lengths: errors or results, never crashes.

@@ -15,34 +15,15 @@
 #include "ingest/crawl.h"
 #include "ingest/thumbnail_slab.h"
 #include "test_paths.h"
+#include "test_util.h"
 
 namespace scisearch::ingest {
 namespace {
 
 namespace fs = std::filesystem;
 using catalog::Catalog;
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "ingest_test_XXXXXX").string();
-    path_ = fs::canonical(mkdtemp(tmpl.data()));
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-void WriteFile(const fs::path& path, const std::string& bytes) {
-  fs::create_directories(path.parent_path());
-  std::ofstream out(path, std::ios::binary);
-  out << bytes;
-}
+using ::scisearch::testing::TempDir;
+using ::scisearch::testing::WriteFileText;
 
 // Copies ../shared/data/formats/<relative> to `dest` (writable); false when absent.
 bool CopyShared(const std::string& relative, const fs::path& dest) {
@@ -61,7 +42,7 @@ void WriteBrokenFiles(const fs::path& dir, int n, uint32_t seed) {
   for (int i = 0; i < n; ++i) {
     std::string bytes(size_t(rng() % 300), '\0');
     for (auto& c : bytes) c = static_cast<char>(rng());
-    WriteFile(dir / ("broken_" + std::to_string(i) + exts[i % 7]), bytes);
+    WriteFileText(dir / ("broken_" + std::to_string(i) + exts[i % 7]), bytes);
   }
 }
 
@@ -135,10 +116,10 @@ TEST(ThumbnailSlabTest, BoundsFramesAndPicksSpectra) {
 TEST(CrawlTest, SkipsSymlinkedFoldersAndDeduplicatesSymlinkedFiles) {
   TempDir tmp;
   const fs::path root = tmp.path() / "root";
-  WriteFile(root / "a" / "x.dm3", "1");
-  WriteFile(root / "a" / "b" / "y.tif", "22");
-  WriteFile(root / "a" / "readme.txt", "no");
-  WriteFile(tmp.path() / "outside.mrc", "333");
+  WriteFileText(root / "a" / "x.dm3", "1");
+  WriteFileText(root / "a" / "b" / "y.tif", "22");
+  WriteFileText(root / "a" / "readme.txt", "no");
+  WriteFileText(tmp.path() / "outside.mrc", "333");
   fs::create_directory_symlink(root, root / "a" / "loop");  // a loop if followed
   fs::create_symlink(root / "a" / "x.dm3", root / "link_to_x.dm3");
   fs::create_symlink(root / "a" / "b" / "y.tif", root / "a" / "y_link.tif");
@@ -160,8 +141,8 @@ TEST(CrawlTest, UnreadableFolderIsAnErrorNotGone) {
   if (geteuid() == 0) GTEST_SKIP() << "root ignores folder permissions";
   TempDir tmp;
   const fs::path root = tmp.path() / "root";
-  WriteFile(root / "open" / "a.dm3", "not a dm3");
-  WriteFile(root / "closed" / "b.dm3", "not a dm3");
+  WriteFileText(root / "open" / "a.dm3", "not a dm3");
+  WriteFileText(root / "closed" / "b.dm3", "not a dm3");
   TempDir data;
   auto c = OpenCatalog(data.path());
   ASSERT_TRUE(c);
@@ -203,9 +184,9 @@ TEST(IngestTest, IncrementalRuns) {
       CopyShared("mrc/20241021_00405_movie.mrc", root / "mrc" / "20241021_00405_movie.mrc"));
   ASSERT_TRUE(CopyShared("mrc/20241021_00405_info.txt", root / "mrc" / "20241021_00405_info.txt"));
   ASSERT_TRUE(CopyShared("tiff/FEI-Helios-Ebeam-8bits.tif", root / "tif" / "sem.tif"));
-  WriteFile(root / "bad" / "empty.tif", "");
-  WriteFile(root / "bad" / "text.dm3", "this is not a DigitalMicrograph file");
-  WriteFile(root / "bad" / "README.txt", "not a candidate");
+  WriteFileText(root / "bad" / "empty.tif", "");
+  WriteFileText(root / "bad" / "text.dm3", "this is not a DigitalMicrograph file");
+  WriteFileText(root / "bad" / "README.txt", "not a candidate");
   const std::set<std::string> good = {
       (root / "tia" / "t.emi").string(), (root / "dm" / "image.dm3").string(),
       (root / "mrc" / "20241021_00405_movie.mrc").string(), (root / "tif" / "sem.tif").string()};
@@ -263,7 +244,7 @@ TEST(IngestTest, IncrementalRuns) {
   const fs::path ser = root / "tia" / "t_1.ser";
   fs::last_write_time(ser, fs::last_write_time(ser) + std::chrono::seconds(5));
   fs::remove(root / "tif" / "sem.tif");
-  WriteFile(root / "bad" / "new.emd", "garbage");
+  WriteFileText(root / "bad" / "new.emd", "garbage");
   auto third = RunIngest(*c, root);
   EXPECT_EQ(third.datasets_changed, 1);
   EXPECT_EQ(third.datasets_gone, 1);
@@ -291,7 +272,7 @@ TEST(IngestTest, BadRootAndStop) {
   auto c = OpenCatalog(data.path());
   ASSERT_TRUE(c);
   EXPECT_EQ(Ingest(*c, data.path() / "missing").status().code(), ErrorCode::kNotFound);
-  WriteFile(data.path() / "file.dm3", "x");
+  WriteFileText(data.path() / "file.dm3", "x");
   EXPECT_EQ(Ingest(*c, data.path() / "file.dm3").status().code(), ErrorCode::kInvalidArgument);
 
   TempDir tree;
