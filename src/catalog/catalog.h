@@ -22,6 +22,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/status.h"
@@ -298,12 +299,17 @@ class Catalog {
   template <typename F>
   Status Atomically(F&& body);
   Status PutDatasetUnlocked(int64_t run_id, const DatasetRecord& record);
+  // The id of `key_path` in metadata_keys, inserting it when new (cached).
+  Result<int64_t> MetadataKeyId(const std::string& key_path);
+  // Forgets cached state that a rolled-back transaction may have invalidated.
+  void RolledBack();
   Status RecordErrorUnlocked(int64_t run_id, const ErrorRecord& record);
 
   std::filesystem::path data_dir_;
   sqlite3* db_;  // owned; closed in the destructor after the cached statements
   std::unique_ptr<StatementCache> statements_;
   bool in_batch_ = false;  // a BatchWriter holds an open transaction
+  std::unordered_map<std::string, int64_t> metadata_key_ids_;  // metadata_keys, as committed
 };
 
 }  // namespace scisearch::catalog

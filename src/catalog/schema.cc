@@ -73,18 +73,26 @@ CREATE TABLE signals (
   UNIQUE (dataset_id, idx)
 );
 
+-- Flattened metadata leaves. Key paths are stored once in metadata_keys, so that
+-- the rows and their index stay small (a DM file has hundreds of leaves).
+-- `value` holds the leaf with its own type (INTEGER, REAL or TEXT; NULL for
+-- null), so one index serves range queries on numbers and look-ups of text.
+CREATE TABLE metadata_keys (
+  id INTEGER PRIMARY KEY,
+  key_path TEXT NOT NULL UNIQUE
+);
 CREATE TABLE metadata (
   signal_id INTEGER NOT NULL REFERENCES signals(id) ON DELETE CASCADE,
-  key_path TEXT NOT NULL,
+  key_id INTEGER NOT NULL REFERENCES metadata_keys(id),
   value_type TEXT NOT NULL CHECK (value_type IN ('int', 'real', 'text', 'bool', 'null')),
-  int_value INTEGER,
-  real_value REAL,
-  text_value TEXT
+  value
 );
 CREATE INDEX metadata_signal ON metadata(signal_id);
-CREATE INDEX metadata_key_int ON metadata(key_path, int_value);
-CREATE INDEX metadata_key_real ON metadata(key_path, real_value);
-CREATE INDEX metadata_key_text ON metadata(key_path, text_value);
+CREATE INDEX metadata_key_value ON metadata(key_id, value);
+-- The rows with their key paths, for people and ad-hoc queries.
+CREATE VIEW metadata_entries AS
+  SELECT m.signal_id, k.key_path, m.value_type, m.value
+  FROM metadata m JOIN metadata_keys k ON k.id = m.key_id;
 
 CREATE TABLE tags (
   id INTEGER PRIMARY KEY,

@@ -198,10 +198,11 @@ TEST(CatalogTest, PutAndGetDataset) {
 
   // Metadata rows are typed and searchable by key path.
   EXPECT_EQ(Query(tmp.path(),
-                  "SELECT COUNT(*) FROM metadata WHERE key_path = 'ExperimentalDescription/High "
-                  "tension [kV]' AND value_type = 'real' AND real_value = 200"),
+                  "SELECT COUNT(*) FROM metadata_entries WHERE key_path = "
+                  "'ExperimentalDescription/High tension [kV]' AND value_type = 'real' AND "
+                  "value = 200 AND typeof(value) = 'real'"),
             "2");
-  EXPECT_EQ(Query(tmp.path(), "SELECT int_value FROM metadata WHERE key_path = 'Flag' LIMIT 1"),
+  EXPECT_EQ(Query(tmp.path(), "SELECT value FROM metadata_entries WHERE key_path = 'Flag' LIMIT 1"),
             "1");
   auto counts = c.Counts();
   ASSERT_TRUE(counts.ok());
