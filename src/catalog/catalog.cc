@@ -116,6 +116,8 @@ std::string SafeDump(const nlohmann::ordered_json& j) {
   return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
+constexpr size_t kMaxScalarArrayRows = 16;
+
 void Flatten(const formats::Metadata& node, std::string& path, int depth, size_t max_array,
              std::vector<MetadataEntry>& out) {
   using Type = MetadataEntry::Type;
@@ -131,7 +133,11 @@ void Flatten(const formats::Metadata& node, std::string& path, int depth, size_t
     return;
   }
   if (node.is_array()) {
-    const size_t n = std::min(node.size(), max_array);
+    // Long runs of numbers (colour tables, tilt series, calibration curves) are data,
+    // not facts to search by: only their first few values become rows.
+    const bool scalars = !node.empty() && node.front().is_primitive();
+    const size_t n =
+        std::min(node.size(), scalars ? std::min(max_array, kMaxScalarArrayRows) : max_array);
     for (size_t i = 0; i < n; ++i) {
       const size_t keep = path.size();
       path += '[' + std::to_string(i) + ']';

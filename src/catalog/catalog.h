@@ -63,8 +63,10 @@ const char* MetadataTypeName(MetadataEntry::Type type);
 
 // Flattens `tree` into its leaves in document order. Empty objects and arrays
 // give no entry. So that one giant array cannot flood the catalog, only the
-// first `max_array_elements` elements of each array are flattened, and nesting
-// deeper than 64 levels is cut (the whole tree is kept as JSON besides).
+// first `max_array_elements` elements of each array of objects or arrays, and
+// the first 16 of each array of plain values (colour tables, tilt series), are
+// flattened, and nesting deeper than 64 levels is cut (the whole tree is kept
+// as JSON besides).
 std::vector<MetadataEntry> FlattenMetadata(const formats::Metadata& tree,
                                            size_t max_array_elements = 256);
 

@@ -107,6 +107,18 @@ TEST(FlattenMetadataTest, CapsArraysDepthAndNonFiniteReals) {
   EXPECT_EQ(entries[9].key_path, "Long[9]");
   EXPECT_EQ(entries[10].type, MetadataEntry::Type::kText);
   EXPECT_EQ(entries[10].text_value, "nan");
+
+  // Plain values: 16 at most whatever the limit; arrays of objects: up to the limit.
+  formats::Metadata lists;
+  for (int i = 0; i < 100; ++i) {
+    lists["Table"].push_back(i);
+    lists["Records"].push_back(formats::Metadata{{"n", i}});
+  }
+  const auto rows = FlattenMetadata(lists, 50);
+  ASSERT_EQ(rows.size(), 16u + 50u);
+  EXPECT_EQ(rows[15].key_path, "Table[15]");
+  EXPECT_EQ(rows[16].key_path, "Records[0]/n");
+  EXPECT_EQ(rows.back().key_path, "Records[49]/n");
 }
 
 TEST(FingerprintTest, DependsOnStatsNotOrder) {
