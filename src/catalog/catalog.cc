@@ -189,12 +189,7 @@ formats::NormalisedFields ReadFields(const Statement& s, int first_col) {
   formats::NormalisedFields f;
   f.acquired = s.OptText(first_col);
   f.instrument = s.OptText(first_col + 1);
-  const std::string mode = s.Text(first_col + 2);
-  for (int m = 0; m <= static_cast<int>(formats::Mode::kImage); ++m) {
-    if (formats::ModeName(static_cast<formats::Mode>(m)) == mode) {
-      f.mode = static_cast<formats::Mode>(m);
-    }
-  }
+  f.mode = formats::ModeFromName(s.Text(first_col + 2)).value_or(formats::Mode::kUnknown);
   f.beam_energy_kev = s.OptReal(first_col + 3);
   f.magnification = s.OptReal(first_col + 4);
   f.pixel_size_m = s.OptReal(first_col + 5);

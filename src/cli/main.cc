@@ -107,6 +107,25 @@ int RunIngest(const fs::path& data_dir, const fs::path& root, int jobs) {
   auto summary = ingest::Ingest(**catalog, root, options);
   if (!summary.ok()) return Fail(summary.status());
   if (summary->interrupted) return 130;
+  // Name the files that could not be read, so the operator can act on them.
+  auto errors = (*catalog)->ListErrors(summary->run_id);
+  if (errors.ok() && !errors->empty()) {
+    constexpr size_t kShown = 20;
+    std::fprintf(stderr, "%zu file(s) could not be read:\n", errors->size());
+    for (size_t i = 0; i < errors->size() && i < kShown; ++i) {
+      const catalog::IngestErrorRow& e = (*errors)[i];
+      // Readers' reasons name the file already; add the path where one does not.
+      if (e.reason.find(e.path) == std::string::npos) {
+        std::fprintf(stderr, "  %s: %s\n", e.path.c_str(), e.reason.c_str());
+      } else {
+        std::fprintf(stderr, "  %s\n", e.reason.c_str());
+      }
+    }
+    if (errors->size() > kShown) {
+      std::fprintf(stderr, "  ... and %zu more: scisearch list --state error\n",
+                   errors->size() - kShown);
+    }
+  }
   // 0: everything in the tree is catalogued; 2: some files could not be read, in this run or
   // (unchanged since) in an earlier one: they are listed above and in `scisearch list`.
   return summary->datasets_failed + summary->failed_unchanged > 0 ? 2 : 0;

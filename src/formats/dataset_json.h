@@ -11,10 +11,6 @@
 
 namespace scisearch::formats {
 
-// The reverse lookups of DTypeName and ModeName; nullopt for unknown names.
-std::optional<DType> DTypeFromName(std::string_view name);
-std::optional<Mode> ModeFromName(std::string_view name);
-
 // Rebuilds the Dataset that DatasetToJson turned into `json`, exactly (scales and
 // offsets that DatasetToJson wrote as null, being NaN or infinite, come back as NaN).
 // Checks every field's type; errors are kInvalidArgument naming the field.

@@ -46,6 +46,8 @@ enum class DType {
 
 // "uint16", "float32", "complex64", "rgba8", ... (NumPy's names where NumPy has one).
 std::string_view DTypeName(DType dtype);
+// The inverse of DTypeName; nullopt for a name it never returns.
+std::optional<DType> DTypeFromName(std::string_view name);
 // Bytes per element.
 size_t DTypeSize(DType dtype);
 // The NumPy array-protocol descr of the little-endian type: "<u2", "<c8", "|b1",
@@ -69,6 +71,8 @@ enum class Mode {
 // "tem image", "stem image", "diffraction", "sem image", "spectrum",
 // "spectrum image", "4d-stem", "volume", "optical image", "image", "unknown".
 std::string_view ModeName(Mode mode);
+// The inverse of ModeName; nullopt for a name it never returns.
+std::optional<Mode> ModeFromName(std::string_view name);
 
 // One axis of a signal. Physical coordinate of index i is offset + i * scale, in units.
 struct Axis {
