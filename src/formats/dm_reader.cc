@@ -506,6 +506,8 @@ struct ImageLayout {
   DType stored_dtype = DType::kUInt8;  // the element type read from the file
   Packing packing = Packing::kPlain;
   std::vector<int64_t> stored_shape;  // C order, as stored (squeezed)
+  // Signal axis k is stored axis stored_axis_of[k]; empty when the orders agree.
+  std::vector<int> stored_axis_of;
 };
 
 // DM ImageData DataType codes.
@@ -589,6 +591,10 @@ class DmReader : public DatasetReader {
         slab.Validate(signal.shape).WithContext(source_.path().string() + " " + layout.key));
     switch (layout.packing) {
       case Packing::kPlain:
+        if (!layout.stored_axis_of.empty()) {
+          return ReadPermutedSlab(source_, layout.offset, layout.stored_dtype, order_,
+                                  layout.stored_shape, layout.stored_axis_of, slab);
+        }
         return ReadContiguousSlab(source_, layout.offset, layout.stored_dtype, order_,
                                   layout.stored_shape, slab);
       case Packing::kBool: {
@@ -919,6 +925,23 @@ Result<std::optional<std::pair<Signal, ImageLayout>>> BuildSignal(const Metadata
       axis.navigate = true;
     }
     signal.axes.insert(signal.axes.begin(), axis);
+  }
+  if (spectral && rank >= 2 && spectral_axis != int(rank) - 1) {
+    // DM stores a spectrum image energy-slowest; scientists (and HyperSpy) read it as
+    // scan_y, scan_x, energy: present it so, reading through the permutation.
+    for (int k = 0; k < int(rank); ++k) {
+      if (k != spectral_axis) layout.stored_axis_of.push_back(k);
+    }
+    layout.stored_axis_of.push_back(spectral_axis);
+    std::vector<int64_t> shape;
+    std::vector<Axis> axes;
+    for (int k : layout.stored_axis_of) {
+      shape.push_back(signal.shape[size_t(k)]);
+      axes.push_back(signal.axes[size_t(k)]);
+    }
+    signal.shape = std::move(shape);
+    signal.axes = std::move(axes);
+    spectral_axis = int(rank) - 1;
   }
   if (signal.shape != layout.stored_shape || type->packing != Packing::kPlain) {
     // Packed complex changes the column count; keep the axes in step with the shape.

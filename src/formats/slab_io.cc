@@ -146,4 +146,65 @@ Result<NdArray> SliceArray(const NdArray& array, const Hyperslab& slab) {
   return out;
 }
 
+Result<NdArray> TransposeArray(const NdArray& array, const std::vector<int>& axis_of) {
+  const size_t rank = array.shape.size();
+  if (axis_of.size() != rank) return Status::InvalidArgument("transpose: wrong number of axes");
+  std::vector<bool> used(rank, false);
+  for (int a : axis_of) {
+    if (a < 0 || size_t(a) >= rank || used[size_t(a)]) {
+      return Status::InvalidArgument("transpose: not a permutation of the axes");
+    }
+    used[size_t(a)] = true;
+  }
+  const size_t esize = DTypeSize(array.dtype);
+  if (uint64_t(array.ElementCount()) * esize != array.bytes.size()) {
+    return Status::Internal("array buffer does not match its shape");
+  }
+  NdArray out;
+  out.dtype = array.dtype;
+  out.shape.resize(rank);
+  for (size_t k = 0; k < rank; ++k) out.shape[k] = array.shape[size_t(axis_of[k])];
+  out.bytes.resize(array.bytes.size());
+  if (out.bytes.empty()) return out;
+  // Strides of the input, in elements, taken in output axis order.
+  std::vector<int64_t> in_strides(rank, 1);
+  for (size_t k = rank; k-- > 1;) in_strides[k - 1] = in_strides[k] * array.shape[k];
+  std::vector<int64_t> stride_of_out(rank);
+  for (size_t k = 0; k < rank; ++k) stride_of_out[k] = in_strides[size_t(axis_of[k])];
+  std::vector<int64_t> index(rank, 0);
+  const int64_t n = out.ElementCount();
+  int64_t src = 0;
+  for (int64_t dst = 0; dst < n; ++dst) {
+    std::memcpy(out.bytes.data() + uint64_t(dst) * esize,
+                array.bytes.data() + uint64_t(src) * esize, esize);
+    for (size_t k = rank; k-- > 0;) {
+      src += stride_of_out[k];
+      if (++index[k] < out.shape[k]) break;
+      src -= stride_of_out[k] * out.shape[k];
+      index[k] = 0;
+    }
+  }
+  return out;
+}
+
+Result<NdArray> ReadPermutedSlab(const FileSource& source, uint64_t offset, DType dtype,
+                                 ByteOrder order, const std::vector<int64_t>& stored_shape,
+                                 const std::vector<int>& stored_axis_of, const Hyperslab& slab) {
+  const size_t rank = stored_shape.size();
+  if (stored_axis_of.size() != rank) return Status::InvalidArgument("permuted read: wrong rank");
+  std::vector<int64_t> shape(rank);
+  for (size_t k = 0; k < rank; ++k) shape[k] = stored_shape[size_t(stored_axis_of[k])];
+  SCISEARCH_RETURN_IF_ERROR(slab.Validate(shape));
+  Hyperslab stored = Hyperslab::All(stored_shape);
+  for (size_t k = 0; k < rank; ++k) {
+    const size_t a = size_t(stored_axis_of[k]);
+    stored.start[a] = slab.start[k];
+    stored.count[a] = slab.count[k];
+    stored.step[a] = slab.step[k];
+  }
+  SCISEARCH_ASSIGN_OR_RETURN(
+      NdArray raw, ReadContiguousSlab(source, offset, dtype, order, stored_shape, stored));
+  return TransposeArray(raw, stored_axis_of);
+}
+
 }  // namespace scisearch::formats

@@ -22,6 +22,18 @@ Result<NdArray> ReadContiguousSlab(const FileSource& source, uint64_t offset, DT
 // frame first, such as packed complex or compressed data).
 Result<NdArray> SliceArray(const NdArray& array, const Hyperslab& slab);
 
+// Reads `slab` of a signal whose axes are a permutation of the stored array's:
+// signal axis k is stored axis `stored_axis_of[k]`. Selects the matching slab of the
+// stored array (ReadContiguousSlab) and transposes it into the signal's axis order.
+// For readers that present an array in another order than the file stores it
+// (spectrum images stored with the energy axis slowest are shown energy-last).
+Result<NdArray> ReadPermutedSlab(const FileSource& source, uint64_t offset, DType dtype,
+                                 ByteOrder order, const std::vector<int64_t>& stored_shape,
+                                 const std::vector<int>& stored_axis_of, const Hyperslab& slab);
+
+// Returns `array` with its axes reordered: output axis k is input axis `axis_of[k]`.
+Result<NdArray> TransposeArray(const NdArray& array, const std::vector<int>& axis_of);
+
 // The product of `shape`, or an error when it overflows or has a negative entry.
 Result<int64_t> CheckedElementCount(const std::vector<int64_t>& shape);
 

@@ -121,6 +121,36 @@ TEST_F(SlabReadTest, PartialRowsMerge) {
   EXPECT_EQ(Values(*sliced), expected);
 }
 
+TEST_F(SlabReadTest, PermutedReadMovesTheSlowestAxisLast) {
+  auto source = FileSource::Open(path_);
+  ASSERT_TRUE(source.ok());
+  // Stored (z, y, x) = (3, 4, 5) presented as (y, x, z): value at (y, x, z) is 20z + 5y + x.
+  const std::vector<int> stored_axis_of = {1, 2, 0};
+  Hyperslab slab{{1, 0, 0}, {2, 2, 3}, {2, 3, 1}};
+  auto a =
+      ReadPermutedSlab(*source, 7, DType::kUInt16, ByteOrder::kBig, shape_, stored_axis_of, slab);
+  ASSERT_TRUE(a.ok()) << a.status().message();
+  EXPECT_EQ(a->shape, (std::vector<int64_t>{2, 2, 3}));
+  std::vector<uint16_t> expected;
+  for (int y : {1, 3})
+    for (int x : {0, 3})
+      for (int z : {0, 1, 2}) expected.push_back(uint16_t(20 * z + 5 * y + x));
+  EXPECT_EQ(Values(*a), expected);
+  Hyperslab outside{{0, 0, 0}, {1, 1, 4}, {1, 1, 1}};  // only 3 along z
+  EXPECT_FALSE(
+      ReadPermutedSlab(*source, 7, DType::kUInt16, ByteOrder::kBig, shape_, stored_axis_of, outside)
+          .ok());
+  NdArray two;
+  two.dtype = DType::kUInt8;
+  two.shape = {2, 3};
+  two.bytes = {1, 2, 3, 4, 5, 6};
+  auto t = TransposeArray(two, {1, 0});
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->shape, (std::vector<int64_t>{3, 2}));
+  EXPECT_EQ(t->bytes, (std::vector<uint8_t>{1, 4, 2, 5, 3, 6}));
+  EXPECT_FALSE(TransposeArray(two, {0, 0}).ok());
+}
+
 TEST_F(SlabReadTest, ArrayLargerThanFileIsCorrupt) {
   auto source = FileSource::Open(path_);
   ASSERT_TRUE(source.ok());

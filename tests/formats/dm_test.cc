@@ -279,24 +279,32 @@ TEST(DmTest, EelsSpectrumImage) {
   const Signal& s = f.dataset().signals[0];
   EXPECT_EQ(s.dtype, DType::kFloat32);
   // DM stores the 2x2 scan of 2048-channel spectra as x, y, energy (fastest first), so
-  // in C order the energy axis is the slowest.
-  EXPECT_EQ(s.shape, (std::vector<int64_t>{2048, 2, 2}));
+  // the file's C order is energy, y, x; the reader presents it as scan_y, scan_x, energy
+  // (the MANIFEST's "2x2 x 2048", HyperSpy's order).
+  EXPECT_EQ(s.shape, (std::vector<int64_t>{2, 2, 2048}));
   EXPECT_EQ(s.fields.mode, Mode::kSpectrumImage);
-  EXPECT_EQ(s.axes[0].name, "energy");
-  EXPECT_EQ(s.axes[0].units, "eV");
-  EXPECT_FALSE(s.axes[0].navigate);
-  EXPECT_DOUBLE_EQ(s.axes[0].offset, 300.0);  // Origin -300, Scale 1
+  EXPECT_EQ(s.axes[2].name, "energy");
+  EXPECT_EQ(s.axes[2].units, "eV");
+  EXPECT_FALSE(s.axes[2].navigate);
+  EXPECT_DOUBLE_EQ(s.axes[2].offset, 300.0);  // Origin -300, Scale 1
+  EXPECT_TRUE(s.axes[0].navigate);
   EXPECT_TRUE(s.axes[1].navigate);
-  EXPECT_TRUE(s.axes[2].navigate);
-  EXPECT_EQ(s.axes[2].units, "um");
+  EXPECT_EQ(s.axes[1].units, "um");
   EXPECT_EQ(s.fields.instrument.value_or(""), "FEI Titan");
   EXPECT_EQ(s.fields.detector.value_or(""), "US1000FTXP 1");
-  // The first energy plane: the first 4 float32 of the data (8473.006, 7891.006, ...).
-  auto plane = f.reader->Read(0, Hyperslab{{0, 0, 0}, {1, 2, 2}, {1, 1, 1}});
+  // The first energy plane is the first 4 float32 of the data (8473.006, 7891.006, ...):
+  // channel 0 at (y, x) = (0, 0) and (0, 1).
+  auto plane = f.reader->Read(0, Hyperslab{{0, 0, 0}, {2, 2, 1}, {1, 1, 1}});
   ASSERT_TRUE(plane.ok());
   const auto v = Values<float>(*plane);
   EXPECT_NEAR(v[0], 8473.006f, 1e-2);
   EXPECT_NEAR(v[1], 7891.006f, 1e-2);
+  // A whole spectrum is 2048 values 4 floats apart in the file: element k of the
+  // spectrum at (0, 1) is stored float 4k + 1; check it against the plane read.
+  auto spectrum = f.reader->Read(0, Hyperslab{{0, 1, 0}, {1, 1, 2048}, {1, 1, 1}});
+  ASSERT_TRUE(spectrum.ok());
+  EXPECT_EQ(spectrum->shape, (std::vector<int64_t>{1, 1, 2048}));
+  EXPECT_NEAR(Values<float>(*spectrum)[0], 7891.006f, 1e-2);
 }
 
 TEST(DmTest, SpectraModesAndAxes) {
