@@ -273,7 +273,8 @@ constexpr const char* kInsertSignal =
     "beam_energy_kev, magnification, pixel_size, pixel_size_units, detector, metadata_json) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
 constexpr const char* kInsertMetadata =
-    "INSERT INTO metadata (signal_id, key_id, value_type, value) VALUES (?1, ?2, ?3, ?4)";
+    "INSERT INTO metadata (signal_id, position, key_id, value_type, value) "
+    "VALUES (?1, ?2, ?3, ?4, ?5)";
 constexpr const char* kFindMetadataKey = "SELECT id FROM metadata_keys WHERE key_path = ?1";
 constexpr const char* kInsertMetadataKey = "INSERT INTO metadata_keys (key_path) VALUES (?1)";
 constexpr const char* kInsertThumbnail =
@@ -584,23 +585,24 @@ Status Catalog::PutDatasetUnlocked(int64_t run_id, const DatasetRecord& record) 
     ins->Bind(15, SafeDump(sig.metadata));
     SCISEARCH_RETURN_IF_ERROR(ins->Run());
     const int64_t signal_id = sqlite3_last_insert_rowid(db_);
+    int64_t position = 0;
     for (const MetadataEntry& e : FlattenMetadata(sig.metadata)) {
       SCISEARCH_ASSIGN_OR_RETURN(const int64_t key_id, MetadataKeyId(e.key_path));
       SCISEARCH_ASSIGN_OR_RETURN(Statement * m, c.Get(kInsertMetadata));
-      m->Bind(1, signal_id).Bind(2, key_id).Bind(3, MetadataTypeName(e.type));
+      m->Bind(1, signal_id).Bind(2, position++).Bind(3, key_id).Bind(4, MetadataTypeName(e.type));
       switch (e.type) {
         case MetadataEntry::Type::kInt:
         case MetadataEntry::Type::kBool:
-          m->Bind(4, e.int_value);
+          m->Bind(5, e.int_value);
           break;
         case MetadataEntry::Type::kReal:
-          m->Bind(4, e.real_value);
+          m->Bind(5, e.real_value);
           break;
         case MetadataEntry::Type::kText:
-          m->Bind(4, e.text_value);
+          m->Bind(5, e.text_value);
           break;
         case MetadataEntry::Type::kNull:
-          m->BindNull(4);
+          m->BindNull(5);
           break;
       }
       SCISEARCH_RETURN_IF_ERROR(m->Run());

@@ -81,14 +81,23 @@ CREATE TABLE metadata_keys (
   id INTEGER PRIMARY KEY,
   key_path TEXT NOT NULL UNIQUE
 );
+-- Rows are clustered by signal (WITHOUT ROWID, keyed by the leaf's position in the
+-- tree), so a signal's leaves are one range to write, read or delete. Ingest writes
+-- hundreds of rows per file, so the table has no per-row constraint checks: keys are
+-- never deleted, value_type is written from one enum by the catalog code, and the rows
+-- of a deleted signal go with it through the trigger below (once per signal, not per row).
 CREATE TABLE metadata (
-  signal_id INTEGER NOT NULL REFERENCES signals(id) ON DELETE CASCADE,
-  key_id INTEGER NOT NULL REFERENCES metadata_keys(id),
-  value_type TEXT NOT NULL CHECK (value_type IN ('int', 'real', 'text', 'bool', 'null')),
-  value
-);
-CREATE INDEX metadata_signal ON metadata(signal_id);
+  signal_id INTEGER NOT NULL,
+  position INTEGER NOT NULL,
+  key_id INTEGER NOT NULL,
+  value_type TEXT NOT NULL,  -- 'int', 'real', 'text', 'bool' or 'null'
+  value,
+  PRIMARY KEY (signal_id, position)
+) WITHOUT ROWID;
 CREATE INDEX metadata_key_value ON metadata(key_id, value);
+CREATE TRIGGER signals_delete_metadata AFTER DELETE ON signals BEGIN
+  DELETE FROM metadata WHERE signal_id = OLD.id;
+END;
 -- The rows with their key paths, for people and ad-hoc queries.
 CREATE VIEW metadata_entries AS
   SELECT m.signal_id, k.key_path, m.value_type, m.value
