@@ -20,8 +20,8 @@ using scisearch::formats::OpenDataset;
 // Real files grouped by their top folder (the format family).
 std::map<std::string, std::vector<fs::path>> FilesByFormat() {
   std::map<std::string, std::vector<fs::path>> out;
-  for (fs::path root : {fs::path(SCISEARCH_SHARED_DATA) / "formats",
-                        fs::path(SCISEARCH_TESTDATA) / "formats"}) {
+  for (fs::path root :
+       {fs::path(SCISEARCH_SHARED_DATA) / "formats", fs::path(SCISEARCH_TESTDATA) / "formats"}) {
     if (!fs::exists(root)) continue;
     for (const auto& entry : fs::recursive_directory_iterator(root)) {
       if (!entry.is_regular_file() || !scisearch::formats::IsCandidateFile(entry.path())) continue;

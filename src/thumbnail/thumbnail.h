@@ -29,10 +29,10 @@ inline constexpr int kPlotHeight = 160;
 //  - two or more axes: the frame spanned by the last two axes (the first frame
 //    of a stack), downsampled by area averaging so that its longer side is at
 //    most `max_side` pixels; a frame smaller than half of `max_side` is enlarged
-//    by the largest whole factor that fits, each pixel a sharp square. Grey levels stretch from the 0.5th
-//    to the 99.5th percentile of the finite values; diffraction modes
-//    (kDiffraction, k4dStem) are shown on a log scale first. Complex data shows
-//    its magnitude. RGB(A) data stays colour (alpha dropped) with no stretch.
+//    by the largest whole factor that fits, each pixel a sharp square. Grey levels stretch from the
+//    0.5th to the 99.5th percentile of the finite values; diffraction modes (kDiffraction, k4dStem)
+//    are shown on a log scale first. Complex data shows its magnitude. RGB(A) data stays colour
+//    (alpha dropped) with no stretch.
 //  - one axis: a line plot of the values (a spectrum) in black on a white
 //    kPlotWidth x kPlotHeight canvas with grey axis lines at the left and bottom.
 // Returns kInvalidArgument for an empty array, one whose byte count does not
