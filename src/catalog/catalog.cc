@@ -546,6 +546,22 @@ void Catalog::RolledBack() {
   metadata_key_ids_.clear();
 }
 
+Status Catalog::ReplaceDerivedRows(int64_t dataset_id, const std::vector<FileStat>& files) {
+  StatementCache& c = *statements_;
+  for (const char* sql : {kDeleteFiles, kDeleteSignals, kDeleteThumbnails, kDeleteDerivedTags}) {
+    SCISEARCH_ASSIGN_OR_RETURN(Statement * del, c.Get(sql));
+    del->Bind(1, dataset_id);
+    SCISEARCH_RETURN_IF_ERROR(del->Run());
+  }
+  for (const auto& f : files) {
+    SCISEARCH_ASSIGN_OR_RETURN(Statement * ins, c.Get(kUpsertFile));
+    ins->Bind(1, dataset_id).Bind(2, f.path).Bind(3, static_cast<int64_t>(f.size_bytes));
+    ins->Bind(4, f.mtime_ns);
+    SCISEARCH_RETURN_IF_ERROR(ins->Run());
+  }
+  return Status::Ok();
+}
+
 Status Catalog::PutDatasetUnlocked(int64_t run_id, const DatasetRecord& record) {
   if (record.path.empty()) return Status::InvalidArgument("catalog: dataset path is empty");
   StatementCache& c = *statements_;
@@ -564,17 +580,7 @@ Status Catalog::PutDatasetUnlocked(int64_t run_id, const DatasetRecord& record) 
       const int64_t id,
       UpsertDatasetRow(*upsert, run_id, record.path, record.root, &record.dataset.format, "ok",
                        nullptr, record.fingerprint, record.files, fields));
-  for (const char* sql : {kDeleteFiles, kDeleteSignals, kDeleteThumbnails, kDeleteDerivedTags}) {
-    SCISEARCH_ASSIGN_OR_RETURN(Statement * del, c.Get(sql));
-    del->Bind(1, id);
-    SCISEARCH_RETURN_IF_ERROR(del->Run());
-  }
-  for (const auto& f : record.files) {
-    SCISEARCH_ASSIGN_OR_RETURN(Statement * ins, c.Get(kUpsertFile));
-    ins->Bind(1, id).Bind(2, f.path).Bind(3, static_cast<int64_t>(f.size_bytes));
-    ins->Bind(4, f.mtime_ns);
-    SCISEARCH_RETURN_IF_ERROR(ins->Run());
-  }
+  SCISEARCH_RETURN_IF_ERROR(ReplaceDerivedRows(id, record.files));
   for (size_t i = 0; i < record.dataset.signals.size(); ++i) {
     const formats::Signal& sig = record.dataset.signals[i];
     SCISEARCH_ASSIGN_OR_RETURN(Statement * ins, c.Get(kInsertSignal));
@@ -632,17 +638,7 @@ Status Catalog::RecordErrorUnlocked(int64_t run_id, const ErrorRecord& record) {
       const int64_t id,
       UpsertDatasetRow(*upsert, run_id, record.path, record.root, nullptr, "error", &record.reason,
                        record.fingerprint, record.files, nullptr));
-  for (const char* sql : {kDeleteFiles, kDeleteSignals, kDeleteThumbnails, kDeleteDerivedTags}) {
-    SCISEARCH_ASSIGN_OR_RETURN(Statement * del, c.Get(sql));
-    del->Bind(1, id);
-    SCISEARCH_RETURN_IF_ERROR(del->Run());
-  }
-  for (const auto& f : record.files) {
-    SCISEARCH_ASSIGN_OR_RETURN(Statement * ins, c.Get(kUpsertFile));
-    ins->Bind(1, id).Bind(2, f.path).Bind(3, static_cast<int64_t>(f.size_bytes));
-    ins->Bind(4, f.mtime_ns);
-    SCISEARCH_RETURN_IF_ERROR(ins->Run());
-  }
+  SCISEARCH_RETURN_IF_ERROR(ReplaceDerivedRows(id, record.files));
   SCISEARCH_ASSIGN_OR_RETURN(Statement * err, c.Get(kInsertRunError));
   err->Bind(1, run_id).Bind(2, record.path).Bind(3, record.reason).Bind(4, NowIso());
   return err->Run();

@@ -301,6 +301,9 @@ class Catalog {
   template <typename F>
   Status Atomically(F&& body);
   Status PutDatasetUnlocked(int64_t run_id, const DatasetRecord& record);
+  // Rewrites the member files of dataset `dataset_id` and drops what ingest derives
+  // from its contents (signals with their metadata, thumbnails, machine tags).
+  Status ReplaceDerivedRows(int64_t dataset_id, const std::vector<FileStat>& files);
   // The id of `key_path` in metadata_keys, inserting it when new (cached).
   Result<int64_t> MetadataKeyId(const std::string& key_path);
   // Forgets cached state that a rolled-back transaction may have invalidated.

@@ -6,6 +6,7 @@
 
 #include "formats/dataset_json.h"
 #include "formats/formats.h"
+#include "formats/readers.h"
 #include "formats/slab_io.h"
 
 namespace scisearch::formats {
@@ -407,6 +408,12 @@ Status WriteAll(std::FILE* f, const void* data, size_t size, const std::filesyst
 
 }  // namespace
 
+Status CheckSignalIndex(const Dataset& dataset, size_t index) {
+  if (index < dataset.signals.size()) return Status::Ok();
+  return Status::InvalidArgument(dataset.path.string() + ": no signal " + std::to_string(index) +
+                                 " (the file has " + std::to_string(dataset.signals.size()) + ")");
+}
+
 Status WriteNpy(const NdArray& array, const std::filesystem::path& out) {
   UniqueFile f(std::fopen(out.c_str(), "wb"));
   if (!f) return Status::IoError(out.string() + ": cannot create");
@@ -420,11 +427,7 @@ Status WriteNpy(const NdArray& array, const std::filesystem::path& out) {
 Status ExportNpy(DatasetReader& reader, size_t signal_index, const std::filesystem::path& out,
                  uint64_t max_slab_bytes) {
   const Dataset& ds = reader.dataset();
-  if (signal_index >= ds.signals.size()) {
-    return Status::InvalidArgument(ds.path.string() + ": no signal " +
-                                   std::to_string(signal_index) + " (the file has " +
-                                   std::to_string(ds.signals.size()) + ")");
-  }
+  SCISEARCH_RETURN_IF_ERROR(CheckSignalIndex(ds, signal_index));
   const Signal& signal = ds.signals[signal_index];
   UniqueFile f(std::fopen(out.c_str(), "wb"));
   if (!f) return Status::IoError(out.string() + ": cannot create");

@@ -517,11 +517,7 @@ class MrcReader : public DatasetReader {
   const Dataset& dataset() const override { return dataset_; }
 
   Result<NdArray> Read(size_t signal_index, const Hyperslab& slab) override {
-    if (signal_index >= dataset_.signals.size()) {
-      return Status::InvalidArgument(source_.path().string() + ": no signal " +
-                                     std::to_string(signal_index) + " (the file has " +
-                                     std::to_string(dataset_.signals.size()) + ")");
-    }
+    SCISEARCH_RETURN_IF_ERROR(CheckSignalIndex(dataset_, signal_index));
     const Signal& signal = dataset_.signals[signal_index];
     switch (info_.storage) {
       case Storage::kDirect:

@@ -488,9 +488,7 @@ class PngReader : public DatasetReader {
 
   Result<NdArray> Read(size_t signal_index, const Hyperslab& slab) override {
     const std::string name = source_.path().string();
-    if (signal_index != 0) {
-      return Status::InvalidArgument(name + ": no signal " + std::to_string(signal_index));
-    }
+    SCISEARCH_RETURN_IF_ERROR(CheckSignalIndex(dataset_, signal_index));
     const Signal& signal = dataset_.signals[0];
     SCISEARCH_RETURN_IF_ERROR(slab.Validate(signal.shape));
     if (slab.count[0] == 0 || slab.count[1] == 0) {
@@ -1054,9 +1052,7 @@ class JpegReader : public DatasetReader {
 
   Result<NdArray> Read(size_t signal_index, const Hyperslab& slab) override {
     const std::string name = source_.path().string();
-    if (signal_index != 0) {
-      return Status::InvalidArgument(name + ": no signal " + std::to_string(signal_index));
-    }
+    SCISEARCH_RETURN_IF_ERROR(CheckSignalIndex(dataset_, signal_index));
     const Signal& signal = dataset_.signals[0];
     SCISEARCH_RETURN_IF_ERROR(slab.Validate(signal.shape));
     if (slab.count[0] == 0 || slab.count[1] == 0) {

@@ -29,6 +29,10 @@ Result<std::unique_ptr<DatasetReader>> OpenTiff(const std::filesystem::path& pat
 Result<std::unique_ptr<DatasetReader>> OpenPng(const std::filesystem::path& path);
 Result<std::unique_ptr<DatasetReader>> OpenJpeg(const std::filesystem::path& path);
 
+// OK when `index` names a signal of `dataset`; else kInvalidArgument naming the file
+// and how many signals it has. Every reader's Read starts with this check.
+Status CheckSignalIndex(const Dataset& dataset, size_t index);
+
 // Magic-byte tests over the first bytes of a file (at least 16 when the file has them).
 bool LooksLikeTiaSer(std::span<const uint8_t> head);             // 0x4949 0x0197
 bool LooksLikeDigitalMicrograph(std::span<const uint8_t> head);  // version 3 or 4 big-endian

@@ -1159,11 +1159,7 @@ class TiaReader : public DatasetReader {
   const Dataset& dataset() const override { return dataset_; }
 
   Result<NdArray> Read(size_t signal_index, const Hyperslab& slab) override {
-    if (signal_index >= sers_.size()) {
-      return Status::InvalidArgument(dataset_.path.string() + ": no signal " +
-                                     std::to_string(signal_index) + " (the dataset has " +
-                                     std::to_string(sers_.size()) + ")");
-    }
+    SCISEARCH_RETURN_IF_ERROR(CheckSignalIndex(dataset_, signal_index));
     const SerFile& ser = sers_[signal_index];
     const Signal& sig = dataset_.signals[signal_index];
     const Layout& layout = layouts_[signal_index];

@@ -1533,10 +1533,7 @@ class TiffReader : public DatasetReader {
   const Dataset& dataset() const override { return dataset_; }
 
   Result<NdArray> Read(size_t signal_index, const Hyperslab& slab) override {
-    if (signal_index >= dataset_.signals.size()) {
-      return Status::InvalidArgument(dataset_.path.string() + ": no signal " +
-                                     std::to_string(signal_index));
-    }
+    SCISEARCH_RETURN_IF_ERROR(CheckSignalIndex(dataset_, signal_index));
     const Signal& signal = dataset_.signals[signal_index];
     SCISEARCH_RETURN_IF_ERROR(slab.Validate(signal.shape).WithContext(dataset_.path.string()));
     const SignalPlan& plan = plans_[signal_index];
