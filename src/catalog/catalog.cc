@@ -118,6 +118,39 @@ std::string SafeDump(const nlohmann::ordered_json& j) {
 
 constexpr size_t kMaxScalarArrayRows = 16;
 
+// Appends `key` to a JSON path as SQLite's json_tree writes it: .key when the key
+// is a plain identifier, else ."key" with the key JSON-escaped.
+void AppendJsonPathKey(const std::string& key, std::string& path) {
+  const bool plain =
+      !key.empty() && std::isalpha(static_cast<unsigned char>(key[0])) &&
+      std::all_of(key.begin(), key.end(), [](char c) {
+        return static_cast<unsigned char>(c) < 128 && std::isalnum(static_cast<unsigned char>(c));
+      });
+  path += '.';
+  if (plain) {
+    path += key;
+  } else {
+    path += nlohmann::json(key).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+}
+
+// The number of leaves (values that are neither objects nor arrays) of `tree`:
+// the rows json_tree gives it. Iterative, so no depth of nesting can overflow the stack.
+int64_t CountLeaves(const formats::Metadata& tree) {
+  int64_t leaves = 0;
+  std::vector<const formats::Metadata*> pending{&tree};
+  while (!pending.empty()) {
+    const formats::Metadata* node = pending.back();
+    pending.pop_back();
+    if (node->is_structured()) {
+      for (const auto& child : *node) pending.push_back(&child);
+    } else {
+      ++leaves;
+    }
+  }
+  return leaves;
+}
+
 void Flatten(const formats::Metadata& node, std::string& path, int depth, size_t max_array,
              std::vector<MetadataEntry>& out) {
   using Type = MetadataEntry::Type;
@@ -125,8 +158,7 @@ void Flatten(const formats::Metadata& node, std::string& path, int depth, size_t
   if (node.is_object()) {
     for (auto it = node.begin(); it != node.end(); ++it) {
       const size_t keep = path.size();
-      if (!path.empty()) path += '/';
-      path += it.key();
+      AppendJsonPathKey(it.key(), path);
       Flatten(it.value(), path, depth + 1, max_array, out);
       path.resize(keep);
     }
@@ -254,7 +286,7 @@ constexpr const char* kUpsertDataset =
     "instrument = excluded.instrument, mode = excluded.mode, "
     "beam_energy_kev = excluded.beam_energy_kev, magnification = excluded.magnification, "
     "pixel_size = excluded.pixel_size, pixel_size_units = excluded.pixel_size_units, "
-    "detector = excluded.detector "
+    "detector = excluded.detector, thumbnail_state = NULL "
     "RETURNING id";
 constexpr const char* kDeleteFiles = "DELETE FROM dataset_files WHERE dataset_id = ?1";
 constexpr const char* kUpsertFile =
@@ -270,19 +302,17 @@ constexpr const char* kDeleteDerivedTags =
 constexpr const char* kDeleteSubsumed = "DELETE FROM datasets WHERE path = ?1";
 constexpr const char* kInsertSignal =
     "INSERT INTO signals (dataset_id, idx, name, dtype, shape, axes, acquired, instrument, mode, "
-    "beam_energy_kev, magnification, pixel_size, pixel_size_units, detector, metadata_json) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
-constexpr const char* kInsertMetadata =
-    "INSERT INTO metadata (signal_id, position, key_id, value_type, value) "
-    "VALUES (?1, ?2, ?3, ?4, ?5)";
-constexpr const char* kFindMetadataKey = "SELECT id FROM metadata_keys WHERE key_path = ?1";
-constexpr const char* kInsertMetadataKey = "INSERT INTO metadata_keys (key_path) VALUES (?1)";
+    "beam_energy_kev, magnification, pixel_size, pixel_size_units, detector, metadata_json, "
+    "metadata_leaves) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
+    "?16)";
 constexpr const char* kInsertThumbnail =
     "INSERT OR REPLACE INTO thumbnails (dataset_id, signal_idx, png, width, height) "
     "VALUES (?1, ?2, ?3, ?4, ?5)";
 constexpr const char* kInsertTag =
     "INSERT INTO tags (dataset_id, value, source, confidence, evidence, created_at, created_by) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'ingest') ON CONFLICT(dataset_id, value, source) DO NOTHING";
+constexpr const char* kMarkThumbnails =
+    "UPDATE datasets SET thumbnail_state = ?3 WHERE id = ?1 AND fingerprint = ?2 AND state = 'ok'";
 constexpr const char* kInsertRunError =
     "INSERT INTO ingest_errors (run_id, path, reason, at) VALUES (?1, ?2, ?3, ?4)";
 
@@ -338,8 +368,22 @@ const char* MetadataTypeName(MetadataEntry::Type type) {
 std::vector<MetadataEntry> FlattenMetadata(const formats::Metadata& tree,
                                            size_t max_array_elements) {
   std::vector<MetadataEntry> out;
-  std::string path;
+  std::string path = "$";
   Flatten(tree, path, 0, max_array_elements, out);
+  return out;
+}
+
+std::vector<EncodedSignal> EncodeSignals(const formats::Dataset& dataset) {
+  std::vector<EncodedSignal> out;
+  out.reserve(dataset.signals.size());
+  for (const formats::Signal& signal : dataset.signals) {
+    EncodedSignal e;
+    e.shape_json = nlohmann::json(signal.shape).dump();
+    e.axes_json = AxesJson(signal.axes);
+    e.metadata_json = SafeDump(signal.metadata);
+    e.metadata_leaves = CountLeaves(signal.metadata);
+    out.push_back(std::move(e));
+  }
   return out;
 }
 
@@ -397,7 +441,6 @@ Status Catalog::Atomically(F&& body) {
   if (s.ok()) s = ExecSql(db_, commit);
   if (!s.ok()) {
     (void)ExecSql(db_, rollback);
-    RolledBack();
   }
   return s;
 }
@@ -521,31 +564,6 @@ Result<int64_t> UpsertDatasetRow(Statement& s, int64_t run_id, const std::string
 
 }  // namespace
 
-Result<int64_t> Catalog::MetadataKeyId(const std::string& key_path) {
-  if (auto it = metadata_key_ids_.find(key_path); it != metadata_key_ids_.end()) {
-    return it->second;
-  }
-  StatementCache& c = *statements_;
-  SCISEARCH_ASSIGN_OR_RETURN(Statement * find, c.Get(kFindMetadataKey));
-  find->Bind(1, key_path);
-  SCISEARCH_ASSIGN_OR_RETURN(bool found, find->Step());
-  int64_t id = found ? find->Int(0) : 0;
-  find->Reset();
-  if (!found) {
-    SCISEARCH_ASSIGN_OR_RETURN(Statement * ins, c.Get(kInsertMetadataKey));
-    ins->Bind(1, key_path);
-    SCISEARCH_RETURN_IF_ERROR(ins->Run());
-    id = sqlite3_last_insert_rowid(db_);
-  }
-  metadata_key_ids_.emplace(key_path, id);
-  return id;
-}
-
-void Catalog::RolledBack() {
-  // Keys inserted by the rolled-back transaction no longer exist.
-  metadata_key_ids_.clear();
-}
-
 Status Catalog::ReplaceDerivedRows(int64_t dataset_id, const std::vector<FileStat>& files) {
   StatementCache& c = *statements_;
   for (const char* sql : {kDeleteFiles, kDeleteSignals, kDeleteThumbnails, kDeleteDerivedTags}) {
@@ -581,44 +599,22 @@ Status Catalog::PutDatasetUnlocked(int64_t run_id, const DatasetRecord& record) 
       UpsertDatasetRow(*upsert, run_id, record.path, record.root, &record.dataset.format, "ok",
                        nullptr, record.fingerprint, record.files, fields));
   SCISEARCH_RETURN_IF_ERROR(ReplaceDerivedRows(id, record.files));
+  std::vector<EncodedSignal> encoded_here;
+  if (record.encoded.size() != record.dataset.signals.size()) {
+    encoded_here = EncodeSignals(record.dataset);
+  }
+  const std::vector<EncodedSignal>& encoded = encoded_here.empty() ? record.encoded : encoded_here;
+  SCISEARCH_ASSIGN_OR_RETURN(Statement * insert_signal, c.Get(kInsertSignal));
   for (size_t i = 0; i < record.dataset.signals.size(); ++i) {
     const formats::Signal& sig = record.dataset.signals[i];
-    SCISEARCH_ASSIGN_OR_RETURN(Statement * ins, c.Get(kInsertSignal));
-    ins->Bind(1, id).Bind(2, static_cast<int64_t>(i)).Bind(3, sig.name);
-    ins->Bind(4, formats::DTypeName(sig.dtype));
-    ins->Bind(5, nlohmann::json(sig.shape).dump()).Bind(6, AxesJson(sig.axes));
-    BindFields(*ins, 7, &sig.fields);
-    ins->Bind(15, SafeDump(sig.metadata));
-    SCISEARCH_RETURN_IF_ERROR(ins->Run());
-    const int64_t signal_id = sqlite3_last_insert_rowid(db_);
-    int64_t position = 0;
-    for (const MetadataEntry& e : FlattenMetadata(sig.metadata)) {
-      SCISEARCH_ASSIGN_OR_RETURN(const int64_t key_id, MetadataKeyId(e.key_path));
-      SCISEARCH_ASSIGN_OR_RETURN(Statement * m, c.Get(kInsertMetadata));
-      m->Bind(1, signal_id).Bind(2, position++).Bind(3, key_id).Bind(4, MetadataTypeName(e.type));
-      switch (e.type) {
-        case MetadataEntry::Type::kInt:
-        case MetadataEntry::Type::kBool:
-          m->Bind(5, e.int_value);
-          break;
-        case MetadataEntry::Type::kReal:
-          m->Bind(5, e.real_value);
-          break;
-        case MetadataEntry::Type::kText:
-          m->Bind(5, e.text_value);
-          break;
-        case MetadataEntry::Type::kNull:
-          m->BindNull(5);
-          break;
-      }
-      SCISEARCH_RETURN_IF_ERROR(m->Run());
-    }
-  }
-  for (const Thumbnail& t : record.thumbnails) {
-    SCISEARCH_ASSIGN_OR_RETURN(Statement * ins, c.Get(kInsertThumbnail));
-    ins->Bind(1, id).Bind(2, t.signal_index).BindBlob(3, t.png).Bind(4, t.width);
-    ins->Bind(5, t.height);
-    SCISEARCH_RETURN_IF_ERROR(ins->Run());
+    const EncodedSignal& enc = encoded[i];
+    Statement& ins = *insert_signal;
+    ins.Bind(1, id).Bind(2, static_cast<int64_t>(i)).Bind(3, sig.name);
+    ins.Bind(4, formats::DTypeName(sig.dtype));
+    ins.Bind(5, enc.shape_json).Bind(6, enc.axes_json);
+    BindFields(ins, 7, &sig.fields);
+    ins.Bind(15, enc.metadata_json).Bind(16, enc.metadata_leaves);
+    SCISEARCH_RETURN_IF_ERROR(ins.Run());
   }
   const std::string now = NowIso();
   for (const TagSuggestion& t : record.tags) {
@@ -642,6 +638,34 @@ Status Catalog::RecordErrorUnlocked(int64_t run_id, const ErrorRecord& record) {
   SCISEARCH_ASSIGN_OR_RETURN(Statement * err, c.Get(kInsertRunError));
   err->Bind(1, run_id).Bind(2, record.path).Bind(3, record.reason).Bind(4, NowIso());
   return err->Run();
+}
+
+Status Catalog::PutThumbnailsUnlocked(int64_t dataset_id, const std::string& fingerprint,
+                                      ThumbnailOutcome outcome,
+                                      const std::vector<Thumbnail>& thumbnails) {
+  StatementCache& c = *statements_;
+  SCISEARCH_ASSIGN_OR_RETURN(Statement * mark, c.Get(kMarkThumbnails));
+  const char* state = outcome == ThumbnailOutcome::kMade   ? "made"
+                      : outcome == ThumbnailOutcome::kNone ? "none"
+                                                           : "failed";
+  mark->Bind(1, dataset_id).Bind(2, fingerprint).Bind(3, state);
+  SCISEARCH_RETURN_IF_ERROR(mark->Run());
+  if (sqlite3_changes(db_) == 0) return Status::Ok();  // changed since: not this version's
+  if (outcome != ThumbnailOutcome::kMade) return Status::Ok();
+  SCISEARCH_ASSIGN_OR_RETURN(Statement * ins, c.Get(kInsertThumbnail));
+  for (const Thumbnail& t : thumbnails) {
+    ins->Bind(1, dataset_id).Bind(2, t.signal_index).BindBlob(3, t.png).Bind(4, t.width);
+    ins->Bind(5, t.height);
+    SCISEARCH_RETURN_IF_ERROR(ins->Run());
+  }
+  return Status::Ok();
+}
+
+Status Catalog::PutThumbnails(int64_t dataset_id, const std::string& fingerprint,
+                              ThumbnailOutcome outcome, const std::vector<Thumbnail>& thumbnails) {
+  return Atomically(
+             [&] { return PutThumbnailsUnlocked(dataset_id, fingerprint, outcome, thumbnails); })
+      .WithContext("writing the thumbnails of dataset " + std::to_string(dataset_id));
 }
 
 Status Catalog::PutDataset(int64_t run_id, const DatasetRecord& record) {
@@ -804,6 +828,24 @@ Result<std::vector<DatasetRow>> Catalog::ListDatasets(const std::string& root,
   return out;
 }
 
+Result<std::vector<ThumbnailJob>> Catalog::PendingThumbnails(const std::string& root) {
+  const PathRange r = UnderRoot(root);
+  // The conditions repeat the partial index datasets_thumbnail_pending, so SQLite uses it.
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement s, Statement::Prepare(db_,
+                                      "SELECT id, path, fingerprint FROM datasets WHERE state = "
+                                      "'ok' AND thumbnail_state IS NULL AND (?1 = '' OR path = "
+                                      "?1 OR (path >= ?2 AND path < ?3)) ORDER BY path"));
+  s.Bind(1, r.exact).Bind(2, r.lower).Bind(3, r.upper);
+  std::vector<ThumbnailJob> out;
+  while (true) {
+    SCISEARCH_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(ThumbnailJob{s.Int(0), s.Text(1), s.Text(2)});
+  }
+  return out;
+}
+
 Result<Thumbnail> Catalog::GetThumbnail(int64_t dataset_id, int signal_index) {
   SCISEARCH_ASSIGN_OR_RETURN(Statement s,
                              Statement::Prepare(db_,
@@ -831,7 +873,8 @@ Result<CatalogCounts> Catalog::Counts() {
                          "(SELECT COUNT(*) FROM datasets WHERE state = 'error'), "
                          "(SELECT COUNT(*) FROM datasets WHERE state = 'gone'), "
                          "(SELECT COUNT(*) FROM dataset_files), (SELECT COUNT(*) FROM signals), "
-                         "(SELECT COUNT(*) FROM metadata), (SELECT COUNT(*) FROM thumbnails), "
+                         "(SELECT COALESCE(SUM(metadata_leaves), 0) FROM signals), "
+                         "(SELECT COUNT(*) FROM thumbnails), "
                          "(SELECT COUNT(*) FROM tags)"));
   SCISEARCH_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return Status::Internal("catalog: counts returned no row");
@@ -891,7 +934,6 @@ Catalog::BatchWriter::BatchWriter(Catalog& catalog, size_t max_writes)
 Catalog::BatchWriter::~BatchWriter() {
   if (open_) {
     (void)ExecSql(catalog_.db_, "ROLLBACK");
-    catalog_.RolledBack();
     catalog_.in_batch_ = false;
   }
 }
@@ -921,12 +963,18 @@ Status Catalog::BatchWriter::RecordError(int64_t run_id, const ErrorRecord& reco
   return AfterWrite(catalog_.RecordError(run_id, record));
 }
 
+Status Catalog::BatchWriter::PutThumbnails(int64_t dataset_id, const std::string& fingerprint,
+                                           ThumbnailOutcome outcome,
+                                           const std::vector<Thumbnail>& thumbnails) {
+  SCISEARCH_RETURN_IF_ERROR(Begin());
+  return AfterWrite(catalog_.PutThumbnails(dataset_id, fingerprint, outcome, thumbnails));
+}
+
 Status Catalog::BatchWriter::Flush() {
   if (!open_) return Status::Ok();
   Status s = ExecSql(catalog_.db_, "COMMIT");
   if (!s.ok()) {
     (void)ExecSql(catalog_.db_, "ROLLBACK");
-    catalog_.RolledBack();
   }
   open_ = false;
   catalog_.in_batch_ = false;

@@ -50,8 +50,9 @@ std::string ComputeFingerprint(const std::vector<FileStat>& files);
 // One leaf of a metadata tree, flattened.
 struct MetadataEntry {
   enum class Type { kInt, kReal, kText, kBool, kNull };
-  // Object keys joined by '/', array elements as "[i]" appended to their key:
-  // "ExperimentalDescription/High tension [kV]", "Dimension[0]/Units".
+  // The leaf's path in SQLite's JSON path syntax, the key_path of the catalog's
+  // metadata_entries view: '$.ExperimentalDescription."High tension [kV]"',
+  // "$.Dimension[0].Units" (keys other than [A-Za-z][A-Za-z0-9]* are quoted).
   std::string key_path;
   Type type = Type::kNull;
   int64_t int_value = 0;   // kInt, and kBool as 0/1
@@ -61,8 +62,10 @@ struct MetadataEntry {
 // "int", "real", "text", "bool", "null": the value_type column.
 const char* MetadataTypeName(MetadataEntry::Type type);
 
-// Flattens `tree` into its leaves in document order. Empty objects and arrays
-// give no entry. So that one giant array cannot flood the catalog, only the
+// Flattens `tree` into its leaves in document order, for indexes of metadata
+// outside SQLite (the catalog itself serves every leaf through the
+// metadata_entries view). Empty objects and arrays give no entry. So that one
+// giant array cannot flood an index, only the
 // first `max_array_elements` elements of each array of objects or arrays, and
 // the first 16 of each array of plain values (colour tables, tilt series), are
 // flattened, and nesting deeper than 64 levels is cut (the whole tree is kept
@@ -77,6 +80,18 @@ struct Thumbnail {
   int width = 0;
   int height = 0;
 };
+
+// What PutDataset stores of one signal, serialised. Serialising a DM tag tree
+// costs more than inserting it, so ingest encodes on its reader threads and the
+// single writer thread only inserts.
+struct EncodedSignal {
+  std::string shape_json;       // [1024, 1024]
+  std::string axes_json;        // as SignalRow::axes_json
+  std::string metadata_json;    // the whole tree (invalid UTF-8 replaced)
+  int64_t metadata_leaves = 0;  // its leaves: the rows it gives the metadata_entries view
+};
+// Encodes every signal of `dataset`, in order. Pure; callable from any thread.
+std::vector<EncodedSignal> EncodeSignals(const formats::Dataset& dataset);
 
 // A tag derived automatically at ingest time.
 struct TagSuggestion {
@@ -93,8 +108,25 @@ struct DatasetRecord {
   std::string fingerprint;
   std::vector<FileStat> files;  // every member file, primary first
   formats::Dataset dataset;     // format, signals and their metadata
-  std::vector<Thumbnail> thumbnails;
+  // EncodeSignals(dataset), computed by the caller off the writer thread; when
+  // empty, PutDataset encodes itself.
+  std::vector<EncodedSignal> encoded;
   std::vector<TagSuggestion> tags;
+};
+
+// A dataset whose thumbnails are still to be made: stored ("ok") by PutDataset
+// and not yet given an outcome by PutThumbnails.
+struct ThumbnailJob {
+  int64_t dataset_id = 0;
+  std::string path;
+  std::string fingerprint;  // the version of the files the thumbnails must show
+};
+
+// How making a dataset's thumbnails ended.
+enum class ThumbnailOutcome {
+  kMade,    // thumbnails stored
+  kNone,    // the dataset has nothing to draw (no signal with data)
+  kFailed,  // reading or rendering failed; the dataset itself is kept
 };
 
 // A dataset that could not be read, written by RecordError.
@@ -208,12 +240,20 @@ class Catalog {
   // batch, with the batch.
 
   // Inserts or replaces the dataset at record.path: its row (state "ok"), member
-  // files, signals, metadata and thumbnails are replaced; its id, first_seen and
+  // files, signals and metadata are replaced and its thumbnails dropped (they are made
+  // again: see PendingThumbnails); its id, first_seen and
   // the tags of sources ingest does not derive (expert, log, proposal,
   // publication) or that someone validated are kept; the record's tags are
   // added. A dataset whose primary file is now a member of this one (a .ser
   // first ingested alone, before its .emi appeared) is removed.
   Status PutDataset(int64_t run_id, const DatasetRecord& record);
+
+  // Records the outcome of making the thumbnails of dataset `dataset_id` and stores
+  // `thumbnails` (for kMade), provided the dataset is still in state "ok" at
+  // `fingerprint`; otherwise (it changed or vanished meanwhile) writes nothing and
+  // returns OK: its next version has a job of its own.
+  Status PutThumbnails(int64_t dataset_id, const std::string& fingerprint, ThumbnailOutcome outcome,
+                       const std::vector<Thumbnail>& thumbnails);
 
   // Marks the dataset at record.path as failed (state "error", with the reason
   // and fingerprint, so an unchanged bad file is skipped next time), drops its
@@ -248,6 +288,8 @@ class Catalog {
   // `state` filters when not empty. At most `limit` rows (0 = no limit).
   Result<std::vector<DatasetRow>> ListDatasets(const std::string& root = "",
                                                const std::string& state = "", int64_t limit = 0);
+  // The datasets under `root` ("" = all) whose thumbnails are still to be made, by path.
+  Result<std::vector<ThumbnailJob>> PendingThumbnails(const std::string& root);
   // The thumbnail of signal `signal_index` of dataset `dataset_id`; kNotFound if none.
   Result<Thumbnail> GetThumbnail(int64_t dataset_id, int signal_index);
   Result<CatalogCounts> Counts();
@@ -276,6 +318,8 @@ class Catalog {
     // A failed write is rolled back alone; the batch's other writes stay.
     Status PutDataset(int64_t run_id, const DatasetRecord& record);
     Status RecordError(int64_t run_id, const ErrorRecord& record);
+    Status PutThumbnails(int64_t dataset_id, const std::string& fingerprint,
+                         ThumbnailOutcome outcome, const std::vector<Thumbnail>& thumbnails);
     // Commits the open batch, if any.
     Status Flush();
     // Writes in the open batch.
@@ -304,17 +348,14 @@ class Catalog {
   // Rewrites the member files of dataset `dataset_id` and drops what ingest derives
   // from its contents (signals with their metadata, thumbnails, machine tags).
   Status ReplaceDerivedRows(int64_t dataset_id, const std::vector<FileStat>& files);
-  // The id of `key_path` in metadata_keys, inserting it when new (cached).
-  Result<int64_t> MetadataKeyId(const std::string& key_path);
-  // Forgets cached state that a rolled-back transaction may have invalidated.
-  void RolledBack();
   Status RecordErrorUnlocked(int64_t run_id, const ErrorRecord& record);
+  Status PutThumbnailsUnlocked(int64_t dataset_id, const std::string& fingerprint,
+                               ThumbnailOutcome outcome, const std::vector<Thumbnail>& thumbnails);
 
   std::filesystem::path data_dir_;
   sqlite3* db_;  // owned; closed in the destructor after the cached statements
   std::unique_ptr<StatementCache> statements_;
   bool in_batch_ = false;  // a BatchWriter holds an open transaction
-  std::unordered_map<std::string, int64_t> metadata_key_ids_;  // metadata_keys, as committed
 };
 
 }  // namespace scisearch::catalog

@@ -180,6 +180,37 @@ CREATE TABLE sessions (
   "end" TEXT
 );
 )sql",
+    // 2: thumbnails are made in a second pass after the metadata of a whole tree
+    //    is stored; a dataset's thumbnail_state records whether that pass is done
+    //    for its current version (NULL = still to do).
+    //    Metadata leaves are served from each signal's metadata_json by SQLite's
+    //    json_tree instead of a table of rows: writing ~250 rows per file was half
+    //    of all ingest work, and fast look-ups by metadata value belong to the
+    //    search index, which is derived from the catalog.
+    R"sql(
+ALTER TABLE datasets ADD COLUMN thumbnail_state TEXT
+  CHECK (thumbnail_state IN ('made', 'none', 'failed'));
+UPDATE datasets SET thumbnail_state = 'made'
+  WHERE state = 'ok' AND EXISTS (SELECT 1 FROM thumbnails t WHERE t.dataset_id = datasets.id);
+CREATE INDEX datasets_thumbnail_pending ON datasets(path)
+  WHERE state = 'ok' AND thumbnail_state IS NULL;
+ALTER TABLE signals ADD COLUMN metadata_leaves INTEGER NOT NULL DEFAULT 0;
+UPDATE signals SET metadata_leaves = (SELECT COUNT(*) FROM json_tree(signals.metadata_json)
+                                      WHERE type NOT IN ('object', 'array'));
+DROP VIEW metadata_entries;
+DROP TRIGGER signals_delete_metadata;
+DROP TABLE metadata;
+DROP TABLE metadata_keys;
+-- Every leaf of every signal's metadata: key_path in JSON path syntax
+-- ('$.ImageTags."Microscope Info".Voltage'), value with its own type.
+CREATE VIEW metadata_entries AS
+  SELECT s.id AS signal_id, s.dataset_id AS dataset_id, t.fullkey AS key_path,
+         CASE t.type WHEN 'integer' THEN 'int' WHEN 'true' THEN 'bool' WHEN 'false' THEN 'bool'
+                     ELSE t.type END AS value_type,
+         t.atom AS value
+  FROM signals s, json_tree(s.metadata_json) t
+  WHERE t.type NOT IN ('object', 'array');
+)sql",
 };
 
 constexpr int kVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));

@@ -91,12 +91,13 @@ int RunExport(const fs::path& path, size_t signal, const fs::path& npy) {
 std::atomic<bool> stop_requested{false};
 extern "C" void RequestStop(int) { stop_requested.store(true); }
 
-int RunIngest(const fs::path& data_dir, const fs::path& root, int jobs) {
+int RunIngest(const fs::path& data_dir, const fs::path& root, int jobs, bool thumbnails) {
   auto catalog = catalog::Catalog::Open(data_dir);
   if (!catalog.ok()) return Fail(catalog.status());
   std::unique_ptr<ingest::ProgressSink> progress = ingest::MakeDefaultProgress();
   ingest::IngestOptions options;
   options.jobs = jobs;
+  options.thumbnails = thumbnails;
   options.progress = progress.get();  // prints the summary at the end
   options.temp_dir = data_dir / "tmp";
   std::error_code ec;
@@ -211,6 +212,9 @@ int Main(int argc, char** argv) {
   ingester->add_option("--jobs,-j", jobs, "Parallel readers")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
+  bool no_thumbnails = false;
+  ingester->add_flag("--no-thumbnails", no_thumbnails,
+                     "Catalog metadata only; a later ingest makes the missing thumbnails");
   add_data_dir(ingester);
 
   std::string list_state;
@@ -228,7 +232,7 @@ int Main(int argc, char** argv) {
   }
   if (*inspect) return RunInspect(inspect_path, inspect_json);
   if (*exporter) return RunExport(export_path, export_signal, npy_out);
-  if (*ingester) return RunIngest(data_dir, ingest_root, jobs);
+  if (*ingester) return RunIngest(data_dir, ingest_root, jobs, !no_thumbnails);
   if (*lister) return RunList(data_dir, list_state, list_json);
   return 1;
 }

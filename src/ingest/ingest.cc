@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <deque>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -81,13 +82,20 @@ struct WorkItem {
   Change change;
 };
 
-// What a worker hands the writer.
-struct WorkResult {
+// What a metadata worker hands the writer.
+struct ReadResult {
   const WorkItem* item = nullptr;
   bool ok = false;
   catalog::DatasetRecord record;  // when ok
   std::string error;              // when !ok
-  std::string warning;            // a non-fatal problem (no thumbnail)
+};
+
+// What a thumbnail worker hands the writer.
+struct ThumbnailResult {
+  const catalog::ThumbnailJob* job = nullptr;
+  catalog::ThumbnailOutcome outcome = catalog::ThumbnailOutcome::kNone;
+  std::vector<catalog::Thumbnail> thumbnails;  // when kMade
+  std::string warning;                         // when kFailed: why
 };
 
 // A FIFO of bounded capacity: Push blocks while full, so readers cannot run
@@ -135,10 +143,87 @@ class BoundedQueue {
   bool closed_ = false;
 };
 
-// Opens and reads one unit. Never throws: a reader's exception becomes an error.
-WorkResult ReadUnit(const WorkItem& item, const std::string& root,
+// Runs produce(i) for every i < count on `jobs` worker threads and consume(result,
+// batch) for each result on one writer thread, which commits through a BatchWriter
+// in batches of options.batch_size or every options.commit_interval_seconds. The
+// calling thread calls tick() about five times a second until every result is
+// consumed. A consume error stops the pipeline and is returned; so is an exception
+// escaping it (bad_alloc). produce must not throw. With `stop` set, no new item
+// is started and what was produced is still consumed and committed.
+template <typename Result>
+Status RunPipeline(catalog::Catalog& catalog, const IngestOptions& options, int jobs, size_t count,
+                   const std::function<bool()>& stop, const std::function<Result(size_t)>& produce,
+                   const std::function<Status(Result&, catalog::Catalog::BatchWriter&)>& consume,
+                   const std::function<void()>& tick) {
+  BoundedQueue<Result> queue(static_cast<size_t>(2 * jobs + 2));
+  std::atomic<size_t> next{0};
+  std::atomic<size_t> consumed{0};
+  std::atomic<bool> abort{false};
+  auto stopping = [&] { return abort.load() || stop(); };
+
+  std::vector<std::thread> workers;
+  std::atomic<int> workers_left{jobs};
+  for (int j = 0; j < jobs; ++j) {
+    workers.emplace_back([&] {
+      while (!stopping()) {
+        const size_t i = next.fetch_add(1);
+        if (i >= count) break;
+        if (!queue.Push(produce(i))) break;
+      }
+      if (workers_left.fetch_sub(1) == 1) queue.Close();
+    });
+  }
+
+  Status writer_status;
+  std::thread writer([&] {
+    catalog::Catalog::BatchWriter batch(catalog, options.batch_size);
+    auto batch_started = Clock::now();
+    const auto interval = std::chrono::duration<double>(options.commit_interval_seconds);
+    auto fail = [&](Status s) {
+      writer_status = s;
+      abort = true;
+      queue.Close();
+    };
+    // Nothing below should throw, but an escaping exception (bad_alloc) would
+    // terminate the process: turn it into a failed run instead.
+    try {
+      while (true) {
+        std::optional<Result> r = queue.Pop(std::chrono::milliseconds(100));
+        if (r) {
+          if (batch.pending() == 0) batch_started = Clock::now();
+          Status s = consume(*r, batch);
+          if (!s.ok()) return fail(s);
+          ++consumed;
+        } else if (queue.Drained()) {
+          break;
+        }
+        if (batch.pending() > 0 && Clock::now() - batch_started >= interval) {
+          Status s = batch.Flush();
+          if (!s.ok()) return fail(s);
+        }
+      }
+      Status s = batch.Flush();
+      if (!s.ok()) fail(s);
+    } catch (const std::exception& e) {
+      fail(Status::Internal(std::string("ingest writer failed: ") + e.what()));
+    }
+  });
+
+  while (consumed.load() < count && !stopping()) {
+    tick();
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  for (auto& w : workers) w.join();
+  writer.join();
+  tick();
+  return writer_status;
+}
+
+// Opens one unit and encodes what the catalog stores of it. Never throws: a
+// reader's exception becomes an error.
+ReadResult ReadUnit(const WorkItem& item, const std::string& root,
                     const formats::OpenOptions& open_options) {
-  WorkResult result;
+  ReadResult result;
   result.item = &item;
   const DatasetUnit& unit = *item.unit;
   try {
@@ -153,27 +238,49 @@ WorkResult ReadUnit(const WorkItem& item, const std::string& root,
     record.fingerprint = unit.fingerprint;
     record.files = unit.files;
     record.dataset = (*reader)->dataset();
-    if (auto index = internal::ChooseThumbnailSignal(record.dataset)) {
-      const formats::Signal& signal = record.dataset.signals[*index];
-      auto pixels = (*reader)->Read(*index, internal::ThumbnailSlab(signal));
-      if (!pixels.ok()) {
-        result.warning = "thumbnail: " + pixels.status().message();
-      } else {
-        auto png = thumbnail::RenderThumbnail(*pixels, signal.fields.mode);
-        if (!png.ok()) {
-          result.warning = "thumbnail: " + png.status().message();
-        } else {
-          record.thumbnails.push_back(
-              {static_cast<int>(*index), std::move(png->bytes), png->width, png->height});
-        }
-      }
-    }
+    record.encoded = catalog::EncodeSignals(record.dataset);
     result.ok = true;
   } catch (const std::exception& e) {
-    result = WorkResult{&item, false, {}, unit.path + ": reader failed: " + e.what(), ""};
+    result = ReadResult{&item, false, {}, unit.path + ": reader failed: " + e.what()};
   } catch (...) {
-    result =
-        WorkResult{&item, false, {}, unit.path + ": reader failed with an unknown exception", ""};
+    result = ReadResult{&item, false, {}, unit.path + ": reader failed with an unknown exception"};
+  }
+  return result;
+}
+
+// Opens a stored dataset again and renders the thumbnail of its chosen signal.
+// Never throws.
+ThumbnailResult MakeThumbnails(const catalog::ThumbnailJob& job,
+                               const formats::OpenOptions& open_options) {
+  using catalog::ThumbnailOutcome;
+  ThumbnailResult result;
+  result.job = &job;
+  auto failed = [&](const std::string& why) {
+    result.outcome = ThumbnailOutcome::kFailed;
+    result.warning = "thumbnail: " + why;
+    return std::move(result);
+  };
+  try {
+    auto reader = formats::OpenDataset(job.path, open_options);
+    if (!reader.ok()) return failed(reader.status().message());
+    const formats::Dataset& dataset = (*reader)->dataset();
+    std::optional<size_t> index = internal::ChooseThumbnailSignal(dataset);
+    if (!index) {
+      result.outcome = ThumbnailOutcome::kNone;
+      return result;
+    }
+    const formats::Signal& signal = dataset.signals[*index];
+    auto pixels = (*reader)->Read(*index, internal::ThumbnailSlab(signal));
+    if (!pixels.ok()) return failed(pixels.status().message());
+    auto png = thumbnail::RenderThumbnail(*pixels, signal.fields.mode);
+    if (!png.ok()) return failed(png.status().message());
+    result.outcome = ThumbnailOutcome::kMade;
+    result.thumbnails.push_back(
+        {static_cast<int>(*index), std::move(png->bytes), png->width, png->height});
+  } catch (const std::exception& e) {
+    return failed(std::string("reader failed: ") + e.what());
+  } catch (...) {
+    return failed("reader failed with an unknown exception");
   }
   return result;
 }
@@ -187,6 +294,8 @@ struct SharedProgress {
   std::atomic<int64_t> warnings{0};
   std::atomic<int64_t> written_new{0};
   std::atomic<int64_t> written_changed{0};
+  std::atomic<int64_t> thumbnails_done{0};
+  std::atomic<int64_t> thumbnails_made{0};
 };
 
 bool under_any(const std::string& path, const std::vector<std::string>& dirs) {
@@ -196,6 +305,10 @@ bool under_any(const std::string& path, const std::vector<std::string>& dirs) {
     }
   }
   return false;
+}
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
 }  // namespace
@@ -254,121 +367,100 @@ Result<IngestSummary> Ingest(catalog::Catalog& catalog, const fs::path& root,
   }
   sink.OnStart(summary.root, summary.files_seen, summary.datasets_seen, totals.datasets_total);
 
-  // Read on workers, write on one writer thread.
   const int jobs = options.jobs > 0
                        ? options.jobs
                        : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   const formats::OpenOptions open_options{options.temp_dir};
-  BoundedQueue<WorkResult> queue(static_cast<size_t>(2 * jobs + 2));
-  std::atomic<size_t> next{0};
-  std::atomic<bool> abort{false};
   SharedProgress progress;
-  auto stop_requested = [&] {
-    return abort.load() || (options.stop != nullptr && options.stop->load());
-  };
-
-  std::vector<std::thread> workers;
-  std::atomic<int> workers_left{jobs};
-  for (int j = 0; j < jobs; ++j) {
-    workers.emplace_back([&] {
-      while (!stop_requested()) {
-        const size_t i = next.fetch_add(1);
-        if (i >= work.size()) break;
-        if (!queue.Push(ReadUnit(work[i], summary.root, open_options))) break;
-      }
-      if (workers_left.fetch_sub(1) == 1) queue.Close();
-    });
-  }
-
-  Status writer_status;
-  std::thread writer([&] {
-    catalog::Catalog::BatchWriter batch(catalog, options.batch_size);
-    auto batch_started = Clock::now();
-    const auto interval = std::chrono::duration<double>(options.commit_interval_seconds);
-    auto fail = [&](Status s) {
-      writer_status = s;
-      abort = true;
-      queue.Close();
-    };
-    // Nothing below should throw, but an escaping exception (bad_alloc) would
-    // terminate the process: turn it into a failed run instead.
-    try {
-      while (true) {
-        std::optional<WorkResult> r = queue.Pop(std::chrono::milliseconds(100));
-        if (r) {
-          if (batch.pending() == 0) batch_started = Clock::now();
-          const DatasetUnit& unit = *r->item->unit;
-          if (r->ok) {
-            Status s = batch.PutDataset(run, r->record);
-            if (!s.ok()) {
-              // The dataset itself may be unstorable (hostile metadata): record
-              // it as an error; a failing catalog fails the next write too.
-              r->ok = false;
-              r->error = "cannot store in the catalog: " + s.message();
-            } else if (!r->warning.empty()) {
-              s = catalog.RecordRunError(run, unit.path, r->warning);
-              if (s.ok()) ++progress.warnings;
-            }
-          }
-          if (!r->ok) {
-            Status s = batch.RecordError(
-                run, {unit.path, summary.root, unit.fingerprint, unit.files, r->error});
-            if (!s.ok()) {
-              fail(s);
-              return;
-            }
-            ++progress.failed;
-            spdlog::debug("ingest: {} failed: {}", unit.path, r->error);
-          } else {
-            ++(r->item->change == Change::kNew ? progress.written_new : progress.written_changed);
-          }
-          progress.files_done += static_cast<int64_t>(unit.files.size());
-          progress.bytes_done += unit.size_bytes;
-          ++progress.datasets_done;
-        } else if (queue.Drained()) {
-          break;
-        }
-        if (batch.pending() > 0 && Clock::now() - batch_started >= interval) {
-          Status s = batch.Flush();
-          if (!s.ok()) {
-            fail(s);
-            return;
-          }
-        }
-      }
-      Status s = batch.Flush();
-      if (!s.ok()) fail(s);
-    } catch (const std::exception& e) {
-      fail(Status::Internal(std::string("ingest writer failed: ") + e.what()));
-    }
-  });
-
+  auto stop_requested = [&] { return options.stop != nullptr && options.stop->load(); };
   auto snapshot = [&] {
     ProgressSnapshot s = totals;
     s.files_done = progress.files_done;
     s.bytes_done = progress.bytes_done;
     s.datasets_done = progress.datasets_done;
     s.datasets_failed = progress.failed;
-    s.elapsed_seconds = std::chrono::duration<double>(Clock::now() - started).count();
+    s.elapsed_seconds = SecondsSince(started);
     return s;
   };
-  while (progress.datasets_done.load() < totals.datasets_total && !stop_requested()) {
-    sink.OnProgress(snapshot());
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  for (auto& w : workers) w.join();
-  writer.join();
-  sink.OnProgress(snapshot());
-  if (!writer_status.ok()) {
+
+  // Pass 1: headers and metadata.
+  Status read_status = RunPipeline<ReadResult>(
+      catalog, options, jobs, work.size(), stop_requested,
+      [&](size_t i) { return ReadUnit(work[i], summary.root, open_options); },
+      [&](ReadResult& r, catalog::Catalog::BatchWriter& batch) -> Status {
+        const DatasetUnit& unit = *r.item->unit;
+        if (r.ok) {
+          Status s = batch.PutDataset(run, r.record);
+          if (!s.ok()) {
+            // The dataset itself may be unstorable (hostile metadata): record
+            // it as an error; a failing catalog fails the next write too.
+            r.ok = false;
+            r.error = "cannot store in the catalog: " + s.message();
+          }
+        }
+        if (!r.ok) {
+          SCISEARCH_RETURN_IF_ERROR(batch.RecordError(
+              run, {unit.path, summary.root, unit.fingerprint, unit.files, r.error}));
+          ++progress.failed;
+          spdlog::debug("ingest: {} failed: {}", unit.path, r.error);
+        } else {
+          ++(r.item->change == Change::kNew ? progress.written_new : progress.written_changed);
+        }
+        progress.files_done += static_cast<int64_t>(unit.files.size());
+        progress.bytes_done += unit.size_bytes;
+        ++progress.datasets_done;
+        return Status::Ok();
+      },
+      [&] { sink.OnProgress(snapshot()); });
+  if (!read_status.ok()) {
     (void)catalog.FinishRun(run, {}, "interrupted");
-    return writer_status;
+    return read_status;
   }
 
-  summary.interrupted = options.stop != nullptr && options.stop->load() &&
-                        progress.datasets_done.load() < totals.datasets_total;
+  summary.interrupted = stop_requested() && progress.datasets_done.load() < totals.datasets_total;
   if (!summary.interrupted) {
     SCISEARCH_ASSIGN_OR_RETURN(summary.datasets_gone, catalog.MarkGone(run, gone));
     SCISEARCH_RETURN_IF_ERROR(catalog.TouchSeen(summary.root));
+  }
+  summary.metadata_seconds = SecondsSince(started);
+
+  // Pass 2: thumbnails of every stored dataset under the root that lacks them
+  // (this run's, and those an interrupted run left).
+  if (options.thumbnails && !stop_requested()) {
+    const auto thumbnails_started = Clock::now();
+    SCISEARCH_ASSIGN_OR_RETURN(const std::vector<catalog::ThumbnailJob> jobs_to_do,
+                               catalog.PendingThumbnails(summary.root));
+    ProgressSnapshot thumbnail_totals;
+    thumbnail_totals.phase = Phase::kThumbnails;
+    thumbnail_totals.files_total = thumbnail_totals.datasets_total =
+        static_cast<int64_t>(jobs_to_do.size());
+    Status thumbnail_status = RunPipeline<ThumbnailResult>(
+        catalog, options, jobs, jobs_to_do.size(), stop_requested,
+        [&](size_t i) { return MakeThumbnails(jobs_to_do[i], open_options); },
+        [&](ThumbnailResult& r, catalog::Catalog::BatchWriter& batch) -> Status {
+          SCISEARCH_RETURN_IF_ERROR(
+              batch.PutThumbnails(r.job->dataset_id, r.job->fingerprint, r.outcome, r.thumbnails));
+          if (!r.warning.empty()) {
+            SCISEARCH_RETURN_IF_ERROR(catalog.RecordRunError(run, r.job->path, r.warning));
+            ++progress.warnings;
+          }
+          if (r.outcome == catalog::ThumbnailOutcome::kMade) ++progress.thumbnails_made;
+          ++progress.thumbnails_done;
+          return Status::Ok();
+        },
+        [&] {
+          ProgressSnapshot s = thumbnail_totals;
+          s.files_done = s.datasets_done = progress.thumbnails_done;
+          s.elapsed_seconds = SecondsSince(thumbnails_started);
+          sink.OnProgress(s);
+        });
+    if (!thumbnail_status.ok()) {
+      (void)catalog.FinishRun(run, {}, "interrupted");
+      return thumbnail_status;
+    }
+    summary.thumbnail_seconds = SecondsSince(thumbnails_started);
+    summary.interrupted =
+        summary.interrupted || progress.thumbnails_done.load() < thumbnail_totals.datasets_total;
   }
   SCISEARCH_ASSIGN_OR_RETURN(const int64_t reported,
                              catalog.RecordUnchangedErrors(run, summary.root));
@@ -378,9 +470,10 @@ Result<IngestSummary> Ingest(catalog::Catalog& catalog, const fs::path& root,
   summary.datasets_changed = progress.written_changed;
   summary.datasets_failed = progress.failed;
   summary.warnings = progress.warnings;
+  summary.thumbnails_made = progress.thumbnails_made;
   summary.bytes_read = progress.bytes_done;
-  summary.seconds = std::chrono::duration<double>(Clock::now() - started).count();
-  const double secs = std::max(summary.seconds, 1e-9);
+  summary.seconds = SecondsSince(started);
+  const double secs = std::max(summary.metadata_seconds, 1e-9);
   summary.files_per_second = double(progress.files_done.load()) / secs;
   summary.mb_per_second = double(summary.bytes_read) / 1e6 / secs;
 

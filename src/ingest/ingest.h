@@ -11,6 +11,11 @@
 // the same transaction as its data, so after a kill at any moment a rerun
 // finds a consistent catalog and reads exactly what was not committed.
 //
+// Two passes: first the headers and metadata of every dataset to read are
+// stored (the catalog is complete and searchable as soon as possible), then
+// the thumbnails of every stored dataset still without them are made. A run
+// stopped in either pass leaves the rest for the next run.
+//
 // Memory-bounded: worker threads hand results to one writer thread through a
 // bounded queue, and thumbnails are rendered from bounded hyperslabs (at most
 // about 1024 x 1024 pixels of the first frame, or the first spectrum).
@@ -43,14 +48,23 @@ struct IngestSummary {
   int64_t warnings = 0;            // e.g. a thumbnail that could not be made; the dataset is kept
   int64_t crawl_errors = 0;        // unreadable folders, unstat-able files
   uint64_t bytes_read = 0;         // total size of the datasets read
-  double seconds = 0;
-  double files_per_second = 0;  // files of the datasets read, per second
-  double mb_per_second = 0;     // bytes_read / 1e6 per second
-  bool interrupted = false;     // stopped early by IngestOptions::stop
+  int64_t thumbnails_made = 0;     // datasets given thumbnails by the second pass
+  double seconds = 0;              // the whole run
+  double metadata_seconds = 0;     // crawl and first pass: until the catalog held every dataset
+  double thumbnail_seconds = 0;    // second pass
+  double files_per_second = 0;     // files of the datasets read / metadata_seconds
+  double mb_per_second = 0;        // bytes_read / 1e6 / metadata_seconds
+  bool interrupted = false;        // stopped early by IngestOptions::stop
 };
 
-// A progress report: counts cover the datasets that need reading this run.
+enum class Phase {
+  kMetadata,    // reading headers and metadata into the catalog
+  kThumbnails,  // making thumbnails; files_* count datasets, bytes_* stay 0
+};
+
+// A progress report: counts cover the work of the current phase of this run.
 struct ProgressSnapshot {
+  Phase phase = Phase::kMetadata;
   int64_t files_total = 0;
   int64_t files_done = 0;
   uint64_t bytes_total = 0;
@@ -91,6 +105,7 @@ struct IngestOptions {
   int jobs = 0;                        // reader threads; 0 = the number of cores
   ProgressSink* progress = nullptr;    // not owned; nullptr = silent
   std::filesystem::path temp_dir;      // for inflating .gz files; empty = the system's
+  bool thumbnails = true;              // false: the second pass is left for a later run
   size_t batch_size = 64;              // datasets per transaction
   double commit_interval_seconds = 2;  // a partial batch is committed after this long
   // When set to true (e.g. by a SIGINT handler), no new dataset is started; what

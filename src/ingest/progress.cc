@@ -65,12 +65,20 @@ class TerminalProgress : public ProgressSink {
     const double fraction = s.files_total > 0 ? double(s.files_done) / double(s.files_total) : 1.0;
     std::string bar(kBar, ' ');
     for (int i = 0; i < static_cast<int>(fraction * kBar + 1e-9) && i < kBar; ++i) bar[i] = '#';
-    std::fprintf(
-        out_, "\r[%s] %lld/%lld files  %.1f/%.1f MB  %.1f files/s  %.1f MB/s  ETA %s%s\x1b[K",
-        bar.c_str(), static_cast<long long>(s.files_done), static_cast<long long>(s.files_total),
-        double(s.bytes_done) / 1e6, double(s.bytes_total) / 1e6, r.files_per_second,
-        r.mb_per_second, FormatDuration(r.eta_seconds).c_str(),
-        s.datasets_failed ? ("  " + std::to_string(s.datasets_failed) + " failed").c_str() : "");
+    if (s.phase != phase_ && drawn_) std::fputc('\n', out_);  // keep the finished pass's line
+    phase_ = s.phase;
+    if (s.phase == Phase::kThumbnails) {
+      std::fprintf(out_, "\r[%s] thumbnails %lld/%lld  %.1f/s  ETA %s\x1b[K", bar.c_str(),
+                   static_cast<long long>(s.files_done), static_cast<long long>(s.files_total),
+                   r.files_per_second, FormatDuration(r.eta_seconds).c_str());
+    } else {
+      std::fprintf(
+          out_, "\r[%s] %lld/%lld files  %.1f/%.1f MB  %.1f files/s  %.1f MB/s  ETA %s%s\x1b[K",
+          bar.c_str(), static_cast<long long>(s.files_done), static_cast<long long>(s.files_total),
+          double(s.bytes_done) / 1e6, double(s.bytes_total) / 1e6, r.files_per_second,
+          r.mb_per_second, FormatDuration(r.eta_seconds).c_str(),
+          s.datasets_failed ? ("  " + std::to_string(s.datasets_failed) + " failed").c_str() : "");
+    }
     std::fflush(out_);
     drawn_ = true;
   }
@@ -84,6 +92,7 @@ class TerminalProgress : public ProgressSink {
  private:
   std::FILE* out_;
   bool drawn_ = false;
+  Phase phase_ = Phase::kMetadata;
 };
 
 class LogProgress : public ProgressSink {
@@ -102,13 +111,20 @@ class LogProgress : public ProgressSink {
     const auto now = Clock::now();
     const bool time_due = std::chrono::duration<double>(now - last_time_).count() >= every_seconds_;
     const bool files_due = every_files_ > 0 && s.files_done - last_files_ >= every_files_;
+    if (s.phase != last_phase_) last_files_ = 0;
+    last_phase_ = s.phase;
     if (s.files_done == last_files_ || (!time_due && !files_due)) return;
     const Rates r = ComputeRates(s);
-    spdlog::info(
-        "ingest: {}/{} files, {:.1f}/{:.1f} MB, {:.1f} files/s, {:.1f} MB/s, {} failed, "
-        "ETA {}",
-        s.files_done, s.files_total, double(s.bytes_done) / 1e6, double(s.bytes_total) / 1e6,
-        r.files_per_second, r.mb_per_second, s.datasets_failed, FormatDuration(r.eta_seconds));
+    if (s.phase == Phase::kThumbnails) {
+      spdlog::info("ingest: thumbnails {}/{}, {:.1f}/s, ETA {}", s.files_done, s.files_total,
+                   r.files_per_second, FormatDuration(r.eta_seconds));
+    } else {
+      spdlog::info(
+          "ingest: {}/{} files, {:.1f}/{:.1f} MB, {:.1f} files/s, {:.1f} MB/s, {} failed, "
+          "ETA {}",
+          s.files_done, s.files_total, double(s.bytes_done) / 1e6, double(s.bytes_total) / 1e6,
+          r.files_per_second, r.mb_per_second, s.datasets_failed, FormatDuration(r.eta_seconds));
+    }
     last_time_ = now;
     last_files_ = s.files_done;
   }
@@ -124,6 +140,7 @@ class LogProgress : public ProgressSink {
   int64_t every_files_;
   Clock::time_point last_time_ = Clock::now();
   int64_t last_files_ = 0;
+  Phase last_phase_ = Phase::kMetadata;
 };
 
 class SilentProgress : public ProgressSink {
@@ -158,15 +175,17 @@ std::string FormatSummary(const IngestSummary& s) {
                 "  datasets:    %lld new, %lld changed, %lld unchanged, %lld gone, %lld failed"
                 " (+%lld known bad, skipped)\n"
                 "  warnings:    %lld; crawl errors: %lld\n"
-                "  read:        %.1f MB in %.2f s (%.1f files/s, %.1f MB/s)\n",
+                "  read:        %.1f MB in %.2f s (%.1f files/s, %.1f MB/s)\n"
+                "  thumbnails:  %lld made in %.2f s; whole run %.2f s\n",
                 s.root.c_str(), s.interrupted ? " (interrupted)" : "",
                 static_cast<long long>(s.files_seen), static_cast<long long>(s.datasets_seen),
                 static_cast<long long>(s.datasets_new), static_cast<long long>(s.datasets_changed),
                 static_cast<long long>(s.datasets_unchanged),
                 static_cast<long long>(s.datasets_gone), static_cast<long long>(s.datasets_failed),
                 static_cast<long long>(s.failed_unchanged), static_cast<long long>(s.warnings),
-                static_cast<long long>(s.crawl_errors), double(s.bytes_read) / 1e6, s.seconds,
-                s.files_per_second, s.mb_per_second);
+                static_cast<long long>(s.crawl_errors), double(s.bytes_read) / 1e6,
+                s.metadata_seconds, s.files_per_second, s.mb_per_second,
+                static_cast<long long>(s.thumbnails_made), s.thumbnail_seconds, s.seconds);
   return buf;
 }
 

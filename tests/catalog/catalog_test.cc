@@ -71,23 +71,23 @@ TEST(FlattenMetadataTest, KeyPathsAndTypes) {
           "Arr": [1, {"X": "y"}], "Empty": {}, "Big": 18446744073709551615, "Neg": -7})");
   const auto entries = FlattenMetadata(tree);
   ASSERT_EQ(entries.size(), 9u);
-  EXPECT_EQ(entries[0].key_path, "A/B [kV]");
+  EXPECT_EQ(entries[0].key_path, "$.A.\"B [kV]\"");
   EXPECT_EQ(entries[0].type, MetadataEntry::Type::kInt);
   EXPECT_EQ(entries[0].int_value, 200);
-  EXPECT_EQ(entries[1].key_path, "A/C");
+  EXPECT_EQ(entries[1].key_path, "$.A.C");
   EXPECT_EQ(entries[1].type, MetadataEntry::Type::kReal);
   EXPECT_DOUBLE_EQ(entries[1].real_value, 1.5);
   EXPECT_EQ(entries[2].type, MetadataEntry::Type::kText);
   EXPECT_EQ(entries[2].text_value, "text");
   EXPECT_EQ(entries[3].type, MetadataEntry::Type::kBool);
   EXPECT_EQ(entries[3].int_value, 1);
-  EXPECT_EQ(entries[4].key_path, "A/F");
+  EXPECT_EQ(entries[4].key_path, "$.A.F");
   EXPECT_EQ(entries[4].type, MetadataEntry::Type::kNull);
-  EXPECT_EQ(entries[5].key_path, "Arr[0]");
+  EXPECT_EQ(entries[5].key_path, "$.Arr[0]");
   EXPECT_EQ(entries[5].int_value, 1);
-  EXPECT_EQ(entries[6].key_path, "Arr[1]/X");
+  EXPECT_EQ(entries[6].key_path, "$.Arr[1].X");
   EXPECT_EQ(entries[6].text_value, "y");
-  EXPECT_EQ(entries[7].key_path, "Big");
+  EXPECT_EQ(entries[7].key_path, "$.Big");
   EXPECT_EQ(entries[7].type, MetadataEntry::Type::kReal);
   EXPECT_DOUBLE_EQ(entries[7].real_value, 18446744073709551615.0);
   EXPECT_EQ(entries[8].int_value, -7);
@@ -104,7 +104,7 @@ TEST(FlattenMetadataTest, CapsArraysDepthAndNonFiniteReals) {
   tree["Deep"] = deep;
   const auto entries = FlattenMetadata(tree, 10);
   ASSERT_EQ(entries.size(), 11u);  // 10 array elements + NaN; the deep leaf is cut
-  EXPECT_EQ(entries[9].key_path, "Long[9]");
+  EXPECT_EQ(entries[9].key_path, "$.Long[9]");
   EXPECT_EQ(entries[10].type, MetadataEntry::Type::kText);
   EXPECT_EQ(entries[10].text_value, "nan");
 
@@ -116,9 +116,9 @@ TEST(FlattenMetadataTest, CapsArraysDepthAndNonFiniteReals) {
   }
   const auto rows = FlattenMetadata(lists, 50);
   ASSERT_EQ(rows.size(), 16u + 50u);
-  EXPECT_EQ(rows[15].key_path, "Table[15]");
-  EXPECT_EQ(rows[16].key_path, "Records[0]/n");
-  EXPECT_EQ(rows.back().key_path, "Records[49]/n");
+  EXPECT_EQ(rows[15].key_path, "$.Table[15]");
+  EXPECT_EQ(rows[16].key_path, "$.Records[0].n");
+  EXPECT_EQ(rows.back().key_path, "$.Records[49].n");
 }
 
 TEST(FingerprintTest, DependsOnStatsNotOrder) {
@@ -149,8 +149,8 @@ TEST(CatalogTest, OpenCreatesWalDatabaseAndRefusesNewerSchema) {
   EXPECT_EQ(Query(dir, "PRAGMA journal_mode"), "wal");
   EXPECT_EQ(Query(dir, "PRAGMA user_version"), std::to_string(SchemaVersion()));
   for (const char* table :
-       {"datasets", "dataset_files", "signals", "metadata", "tags", "thumbnails", "ingest_runs",
-        "ingest_errors", "users", "proposals", "sessions"}) {
+       {"datasets", "dataset_files", "signals", "metadata_entries", "tags", "thumbnails",
+        "ingest_runs", "ingest_errors", "users", "proposals", "sessions"}) {
     EXPECT_EQ(
         Query(dir, std::string("SELECT name FROM sqlite_master WHERE name = '") + table + "'"),
         table);
@@ -173,12 +173,14 @@ TEST(CatalogTest, PutAndGetDataset) {
   DatasetRecord r = MakeRecord("/data/a.emi", 2);
   r.files.push_back({"/data/a_1.ser", 300, 2000});
   r.fingerprint = ComputeFingerprint(r.files);
-  r.thumbnails.push_back({0, {1, 2, 3}, 16, 8});
   r.tags.push_back({"STO", "path", 0.5, "file name"});
   ASSERT_TRUE(c.PutDataset(*run, r).ok());
 
   auto got = c.GetDataset("/data/a.emi");
   ASSERT_TRUE(got.ok()) << got.status().message();
+  ASSERT_TRUE(
+      c.PutThumbnails(got->id, r.fingerprint, ThumbnailOutcome::kMade, {{0, {1, 2, 3}, 16, 8}})
+          .ok());
   EXPECT_EQ(got->state, "ok");
   EXPECT_EQ(got->format, "tia");
   EXPECT_EQ(got->fingerprint, r.fingerprint);
@@ -211,11 +213,12 @@ TEST(CatalogTest, PutAndGetDataset) {
   // Metadata rows are typed and searchable by key path.
   EXPECT_EQ(Query(tmp.path(),
                   "SELECT COUNT(*) FROM metadata_entries WHERE key_path = "
-                  "'ExperimentalDescription/High tension [kV]' AND value_type = 'real' AND "
+                  "'$.ExperimentalDescription.\"High tension [kV]\"' AND value_type = 'real' AND "
                   "value = 200 AND typeof(value) = 'real'"),
             "2");
-  EXPECT_EQ(Query(tmp.path(), "SELECT value FROM metadata_entries WHERE key_path = 'Flag' LIMIT 1"),
-            "1");
+  EXPECT_EQ(
+      Query(tmp.path(), "SELECT value FROM metadata_entries WHERE key_path = '$.Flag' LIMIT 1"),
+      "1");
   auto counts = c.Counts();
   ASSERT_TRUE(counts.ok());
   EXPECT_EQ(counts->datasets_ok, 1);
@@ -249,9 +252,76 @@ TEST(CatalogTest, ReplaceKeepsIdAndExpertTags) {
   EXPECT_EQ(got->first_seen, first_seen);
   EXPECT_EQ(got->fingerprint, again.fingerprint);
   EXPECT_EQ(got->signals.size(), 1u);
-  EXPECT_EQ(Query(tmp.path(), "SELECT COUNT(*) FROM metadata"), "6");
+  EXPECT_EQ(Query(tmp.path(), "SELECT COUNT(*) FROM metadata_entries"), "6");
   EXPECT_EQ(Query(tmp.path(), "SELECT group_concat(value) FROM tags"), "perovskite");
   EXPECT_TRUE(c.IntegrityCheck().ok());
+}
+
+TEST(CatalogTest, ThumbnailsArePendingUntilAnOutcomeForTheCurrentVersion) {
+  TempDir tmp;
+  auto cat = Catalog::Open(tmp.path());
+  ASSERT_TRUE(cat.ok());
+  Catalog& c = **cat;
+  const int64_t run = *c.StartRun("/data");
+  DatasetRecord a = MakeRecord("/data/a.dm3", 1);
+  ASSERT_TRUE(c.PutDataset(run, a).ok());
+  ASSERT_TRUE(c.PutDataset(run, MakeRecord("/data/b.dm3", 1)).ok());
+  ASSERT_TRUE(c.PutDataset(run, MakeRecord("/elsewhere/c.dm3", 1)).ok());
+  ASSERT_TRUE(c.RecordError(run, {"/data/bad.dm3", "/data", "fp", {}, "truncated"}).ok());
+
+  auto pending = c.PendingThumbnails("/data");
+  ASSERT_TRUE(pending.ok());
+  ASSERT_EQ(pending->size(), 2u);  // not the failed dataset, not outside the root
+  EXPECT_EQ((*pending)[0].path, "/data/a.dm3");
+  EXPECT_EQ((*pending)[0].fingerprint, a.fingerprint);
+  EXPECT_EQ(c.PendingThumbnails("")->size(), 3u);
+
+  // An outcome for an older version of the files writes nothing.
+  const int64_t id = (*pending)[0].dataset_id;
+  ASSERT_TRUE(c.PutThumbnails(id, "stale", ThumbnailOutcome::kMade, {{0, {9}, 1, 1}}).ok());
+  EXPECT_EQ(c.GetThumbnail(id, 0).status().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(c.PendingThumbnails("/data")->size(), 2u);
+
+  ASSERT_TRUE(c.PutThumbnails(id, a.fingerprint, ThumbnailOutcome::kMade, {{0, {9}, 1, 1}}).ok());
+  ASSERT_TRUE(c.PutThumbnails((*pending)[1].dataset_id, (*pending)[1].fingerprint,
+                              ThumbnailOutcome::kNone, {})
+                  .ok());
+  EXPECT_TRUE(c.PendingThumbnails("/data")->empty());
+  EXPECT_EQ(c.GetThumbnail(id, 0)->png, std::vector<uint8_t>{9});
+
+  // A changed file drops its thumbnails and needs new ones.
+  ASSERT_TRUE(c.PutDataset(run, MakeRecord("/data/a.dm3", 1, 7777)).ok());
+  EXPECT_EQ(c.GetThumbnail(id, 0).status().code(), ErrorCode::kNotFound);
+  ASSERT_EQ(c.PendingThumbnails("/data")->size(), 1u);
+  EXPECT_TRUE(c.IntegrityCheck().ok());
+}
+
+TEST(CatalogTest, MetadataViewServesEveryLeafUnderFlattenMetadataKeyPaths) {
+  TempDir tmp;
+  auto cat = Catalog::Open(tmp.path());
+  ASSERT_TRUE(cat.ok());
+  Catalog& c = **cat;
+  DatasetRecord r = MakeRecord("/data/a.dm3", 1);
+  r.dataset.signals[0].metadata = formats::Metadata::parse(
+      R"({"Plain": 1, "with space": {"a.b": [true, 2.5, "x", null]}, "1st": "q\"uote",
+          "_u": -3, "Ünï": "code"})");
+  ASSERT_TRUE(c.PutDataset(*c.StartRun("/data"), r).ok());
+  std::string expected;
+  for (const MetadataEntry& e : FlattenMetadata(r.dataset.signals[0].metadata)) {
+    expected += e.key_path + "|" + MetadataTypeName(e.type) + "\n";
+  }
+  std::string viewed;
+  for (int i = 0;; ++i) {
+    const std::string row =
+        Query(tmp.path(),
+              "SELECT key_path || '|' || value_type FROM metadata_entries LIMIT 1 "
+              "OFFSET " +
+                  std::to_string(i));
+    if (row.empty()) break;
+    viewed += row + "\n";
+  }
+  EXPECT_EQ(viewed, expected);
+  EXPECT_EQ(c.Counts()->metadata_entries, 8);
 }
 
 TEST(CatalogTest, EmiSubsumesLoneSer) {

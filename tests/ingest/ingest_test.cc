@@ -208,9 +208,22 @@ TEST(IngestTest, IncrementalRuns) {
   EXPECT_GT(first->bytes_read, 0u);
   EXPECT_EQ(sink.starts, 1);
   EXPECT_EQ(sink.to_read, 6);
-  ASSERT_FALSE(sink.snapshots.empty());
-  EXPECT_EQ(sink.snapshots.back().files_done, 8);
-  EXPECT_EQ(sink.snapshots.back().files_total, 8);
+  // Pass 1 reports files read; pass 2 the thumbnails of the 4 datasets stored.
+  auto last_snapshot = [&](Phase phase) {
+    std::optional<ProgressSnapshot> last;
+    for (const auto& s : sink.snapshots) {
+      if (s.phase == phase) last = s;
+    }
+    return last;
+  };
+  ASSERT_TRUE(last_snapshot(Phase::kMetadata).has_value());
+  EXPECT_EQ(last_snapshot(Phase::kMetadata)->files_done, 8);
+  EXPECT_EQ(last_snapshot(Phase::kMetadata)->files_total, 8);
+  ASSERT_TRUE(last_snapshot(Phase::kThumbnails).has_value());
+  EXPECT_EQ(last_snapshot(Phase::kThumbnails)->files_done, 4);
+  EXPECT_EQ(last_snapshot(Phase::kThumbnails)->files_total, 4);
+  EXPECT_EQ(sink.snapshots.back().phase, Phase::kThumbnails);
+  EXPECT_EQ(first->thumbnails_made, 4);
   ASSERT_TRUE(sink.finished.has_value());
   EXPECT_EQ(sink.finished->run_id, first->run_id);
   EXPECT_NE(FormatSummary(*first).find("4 new"), std::string::npos);
@@ -239,6 +252,7 @@ TEST(IngestTest, IncrementalRuns) {
   EXPECT_EQ(second.datasets_unchanged, 6);
   EXPECT_EQ(second.failed_unchanged, 2);
   EXPECT_EQ(second.bytes_read, 0u);
+  EXPECT_EQ(second.thumbnails_made, 0);
   EXPECT_EQ(c->ListErrors(second.run_id)->size(), 2u);
 
   // Touch a .ser: its .emi dataset changed. Delete the tif: gone. Add a bad file.
@@ -252,6 +266,7 @@ TEST(IngestTest, IncrementalRuns) {
   EXPECT_EQ(third.datasets_new, 0);
   EXPECT_EQ(third.datasets_failed, 1);
   EXPECT_EQ(third.datasets_unchanged, 4);
+  EXPECT_EQ(third.thumbnails_made, 1);  // the changed .emi's
   EXPECT_EQ(c->GetDataset((root / "tif" / "sem.tif").string())->state, "gone");
   EXPECT_EQ(c->GetDataset((root / "tia" / "t.emi").string())->state, "ok");
   EXPECT_EQ(c->GetDataset((root / "bad" / "new.emd").string())->state, "error");
@@ -266,6 +281,29 @@ TEST(IngestTest, IncrementalRuns) {
   EXPECT_EQ(counts->datasets_error, 3);
   EXPECT_EQ(counts->datasets_gone, 0);
   EXPECT_TRUE(c->IntegrityCheck().ok());
+}
+
+TEST(IngestTest, ThumbnailsLeftForLaterAreMadeByTheNextRun) {
+  SHARED_DATA_OR_SKIP(dm3, "formats/dm/2D/test-1.dm3");
+  TempDir tree, data;
+  ASSERT_TRUE(CopyShared("dm/2D/test-1.dm3", tree.path() / "a.dm3"));
+  ASSERT_TRUE(CopyShared("tiff/FEI-Helios-Ebeam-8bits.tif", tree.path() / "b.tif"));
+  auto c = OpenCatalog(data.path());
+  ASSERT_TRUE(c);
+  IngestOptions options;
+  options.thumbnails = false;
+  auto metadata_only = Ingest(*c, tree.path(), options);
+  ASSERT_TRUE(metadata_only.ok()) << metadata_only.status().message();
+  EXPECT_EQ(metadata_only->datasets_new, 2);
+  EXPECT_EQ(metadata_only->thumbnails_made, 0);
+  EXPECT_EQ(c->Counts()->thumbnails, 0);
+  EXPECT_EQ(c->PendingThumbnails("")->size(), 2u);
+
+  auto later = RunIngest(*c, tree.path());
+  EXPECT_EQ(later.datasets_unchanged, 2);
+  EXPECT_EQ(later.thumbnails_made, 2);
+  EXPECT_EQ(c->Counts()->thumbnails, 2);
+  EXPECT_TRUE(c->PendingThumbnails("")->empty());
 }
 
 TEST(IngestTest, BadRootAndStop) {
