@@ -668,6 +668,90 @@ Status Catalog::PutThumbnails(int64_t dataset_id, const std::string& fingerprint
       .WithContext("writing the thumbnails of dataset " + std::to_string(dataset_id));
 }
 
+namespace {
+
+std::string JsonArray(const std::vector<std::string>& items) {
+  return nlohmann::json(items).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// Binds `text`, or NULL when it is empty.
+void BindOptional(Statement& s, int index, const std::string& text) {
+  if (text.empty()) {
+    s.BindNull(index);
+  } else {
+    s.Bind(index, text);
+  }
+}
+
+}  // namespace
+
+Status Catalog::PutProposal(const ProposalRecord& p) {
+  if (p.id.empty()) return Status::InvalidArgument("catalog: proposal id is empty");
+  return Atomically([&]() -> Status {
+           SCISEARCH_ASSIGN_OR_RETURN(
+               Statement * s,
+               statements_->Get("INSERT OR REPLACE INTO proposals (id, title, abstract, pi, team, "
+                                "start_date, end_date, release_date) VALUES (?1, ?2, ?3, ?4, ?5, "
+                                "?6, ?7, ?8)"));
+           s->Bind(1, p.id).Bind(2, p.title).Bind(3, p.abstract).Bind(4, p.pi);
+           s->Bind(5, JsonArray(p.team));
+           BindOptional(*s, 6, p.start_date);
+           BindOptional(*s, 7, p.end_date);
+           BindOptional(*s, 8, p.release_date);
+           return s->Run();
+         })
+      .WithContext("writing proposal " + p.id);
+}
+
+Status Catalog::PutSession(const SessionRecord& r) {
+  if (r.id.empty()) return Status::InvalidArgument("catalog: session id is empty");
+  return Atomically([&]() -> Status {
+           SCISEARCH_ASSIGN_OR_RETURN(
+               Statement * s,
+               statements_->Get("INSERT OR REPLACE INTO sessions (id, instrument, user, pi, "
+                                "proposal_id, start, \"end\", notes) VALUES (?1, ?2, ?3, ?4, "
+                                "?5, ?6, ?7, ?8)"));
+           s->Bind(1, r.id).Bind(2, r.instrument).Bind(3, r.user).Bind(4, r.pi);
+           BindOptional(*s, 5, r.proposal_id);
+           s->Bind(6, r.start).Bind(7, r.end).Bind(8, r.notes);
+           return s->Run();
+         })
+      .WithContext("writing session " + r.id);
+}
+
+Status Catalog::PutPublication(const PublicationRecord& p) {
+  if (p.doi.empty()) return Status::InvalidArgument("catalog: publication doi is empty");
+  return Atomically([&]() -> Status {
+           SCISEARCH_ASSIGN_OR_RETURN(
+               Statement * s,
+               statements_->Get("INSERT OR REPLACE INTO publications (doi, title, abstract, "
+                                "authors, date, proposals) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
+           s->Bind(1, p.doi).Bind(2, p.title).Bind(3, p.abstract).Bind(4, JsonArray(p.authors));
+           BindOptional(*s, 5, p.date);
+           s->Bind(6, JsonArray(p.proposals));
+           return s->Run();
+         })
+      .WithContext("writing publication " + p.doi);
+}
+
+Status Catalog::LinkDataset(const std::string& path, const std::string& session_id,
+                            const std::string& proposal_id, const std::string& embargo_until) {
+  return Atomically([&]() -> Status {
+           SCISEARCH_ASSIGN_OR_RETURN(
+               Statement * s,
+               statements_->Get("UPDATE datasets SET session_id = ?2, proposal_id = ?3, "
+                                "embargo_until = ?4 WHERE path = ?1"));
+           s->Bind(1, path);
+           BindOptional(*s, 2, session_id);
+           BindOptional(*s, 3, proposal_id);
+           BindOptional(*s, 4, embargo_until);
+           SCISEARCH_RETURN_IF_ERROR(s->Run());
+           if (sqlite3_changes(db_) == 0) return Status::NotFound("catalog: no dataset " + path);
+           return Status::Ok();
+         })
+      .WithContext("linking " + path);
+}
+
 Status Catalog::PutDataset(int64_t run_id, const DatasetRecord& record) {
   return Atomically([&] { return PutDatasetUnlocked(run_id, record); })
       .WithContext("writing " + record.path);
@@ -961,6 +1045,13 @@ Status Catalog::BatchWriter::PutDataset(int64_t run_id, const DatasetRecord& rec
 Status Catalog::BatchWriter::RecordError(int64_t run_id, const ErrorRecord& record) {
   SCISEARCH_RETURN_IF_ERROR(Begin());
   return AfterWrite(catalog_.RecordError(run_id, record));
+}
+
+Status Catalog::BatchWriter::LinkDataset(const std::string& path, const std::string& session_id,
+                                         const std::string& proposal_id,
+                                         const std::string& embargo_until) {
+  SCISEARCH_RETURN_IF_ERROR(Begin());
+  return AfterWrite(catalog_.LinkDataset(path, session_id, proposal_id, embargo_until));
 }
 
 Status Catalog::BatchWriter::PutThumbnails(int64_t dataset_id, const std::string& fingerprint,

@@ -138,6 +138,37 @@ struct ErrorRecord {
   std::string reason;
 };
 
+// A proposal: the team's request for instrument time, and the key to who may
+// see its data before release_date.
+struct ProposalRecord {
+  std::string id;
+  std::string title;
+  std::string abstract;
+  std::string pi;
+  std::vector<std::string> team;
+  std::string start_date, end_date, release_date;  // ISO dates
+};
+
+// One booking of an instrument, from the facility's user log.
+struct SessionRecord {
+  std::string id;
+  std::string instrument;
+  std::string user;
+  std::string pi;
+  std::string proposal_id;  // "" when the log names none
+  std::string start, end;   // ISO 8601
+  std::string notes;
+};
+
+struct PublicationRecord {
+  std::string doi;
+  std::string title;
+  std::string abstract;
+  std::vector<std::string> authors;
+  std::string date;                    // ISO date
+  std::vector<std::string> proposals;  // acknowledged proposal ids
+};
+
 // What the catalog knows of a dataset for incremental decisions.
 struct KnownDataset {
   std::string fingerprint;
@@ -255,6 +286,18 @@ class Catalog {
   Status PutThumbnails(int64_t dataset_id, const std::string& fingerprint, ThumbnailOutcome outcome,
                        const std::vector<Thumbnail>& thumbnails);
 
+  // Inserts or replaces a proposal, session or publication by its id (doi).
+  // A session's proposal must exist (kInvalidArgument otherwise).
+  Status PutProposal(const ProposalRecord& proposal);
+  Status PutSession(const SessionRecord& session);
+  Status PutPublication(const PublicationRecord& publication);
+
+  // Links the dataset at `path` to its session and proposal ("" for none) and sets
+  // the date until which only the proposal's team may see it ("" = public).
+  // kNotFound when no dataset has that path.
+  Status LinkDataset(const std::string& path, const std::string& session_id,
+                     const std::string& proposal_id, const std::string& embargo_until);
+
   // Marks the dataset at record.path as failed (state "error", with the reason
   // and fingerprint, so an unchanged bad file is skipped next time), drops its
   // signals and thumbnails, and adds an ingest_errors row to the run.
@@ -318,6 +361,8 @@ class Catalog {
     // A failed write is rolled back alone; the batch's other writes stay.
     Status PutDataset(int64_t run_id, const DatasetRecord& record);
     Status RecordError(int64_t run_id, const ErrorRecord& record);
+    Status LinkDataset(const std::string& path, const std::string& session_id,
+                       const std::string& proposal_id, const std::string& embargo_until);
     Status PutThumbnails(int64_t dataset_id, const std::string& fingerprint,
                          ThumbnailOutcome outcome, const std::vector<Thumbnail>& thumbnails);
     // Commits the open batch, if any.

@@ -187,6 +187,7 @@ CREATE TABLE sessions (
     //    json_tree instead of a table of rows: writing ~250 rows per file was half
     //    of all ingest work, and fast look-ups by metadata value belong to the
     //    search index, which is derived from the catalog.
+    //    Documents: proposal abstracts, log notes, publications.
     R"sql(
 ALTER TABLE datasets ADD COLUMN thumbnail_state TEXT
   CHECK (thumbnail_state IN ('made', 'none', 'failed'));
@@ -210,6 +211,22 @@ CREATE VIEW metadata_entries AS
          t.atom AS value
   FROM signals s, json_tree(s.metadata_json) t
   WHERE t.type NOT IN ('object', 'array');
+
+-- The facility's documents around its data: proposal abstracts, the notes of
+-- the user log, and publications (which acknowledge proposals).
+ALTER TABLE proposals ADD COLUMN abstract TEXT;
+ALTER TABLE sessions ADD COLUMN notes TEXT;
+CREATE INDEX sessions_instrument_start ON sessions(instrument, start);
+CREATE TABLE publications (
+  doi TEXT PRIMARY KEY,
+  title TEXT NOT NULL,
+  abstract TEXT,
+  authors TEXT NOT NULL DEFAULT '[]',    -- JSON array of display names
+  date TEXT,
+  proposals TEXT NOT NULL DEFAULT '[]'   -- JSON array of acknowledged proposal ids
+);
+CREATE INDEX datasets_proposal ON datasets(proposal_id);
+CREATE INDEX datasets_session ON datasets(session_id);
 )sql",
 };
 

@@ -324,6 +324,51 @@ TEST(CatalogTest, MetadataViewServesEveryLeafUnderFlattenMetadataKeyPaths) {
   EXPECT_EQ(c.Counts()->metadata_entries, 8);
 }
 
+TEST(CatalogTest, ProposalsSessionsPublicationsAndLinks) {
+  TempDir tmp;
+  auto cat = Catalog::Open(tmp.path());
+  ASSERT_TRUE(cat.ok());
+  Catalog& c = **cat;
+  ProposalRecord p{"P-2011-0142",
+                   "Ligand exchange on PbSe nanocrystals",
+                   "We image lead selenide (PbSe) quantum dots...",
+                   "asmith",
+                   {"asmith", "bjones"},
+                   "2011-01-01",
+                   "2011-12-31",
+                   "2013-06-30"};
+  ASSERT_TRUE(c.PutProposal(p).ok());
+  SessionRecord session{"TitanX-20111013-1",
+                        "TitanX",
+                        "bjones",
+                        "asmith",
+                        p.id,
+                        "2011-10-13T09:00:00",
+                        "2011-10-13T17:00:00",
+                        "aligned, HAADF of PbSe"};
+  ASSERT_TRUE(c.PutSession(session).ok());
+  SessionRecord orphan = session;
+  orphan.id = "x";
+  orphan.proposal_id = "P-none";
+  EXPECT_FALSE(c.PutSession(orphan).ok());  // its proposal must exist
+  ASSERT_TRUE(
+      c.PutPublication(
+           {"10.1000/xyz", "PbSe superlattices", "abstract", {"A. Smith"}, "2012-05-01", {p.id}})
+          .ok());
+  ASSERT_TRUE(c.PutDataset(*c.StartRun("/data"), MakeRecord("/data/a.emi", 1)).ok());
+  ASSERT_TRUE(c.LinkDataset("/data/a.emi", session.id, p.id, p.release_date).ok());
+  EXPECT_EQ(c.LinkDataset("/data/none.emi", "", "", "").code(), ErrorCode::kNotFound);
+
+  EXPECT_EQ(Query(tmp.path(), "SELECT team || abstract FROM proposals"),
+            R"(["asmith","bjones"]We image lead selenide (PbSe) quantum dots...)");
+  EXPECT_EQ(Query(tmp.path(), "SELECT notes FROM sessions"), "aligned, HAADF of PbSe");
+  EXPECT_EQ(Query(tmp.path(), "SELECT proposals FROM publications"), R"(["P-2011-0142"])");
+  EXPECT_EQ(Query(tmp.path(),
+                  "SELECT session_id || ' ' || proposal_id || ' ' || embargo_until FROM datasets"),
+            "TitanX-20111013-1 P-2011-0142 2013-06-30");
+  EXPECT_TRUE(c.IntegrityCheck().ok());
+}
+
 TEST(CatalogTest, EmiSubsumesLoneSer) {
   TempDir tmp;
   auto cat = Catalog::Open(tmp.path());
