@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Installs what scisearch needs, builds it, lays out a facility-like tree of real
-# instrument files (from testdata/), ingests it and shows what was catalogued.
-# Usage: scripts/demo.sh [DEMO_DIR]   (default: ./demo-data)
+# Installs what scisearch needs, builds it, writes a simulated facility (3,000
+# acquisitions in every format, with user logs, proposals, publications and the
+# truth), adds the real instrument files of testdata/, ingests the whole tree and
+# shows what was catalogued.
+# Usage: scripts/demo.sh [DEMO_DIR] [FILES]   (default: ./demo-data 3000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 demo=${1:-demo-data}
+files=${2:-3000}
 
 scripts/install-deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -12,7 +15,10 @@ cmake --build build -j "$(nproc)" --target scisearch
 
 # A facility's layout: INSTRUMENT/PI/YEAR/<date and sample typed by hand>/<acquisition files>.
 tree="$demo/facility"
-rm -rf "$tree"
+rm -rf "$tree" "$demo/scisearch-data"
+echo "== simulate $tree"
+build/scisearch simulate --out "$tree" --files "$files" --seed 1
+# The real files, in the same kind of layout.
 place() {  # place DEST_FOLDER FILE...
   local dest="$tree/$1"; shift
   mkdir -p "$dest"
@@ -49,7 +55,8 @@ status=0
 build/scisearch ingest "$tree" --data-dir "$demo/scisearch-data" || status=$?
 echo
 echo "== the catalog"
-build/scisearch list --data-dir "$demo/scisearch-data"
+build/scisearch list --data-dir "$demo/scisearch-data" | tail -n 15  # the whole list: without tail
 echo
 echo "Ingest exit status $status (2 = some files could not be read, as intended for the damaged one)."
 echo "Try: build/scisearch inspect \"$tree/Helios/Smith/2016/20160613 Ebeam 5kV/FEI-Helios-Ebeam-8bits.tif\""
+echo "What each simulated file shows (for scoring tags and links): $tree/truth.jsonl"

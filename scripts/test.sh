@@ -27,5 +27,5 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 echo "== fuzz every reader briefly (libFuzzer, clang 14)"
 CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DSCISEARCH_FUZZ=ON -DSCISEARCH_TESTS=OFF -DSCISEARCH_BENCH=OFF >/dev/null
-cmake --build build-fuzz -j "$jobs"
+cmake --build build-fuzz -j "$jobs" --target fuzzers
 fuzz/run.sh build-fuzz "${SCISEARCH_FUZZ_SECONDS:-20}"

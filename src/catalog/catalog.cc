@@ -521,6 +521,46 @@ Result<RunRow> Catalog::GetRun(int64_t run_id) {
 
 namespace {
 
+// How much a mode says about an acquisition: a spectrum image recorded with its
+// survey image is a spectrum image; an image with a diffraction pattern, diffraction.
+int ModeRank(formats::Mode mode) {
+  using formats::Mode;
+  switch (mode) {
+    case Mode::k4dStem:
+      return 9;
+    case Mode::kSpectrumImage:
+      return 8;
+    case Mode::kSpectrum:
+      return 7;
+    case Mode::kVolume:
+      return 6;
+    case Mode::kDiffraction:
+      return 5;
+    case Mode::kStemImage:
+    case Mode::kTemImage:
+    case Mode::kSemImage:
+      return 4;
+    case Mode::kOpticalImage:
+      return 3;
+    case Mode::kImage:
+      return 2;
+    case Mode::kUnknown:
+      return 1;
+  }
+  return 0;
+}
+
+// The fields of a dataset row: its first signal's, with the most telling mode of
+// all its signals. nullopt for a dataset without signals.
+std::optional<formats::NormalisedFields> DatasetFields(const formats::Dataset& dataset) {
+  if (dataset.signals.empty()) return std::nullopt;
+  formats::NormalisedFields fields = dataset.signals.front().fields;
+  for (const formats::Signal& signal : dataset.signals) {
+    if (ModeRank(signal.fields.mode) > ModeRank(fields.mode)) fields.mode = signal.fields.mode;
+  }
+  return fields;
+}
+
 // Upserts the dataset row and returns its id. Keeps id and first_seen of an existing row.
 Result<int64_t> UpsertDatasetRow(Statement& s, int64_t run_id, const std::string& path,
                                  const std::string& root, const std::string* format,
@@ -591,8 +631,8 @@ Status Catalog::PutDatasetUnlocked(int64_t run_id, const DatasetRecord& record) 
     del->Bind(1, f.path);
     SCISEARCH_RETURN_IF_ERROR(del->Run());
   }
-  const formats::NormalisedFields* fields =
-      record.dataset.signals.empty() ? nullptr : &record.dataset.signals.front().fields;
+  std::optional<formats::NormalisedFields> dataset_fields = DatasetFields(record.dataset);
+  const formats::NormalisedFields* fields = dataset_fields ? &*dataset_fields : nullptr;
   SCISEARCH_ASSIGN_OR_RETURN(Statement * upsert, c.Get(kUpsertDataset));
   SCISEARCH_ASSIGN_OR_RETURN(
       const int64_t id,

@@ -201,7 +201,8 @@ struct DatasetRow {
   std::string first_seen;
   std::string last_seen;
   int64_t ingest_run_id = 0;
-  formats::NormalisedFields fields;  // copied from the first signal
+  formats::NormalisedFields fields;  // the first signal's, with the most telling mode of all
+                                     // (a spectrum image with its survey image: spectrum image)
   std::vector<FileStat> files;       // filled by GetDataset only
   std::vector<SignalRow> signals;    // filled by GetDataset only
 };

@@ -13,6 +13,7 @@
 #include "catalog/catalog.h"
 #include "formats/formats.h"
 #include "ingest/ingest.h"
+#include "simulate/simulate.h"
 
 namespace scisearch::cli {
 namespace {
@@ -132,6 +133,43 @@ int RunIngest(const fs::path& data_dir, const fs::path& root, int jobs, bool thu
   return summary->datasets_failed + summary->failed_unchanged > 0 ? 2 : 0;
 }
 
+int RunSimulate(const fs::path& out, int64_t files, uint64_t seed, int64_t size, int jobs) {
+  simulate::SimulateOptions options;
+  options.out = out;
+  options.files = files;
+  options.seed = seed;
+  options.image_size = size;
+  options.jobs = jobs;
+  options.stop = &stop_requested;
+  std::signal(SIGINT, RequestStop);
+  std::signal(SIGTERM, RequestStop);
+  auto summary = simulate::SimulateFacility(options);
+  if (!summary.ok()) return Fail(summary.status());
+  std::printf(
+      "%s: %lld of %lld acquisitions written (%.1f MB) in %.1f s; %lld proposals, %lld "
+      "sessions, %lld publications; truth in truth.jsonl\n",
+      out.c_str(), static_cast<long long>(summary->files_written),
+      static_cast<long long>(summary->files_planned), double(summary->bytes_written) / 1e6,
+      summary->seconds, static_cast<long long>(summary->proposals),
+      static_cast<long long>(summary->sessions), static_cast<long long>(summary->publications));
+  return summary->interrupted ? 130 : 0;
+}
+
+int RunSimulateCatalog(const fs::path& data_dir, const fs::path& root, int64_t records,
+                       uint64_t seed) {
+  auto catalog = catalog::Catalog::Open(data_dir);
+  if (!catalog.ok()) return Fail(catalog.status());
+  auto summary = simulate::SimulateCatalog(**catalog, {root, records, seed});
+  if (!summary.ok()) return Fail(summary.status());
+  std::printf(
+      "%s: %lld dataset records under %s in %.1f s; %lld proposals, %lld sessions, %lld "
+      "publications\n",
+      (data_dir / "catalog.sqlite").c_str(), static_cast<long long>(summary->files_written),
+      root.c_str(), summary->seconds, static_cast<long long>(summary->proposals),
+      static_cast<long long>(summary->sessions), static_cast<long long>(summary->publications));
+  return 0;
+}
+
 int RunList(const fs::path& data_dir, const std::string& state, bool json) {
   if (!fs::exists(data_dir / "catalog.sqlite")) {
     return Fail(Status::NotFound((data_dir / "catalog.sqlite").string() +
@@ -225,6 +263,27 @@ int Main(int argc, char** argv) {
   lister->add_flag("--json", list_json, "One JSON object per line");
   add_data_dir(lister);
 
+  std::string simulate_out, simulate_root = "/facility";
+  int64_t simulate_files = -1;
+  uint64_t simulate_seed = 1;
+  int64_t simulate_size = 128;
+  bool catalog_only = false;
+  auto* simulator = app.add_subcommand(
+      "simulate", "Write a realistic facility (instrument files, logs, proposals, papers, truth)");
+  simulator->add_option("--out", simulate_out, "Folder to write the facility into");
+  simulator->add_option("--files", simulate_files,
+                        "Acquisitions to write (default 2000; 1000000 with --catalog-only)");
+  simulator->add_option("--seed", simulate_seed, "Same seed, same facility")->capture_default_str();
+  simulator->add_option("--size", simulate_size, "Pixels along each side of an image")
+      ->capture_default_str()
+      ->check(CLI::Range(16, 8192));
+  simulator->add_option("--jobs,-j", jobs, "Parallel writers")->check(CLI::Range(1, 256));
+  simulator->add_flag("--catalog-only", catalog_only,
+                      "Write the records straight into the catalog of --data-dir, no files");
+  simulator->add_option("--root", simulate_root, "With --catalog-only: where the files would be")
+      ->capture_default_str();
+  add_data_dir(simulator);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -234,6 +293,16 @@ int Main(int argc, char** argv) {
   if (*exporter) return RunExport(export_path, export_signal, npy_out);
   if (*ingester) return RunIngest(data_dir, ingest_root, jobs, !no_thumbnails);
   if (*lister) return RunList(data_dir, list_state, list_json);
+  if (*simulator) {
+    if (catalog_only) {
+      return RunSimulateCatalog(data_dir, simulate_root,
+                                simulate_files > 0 ? simulate_files : 1000000, simulate_seed);
+    }
+    if (simulate_out.empty())
+      return Fail(Status::InvalidArgument("simulate: --out DIR is required"));
+    return RunSimulate(simulate_out, simulate_files > 0 ? simulate_files : 2000, simulate_seed,
+                       simulate_size, jobs);
+  }
   return 1;
 }
 

@@ -787,7 +787,9 @@ Result<std::unique_ptr<DatasetReader>> OpenMrc(const fs::path& path) {
     if (fei_stem) {
       signal.fields.mode = Mode::kStemImage;
     } else if (fei.is_object() && fei.value("Instrument mode", 0) == 1) {
-      signal.fields.mode = Mode::kTemImage;
+      // FEI's projection mode: 1 imaging, 2 diffraction.
+      signal.fields.mode =
+          fei.value("Projection mode", 0) == 2 ? Mode::kDiffraction : Mode::kTemImage;
     } else if (h.ispg >= 1 || emdb) {
       signal.fields.mode = Mode::kVolume;
     } else {
@@ -857,6 +859,13 @@ Result<std::unique_ptr<DatasetReader>> OpenMrc(const fs::path& path) {
       signal.fields.detector = *camera;
       signal.name = *camera;
     }
+  }
+
+  // ---- A single section that is not a volume is one image: (y, x), as every format
+  // shows one image (the data layout is the same without the leading axis of 1).
+  if (signal.shape.size() == 3 && signal.shape[0] == 1 && signal.fields.mode != Mode::kVolume) {
+    signal.shape.erase(signal.shape.begin());
+    signal.axes.erase(signal.axes.begin());
   }
 
   dataset.signals.push_back(std::move(signal));

@@ -1132,15 +1132,21 @@ void NormaliseFei(const Metadata& fei, PageInfo& page) {
     page.fields.detector = detector;
     page.name = detector;
   }
-  // The Nav-Cam (beam "IRBeam") is the chamber's optical navigation camera.
+  // The Nav-Cam (beam "IRBeam") is the chamber's optical navigation camera. A TEM
+  // exporting through xT says "Type=TEM" under [System] and TEM/STEM as the detector mode.
+  const bool tem = FindText(fei, {"System", "Type"}).value_or("") == "TEM";
+  const Mode detector_mode = ModeFromText(FindText(fei, {"Detectors", "Mode"}).value_or(""));
   if (detector == "Nav-Cam" || beam == "IRBeam") {
     page.fields.mode = Mode::kOpticalImage;
+  } else if (tem) {
+    page.fields.mode = detector_mode == Mode::kStemImage ? Mode::kStemImage : Mode::kTemImage;
   } else {
     page.fields.mode = Mode::kSemImage;
   }
+  const bool electron_image = page.fields.mode != Mode::kOpticalImage;
   std::optional<double> hv = FindNumber(fei, {"Beam", "HV"});
   if (!hv && !beam.empty()) hv = FindNumber(fei, {beam.c_str(), "HV"});
-  if (hv && page.fields.mode == Mode::kSemImage) page.fields.beam_energy_kev = *hv / 1000.0;
+  if (hv && electron_image) page.fields.beam_energy_kev = *hv / 1000.0;
   std::optional<double> width = FindNumber(fei, {"Scan", "PixelWidth"});
   std::optional<double> hfw = FindNumber(fei, {"Scan", "HorFieldsize"});
   if (!hfw && !beam.empty()) hfw = FindNumber(fei, {beam.c_str(), "HFW"});
@@ -1150,7 +1156,7 @@ void NormaliseFei(const Metadata& fei, PageInfo& page) {
   if (width) SetPixelSize(page, *width, "m");
   // xT software's indicated magnification: the display's real width over the field width.
   if (auto canvas = FindNumber(fei, {"Image", "MagCanvasRealWidth"});
-      canvas && hfw && *hfw > 0 && page.fields.mode == Mode::kSemImage) {
+      canvas && hfw && *hfw > 0 && electron_image) {
     page.fields.magnification = *canvas / *hfw;
   }
 }

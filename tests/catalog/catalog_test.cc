@@ -369,6 +369,23 @@ TEST(CatalogTest, ProposalsSessionsPublicationsAndLinks) {
   EXPECT_TRUE(c.IntegrityCheck().ok());
 }
 
+TEST(CatalogTest, DatasetModeIsTheMostTellingOfItsSignals) {
+  TempDir tmp;
+  auto cat = Catalog::Open(tmp.path());
+  ASSERT_TRUE(cat.ok());
+  Catalog& c = **cat;
+  DatasetRecord r = MakeRecord("/data/si.emd", 2);  // a survey image, then the spectrum image
+  r.dataset.signals[1].fields.mode = formats::Mode::kSpectrumImage;
+  r.dataset.signals[1].fields.detector = "Super-X";
+  ASSERT_TRUE(c.PutDataset(*c.StartRun("/data"), r).ok());
+  auto got = c.GetDataset(r.path);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->fields.mode, formats::Mode::kSpectrumImage);
+  EXPECT_EQ(got->fields.instrument.value_or(""), "FEI Titan");  // the first signal's
+  EXPECT_FALSE(got->fields.detector.has_value());
+  EXPECT_EQ(got->signals[0].fields.mode, formats::Mode::kStemImage);
+}
+
 TEST(CatalogTest, EmiSubsumesLoneSer) {
   TempDir tmp;
   auto cat = Catalog::Open(tmp.path());

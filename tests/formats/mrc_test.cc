@@ -228,7 +228,7 @@ TEST(MrcTest, HaadfScanFei2ExtendedHeader) {
   ASSERT_TRUE(reader.ok()) << reader.status().message();
   const Signal& s = (*reader)->dataset().signals[0];
   EXPECT_EQ(s.dtype, DType::kUInt16);  // mode 6
-  EXPECT_EQ(s.shape, (std::vector<int64_t>{1, 16, 16}));
+  EXPECT_EQ(s.shape, (std::vector<int64_t>{16, 16}));  // one section: an image
   EXPECT_EQ(s.fields.mode, Mode::kStemImage);
   const Metadata& ext = s.metadata["extended_header"];
   EXPECT_EQ(ext["type"], "FEI2");
@@ -381,8 +381,9 @@ TEST(MrcTest, Float16IsWidenedToFloat32) {
   const Signal& s = (*reader)->dataset().signals[0];
   EXPECT_EQ(s.dtype, DType::kFloat32);
   EXPECT_EQ(s.fields.mode, Mode::kImage);  // ISPG 0, not an EMDB name
-  EXPECT_EQ(s.axes[2].units, "A");
-  EXPECT_DOUBLE_EQ(s.axes[2].scale, 2.5);
+  ASSERT_EQ(s.shape, (std::vector<int64_t>{2, 3}));  // one section: an image
+  EXPECT_EQ(s.axes[1].units, "A");
+  EXPECT_DOUBLE_EQ(s.axes[1].scale, 2.5);
   auto a = (*reader)->Read(0, Hyperslab::All(s.shape));
   ASSERT_TRUE(a.ok()) << a.status().message();
   EXPECT_EQ(Element<float>(*a, 0), 1.0f);
@@ -391,7 +392,7 @@ TEST(MrcTest, Float16IsWidenedToFloat32) {
   EXPECT_EQ(Element<float>(*a, 3), std::ldexp(1.0f, -24));  // smallest subnormal
   EXPECT_EQ(Element<float>(*a, 4), 65504.0f);               // largest half
   EXPECT_EQ(Element<float>(*a, 5), 0.0f);
-  auto part = (*reader)->Read(0, Hyperslab{{0, 1, 0}, {1, 1, 2}, {1, 1, 2}});
+  auto part = (*reader)->Read(0, Hyperslab{{1, 0}, {1, 2}, {1, 2}});
   ASSERT_TRUE(part.ok());
   EXPECT_EQ(Element<float>(*part, 0), std::ldexp(1.0f, -24));
   EXPECT_EQ(Element<float>(*part, 1), 0.0f);
@@ -406,7 +407,7 @@ TEST(MrcTest, ComplexInt16IsWidenedToComplex64) {
   auto reader = OpenMrc(dir.path() / "c.mrc");
   ASSERT_TRUE(reader.ok()) << reader.status().message();
   EXPECT_EQ((*reader)->dataset().signals[0].dtype, DType::kComplex64);
-  auto a = (*reader)->Read(0, Hyperslab{{0, 0, 1}, {1, 2, 1}, {1, 1, 1}});
+  auto a = (*reader)->Read(0, Hyperslab{{0, 1}, {2, 1}, {1, 1}});
   ASSERT_TRUE(a.ok()) << a.status().message();
   ASSERT_EQ(a->bytes.size(), 16u);
   EXPECT_EQ(Element<float>(*a, 0), 300.0f);
@@ -423,7 +424,7 @@ TEST(MrcTest, Mode0SignedUnlessImodSaysUnsigned) {
   auto reader = OpenMrc(dir.path() / "s.mrc");
   ASSERT_TRUE(reader.ok());
   EXPECT_EQ((*reader)->dataset().signals[0].dtype, DType::kInt8);
-  auto a = (*reader)->Read(0, Hyperslab::All({1, 1, 4}));
+  auto a = (*reader)->Read(0, Hyperslab::All({1, 4}));
   ASSERT_TRUE(a.ok());
   EXPECT_EQ(Element<int8_t>(*a, 2), -128);
   // IMOD stamp 1146047817 with flags bit 0 clear: bytes are unsigned.
@@ -433,7 +434,7 @@ TEST(MrcTest, Mode0SignedUnlessImodSaysUnsigned) {
   reader = OpenMrc(dir.path() / "u.mrc");
   ASSERT_TRUE(reader.ok());
   EXPECT_EQ((*reader)->dataset().signals[0].dtype, DType::kUInt8);
-  a = (*reader)->Read(0, Hyperslab::All({1, 1, 4}));
+  a = (*reader)->Read(0, Hyperslab::All({1, 4}));
   ASSERT_TRUE(a.ok());
   EXPECT_EQ(Element<uint8_t>(*a, 3), 255);
   // Flag bit 0 set: signed again.
