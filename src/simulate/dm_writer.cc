@@ -39,7 +39,6 @@
 // The file is built in one buffer and written once, through WriteBytesAtomically.
 #include <algorithm>
 #include <array>
-#include <bit>
 #include <cctype>
 #include <cmath>
 #include <complex>
@@ -56,6 +55,7 @@
 
 #include "formats/normalise.h"
 #include "simulate/atomic_file.h"
+#include "simulate/writer_input.h"
 #include "simulate/writers.h"
 
 namespace scisearch::simulate {
@@ -90,73 +90,8 @@ enum Enc : uint64_t {
 // ---------------------------------------------------------------------------
 // Acquisition time.
 
-struct CivilTime {
-  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
-};
-
-int64_t DaysFromCivil(int64_t y, int m, int d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const int64_t yoe = y - era * 400;
-  const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
-int DaysInMonth(int year, int month) {
-  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-  return month == 2 && leap ? 29 : kDays[month - 1];
-}
-
-// The number of elements of `shape`, or nullopt when it overflows (or a size is negative).
-std::optional<uint64_t> CheckedCount(const std::vector<int64_t>& shape, size_t element_size) {
-  uint64_t n = 1;
-  for (int64_t s : shape) {
-    if (s < 0) return std::nullopt;
-    if (s != 0 && n > (uint64_t(1) << 62) / uint64_t(s) / element_size) return std::nullopt;
-    n *= uint64_t(s);
-  }
-  return n;
-}
-
-bool ParseDigits(std::string_view s, size_t at, size_t n, int& out) {
-  if (at + n > s.size()) return false;
-  out = 0;
-  for (size_t i = at; i < at + n; ++i) {
-    if (s[i] < '0' || s[i] > '9') return false;
-    out = out * 10 + (s[i] - '0');
-  }
-  return true;
-}
-
-// "YYYY-MM-DDTHH:MM:SS" with optional fraction and zone; DM's DataBar keeps the clock time.
-Result<CivilTime> ParseAcquired(const std::optional<std::string>& acquired) {
-  if (!acquired || acquired->empty()) {
-    return Status::InvalidArgument(
-        "acquisition.fields.acquired is not set (DigitalMicrograph stores it)");
-  }
-  const std::string& s = *acquired;
-  CivilTime t;
-  const bool shape_ok = s.size() >= 19 && s[4] == '-' && s[7] == '-' &&
-                        (s[10] == 'T' || s[10] == ' ') && s[13] == ':' && s[16] == ':';
-  if (!shape_ok || !ParseDigits(s, 0, 4, t.year) || !ParseDigits(s, 5, 2, t.month) ||
-      !ParseDigits(s, 8, 2, t.day) || !ParseDigits(s, 11, 2, t.hour) ||
-      !ParseDigits(s, 14, 2, t.minute) || !ParseDigits(s, 17, 2, t.second) || t.month < 1 ||
-      t.month > 12 || t.day < 1 || t.day > DaysInMonth(t.year, t.month) || t.hour > 23 ||
-      t.minute > 59 || t.second > 59 || t.year < 1601) {
-    return Status::InvalidArgument("acquisition.fields.acquired '" + s +
-                                   "' is not an ISO 8601 date and time");
-  }
-  return t;
-}
-
 // 100 ns ticks since 1601-01-01, the clock time taken as UTC.
-double FileTime(const CivilTime& t) {
-  const int64_t unix_seconds =
-      DaysFromCivil(t.year, t.month, t.day) * 86400 + t.hour * 3600 + t.minute * 60 + t.second;
-  return (double(unix_seconds) + 11644473600.0) * 1e7;
-}
+double FileTime(const CivilTime& t) { return (double(UnixSeconds(t)) + 11644473600.0) * 1e7; }
 
 // ---------------------------------------------------------------------------
 // Text.
@@ -199,24 +134,8 @@ std::vector<uint16_t> Utf16(std::string_view s) {
   return out;
 }
 
-uint64_t Fnv1a(std::string_view s, uint64_t h = 0xcbf29ce484222325ull) {
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
-
 // ---------------------------------------------------------------------------
 // The tag tree.
-
-template <typename T>
-void AppendLittle(std::vector<uint8_t>& out, T v) {
-  uint8_t b[sizeof(T)];
-  std::memcpy(b, &v, sizeof(T));
-  if constexpr (std::endian::native == std::endian::big) std::reverse(b, b + sizeof(T));
-  out.insert(out.end(), b, b + sizeof(T));
-}
 
 // A data tag's value: its type description and its bytes (held, or borrowed for image data).
 struct Value {
@@ -414,15 +333,6 @@ struct ImagePlan {
   std::string detector;
 };
 
-std::string Which(size_t index, const SignalToWrite& s) {
-  return "acquisition.signals[" + std::to_string(index) + "]" +
-         (s.name.empty() ? std::string() : " (" + s.name + ")");
-}
-
-bool IsReciprocalUnits(const std::string& units) {
-  return formats::NormaliseUnits(units).rfind("1/", 0) == 0;
-}
-
 // Moves the last axis of a C-order array of `shape` to the front (energy slowest).
 std::vector<uint8_t> LastAxisFirst(const formats::NdArray& a) {
   const size_t esize = formats::DTypeSize(a.dtype);
@@ -440,16 +350,12 @@ std::vector<uint8_t> LastAxisFirst(const formats::NdArray& a) {
 
 Result<ImagePlan> PlanImage(const SignalToWrite& s, size_t index,
                             const formats::NormalisedFields& fields) {
-  const std::string which = Which(index, s);
+  const std::string which = SignalLabel(index, s);
   ImagePlan plan;
   plan.signal = &s;
+  SCISEARCH_RETURN_IF_ERROR(
+      ValidateSignalArray(s, which, std::numeric_limits<int32_t>::max(), kMaxSignalElements));
   const size_t rank = s.axes.size();
-  if (rank == 0) return Status::InvalidArgument(which + ".axes is empty");
-  if (rank != s.data.shape.size()) {
-    return Status::InvalidArgument(which + ".axes has " + std::to_string(rank) +
-                                   " entries but data.shape has " +
-                                   std::to_string(s.data.shape.size()));
-  }
   if (rank > 3) {
     return Status::InvalidArgument(which + " has rank " + std::to_string(rank) +
                                    "; the DigitalMicrograph writer writes ranks 1 to 3");
@@ -457,20 +363,13 @@ Result<ImagePlan> PlanImage(const SignalToWrite& s, size_t index,
   for (size_t k = 0; k < rank; ++k) {
     const Axis& a = s.axes[k];
     const std::string axis = which + ".axes[" + std::to_string(k) + "] (" + a.name + ")";
-    if (a.size != s.data.shape[k]) {
+    if (a.size < 2) {
       return Status::InvalidArgument(axis + " has size " + std::to_string(a.size) +
-                                     " but data.shape[" + std::to_string(k) + "] is " +
-                                     std::to_string(s.data.shape[k]));
-    }
-    if (a.size < 2 || a.size > std::numeric_limits<int32_t>::max()) {
-      return Status::InvalidArgument(axis + " has size " + std::to_string(a.size) +
-                                     " (DM sizes here are 2 to 2^31-1: readers drop size-1 "
+                                     " (DM sizes here are 2 or more: readers drop size-1 "
                                      "dimensions)");
     }
-    if (!std::isfinite(a.scale) || !std::isfinite(a.offset) || a.scale == 0) {
-      return Status::InvalidArgument(axis + " has scale " + std::to_string(a.scale) +
-                                     " and offset " + std::to_string(a.offset) +
-                                     " (DM needs a finite, non-zero scale)");
+    if (a.scale == 0) {
+      return Status::InvalidArgument(axis + " has scale 0 (DM needs a non-zero scale)");
     }
   }
   const auto type = DmTypeOf(s.data.dtype);
@@ -481,29 +380,8 @@ Result<ImagePlan> PlanImage(const SignalToWrite& s, size_t index,
         "complex64/128, rgb8)");
   }
   plan.type = *type;
-  const size_t element_size = formats::DTypeSize(s.data.dtype);
-  const std::optional<uint64_t> count = CheckedCount(s.data.shape, element_size);
-  if (!count) return Status::InvalidArgument(which + ".data.shape is too large");
-  const uint64_t expected_bytes = *count * element_size;
-  if (s.data.bytes.size() != expected_bytes) {
-    return Status::InvalidArgument(which + ".data.bytes holds " +
-                                   std::to_string(s.data.bytes.size()) + " bytes, not the " +
-                                   std::to_string(expected_bytes) + " its shape and dtype need");
-  }
-  size_t navigate = 0;
-  while (navigate < rank && s.axes[navigate].navigate) ++navigate;
-  for (size_t k = navigate; k < rank; ++k) {
-    if (s.axes[k].navigate) {
-      return Status::InvalidArgument(which + ".axes[" + std::to_string(k) +
-                                     "] is a navigate axis after a frame axis (navigate axes "
-                                     "come first)");
-    }
-  }
+  SCISEARCH_ASSIGN_OR_RETURN(const size_t navigate, LeadingNavigateAxes(s, which));
   const size_t frame_rank = rank - navigate;
-  if (frame_rank != 1 && frame_rank != 2) {
-    return Status::InvalidArgument(which + " has " + std::to_string(frame_rank) +
-                                   " frame (non-navigate) axes; DM images have 2, spectra 1");
-  }
   plan.spectral = frame_rank == 1;
   if (plan.spectral && s.data.dtype == DType::kRGB8) {
     return Status::InvalidArgument(which + ": an rgb8 spectrum makes no sense");
@@ -1074,7 +952,8 @@ Status WriteDigitalMicrograph(const fs::path& path, const Acquisition& acquisiti
     return Status::InvalidArgument("DigitalMicrograph version " + std::to_string(version) +
                                    " for " + path.string() + " (3 or 4)");
   }
-  SCISEARCH_ASSIGN_OR_RETURN(CivilTime when, ParseAcquired(acquisition.fields.acquired));
+  SCISEARCH_ASSIGN_OR_RETURN(const CivilTime when, AcquiredClock(acquisition.fields, 1601, 9999, "",
+                                                                 "DigitalMicrograph's DataBar"));
   if (acquisition.signals.empty()) {
     return Status::InvalidArgument("acquisition.signals is empty: nothing to write to " +
                                    path.string());

@@ -65,6 +65,7 @@
 
 #include "formats/normalise.h"
 #include "simulate/atomic_file.h"
+#include "simulate/writer_input.h"
 #include "simulate/writers.h"
 
 namespace scisearch::simulate {
@@ -79,7 +80,7 @@ using Json = nlohmann::ordered_json;
 
 // Bounds that keep a mistaken caller from asking for absurd files.
 constexpr int kMaxRank = 32;
-constexpr int64_t kMaxElements = int64_t(1) << 34;
+constexpr uint64_t kMaxElements = uint64_t(1) << 34;
 // Velox reserves 60000 bytes of JSON per frame; longer documents get longer columns.
 constexpr size_t kVeloxMetadataRows = 60000;
 // Event-stream values (uint16) of one spectrum image: 256 MiB.
@@ -474,108 +475,16 @@ std::string SignalField(size_t index, std::string_view field) {
   return "acquisition.signals[" + std::to_string(index) + "]." + std::string(field);
 }
 
-// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-int64_t DaysFromCivil(int64_t year, int64_t month, int64_t day) {
-  year -= month <= 2;
-  const int64_t era = (year >= 0 ? year : year - 399) / 400;
-  const int64_t year_of_era = year - era * 400;
-  const int64_t day_of_year = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
-  const int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-  return era * 146097 + day_of_era - 719468;
-}
-
-// Unix seconds of an ISO 8601 time "YYYY-MM-DDTHH:MM:SS[.fff][Z|+HH:MM|-HHMM]" (or a
-// date alone). A time without an offset is taken as UTC, the simulator's clock.
-std::optional<double> UnixSecondsFromIso(std::string_view text) {
-  size_t pos = 0;
-  auto digits = [&](size_t count, int64_t& out) {
-    if (pos + count > text.size()) return false;
-    out = 0;
-    for (size_t i = 0; i < count; ++i) {
-      const char c = text[pos + i];
-      if (c < '0' || c > '9') return false;
-      out = out * 10 + (c - '0');
-    }
-    pos += count;
-    return true;
-  };
-  auto expect = [&](char c) {
-    if (pos >= text.size() || text[pos] != c) return false;
-    ++pos;
-    return true;
-  };
-  int64_t year, month, day, hour = 0, minute = 0, second = 0;
-  if (!digits(4, year) || !expect('-') || !digits(2, month) || !expect('-') || !digits(2, day)) {
-    return std::nullopt;
-  }
-  static constexpr int kMonthDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  if (month < 1 || month > 12 || day < 1 || day > kMonthDays[month - 1]) return std::nullopt;
-  double fraction = 0;
-  int64_t offset_seconds = 0;
-  if (pos < text.size()) {
-    if (text[pos] != 'T' && text[pos] != ' ') return std::nullopt;
-    ++pos;
-    if (!digits(2, hour) || !expect(':') || !digits(2, minute) || !expect(':') ||
-        !digits(2, second) || hour > 23 || minute > 59 || second > 60) {
-      return std::nullopt;
-    }
-    if (pos < text.size() && text[pos] == '.') {
-      ++pos;
-      double scale = 0.1;
-      const size_t first = pos;
-      while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') {
-        fraction += (text[pos] - '0') * scale;
-        scale /= 10;
-        ++pos;
-      }
-      if (pos == first) return std::nullopt;
-    }
-    if (pos < text.size()) {
-      if (text[pos] == 'Z') {
-        ++pos;
-      } else if (text[pos] == '+' || text[pos] == '-') {
-        const int sign = text[pos] == '+' ? 1 : -1;
-        ++pos;
-        int64_t offset_hours, offset_minutes;
-        if (!digits(2, offset_hours)) return std::nullopt;
-        expect(':');
-        if (!digits(2, offset_minutes) || offset_hours > 23 || offset_minutes > 59) {
-          return std::nullopt;
-        }
-        offset_seconds = sign * (offset_hours * 3600 + offset_minutes * 60);
-      }
-    }
-  }
-  if (pos != text.size()) return std::nullopt;
-  const int64_t seconds =
-      DaysFromCivil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second;
-  return double(seconds - offset_seconds) + fraction;
-}
-
+// Seconds since the Unix epoch of the acquisition (a time without a zone taken as UTC, the
+// simulator's clock).
 Result<double> AcquiredSeconds(const formats::NormalisedFields& fields) {
-  if (!fields.acquired || fields.acquired->empty()) {
-    return Status::InvalidArgument("acquisition.fields.acquired: missing (EMD files record it)");
-  }
-  std::optional<double> seconds = UnixSecondsFromIso(*fields.acquired);
-  if (!seconds || *seconds < 0) {
+  SCISEARCH_ASSIGN_OR_RETURN(const IsoTime acquired, AcquiredTime(fields, 1970, 9999, "", "EMD"));
+  const double seconds = UnixInstant(acquired);
+  if (seconds < 0) {
     return Status::InvalidArgument("acquisition.fields.acquired: '" + *fields.acquired +
-                                   "' is not an ISO 8601 time after 1970");
+                                   "' is before 1970");
   }
-  return *seconds;
-}
-
-Status ValidateFields(const formats::NormalisedFields& fields) {
-  auto positive = [](const std::optional<double>& value, const char* name) {
-    if (value && !(std::isfinite(*value) && *value > 0)) {
-      return Status::InvalidArgument(std::string("acquisition.fields.") + name +
-                                     ": must be positive and finite");
-    }
-    return Status::Ok();
-  };
-  SCISEARCH_RETURN_IF_ERROR(positive(fields.beam_energy_kev, "beam_energy_kev"));
-  SCISEARCH_RETURN_IF_ERROR(positive(fields.magnification, "magnification"));
-  SCISEARCH_RETURN_IF_ERROR(positive(fields.pixel_size_m, "pixel_size_m"));
-  return Status::Ok();
+  return seconds;
 }
 
 // Checks that signal `index` is a consistent array of a type EMD stores.
@@ -586,49 +495,19 @@ Status ValidateSignal(const SignalToWrite& signal, size_t index) {
                                    std::string(formats::DTypeName(data.dtype)) +
                                    " is not an EMD element type");
   }
-  if (data.shape.empty() || data.shape.size() > size_t(kMaxRank)) {
+  if (data.shape.size() > size_t(kMaxRank)) {
     return Status::InvalidArgument(SignalField(index, "data.shape") + ": rank " +
                                    std::to_string(data.shape.size()) + " (1 to 32 supported)");
   }
-  if (signal.axes.size() != data.shape.size()) {
-    return Status::InvalidArgument(SignalField(index, "axes") + ": " +
-                                   std::to_string(signal.axes.size()) + " axes for data of rank " +
-                                   std::to_string(data.shape.size()));
-  }
-  int64_t elements = 1;
-  for (size_t k = 0; k < data.shape.size(); ++k) {
-    const std::string axis_field = SignalField(index, "axes[" + std::to_string(k) + "]");
-    if (data.shape[k] < 1 || data.shape[k] > kMaxElements) {
-      return Status::InvalidArgument(SignalField(index, "data.shape") + ": dimension " +
-                                     std::to_string(k) + " is " + std::to_string(data.shape[k]));
-    }
-    if (signal.axes[k].size != data.shape[k]) {
-      return Status::InvalidArgument(axis_field + ".size: " + std::to_string(signal.axes[k].size) +
-                                     " but the data has " + std::to_string(data.shape[k]));
-    }
-    if (!std::isfinite(signal.axes[k].scale) || !std::isfinite(signal.axes[k].offset)) {
-      return Status::InvalidArgument(axis_field + ": scale and offset must be finite");
-    }
-    if (elements > kMaxElements / data.shape[k]) {
-      return Status::InvalidArgument(SignalField(index, "data.shape") +
-                                     ": more than 2^34 elements");
-    }
-    elements *= data.shape[k];
-  }
-  const uint64_t expected = uint64_t(elements) * formats::DTypeSize(data.dtype);
-  if (data.bytes.size() != expected) {
-    return Status::InvalidArgument(SignalField(index, "data.bytes") + ": " +
-                                   std::to_string(data.bytes.size()) + " bytes, expected " +
-                                   std::to_string(expected));
-  }
-  return Status::Ok();
+  return ValidateSignalArray(signal, SignalLabel(index, signal), int64_t(kMaxElements),
+                             kMaxElements);
 }
 
 Status ValidateAcquisition(const Acquisition& acquisition) {
   if (acquisition.signals.empty()) {
     return Status::InvalidArgument("acquisition.signals: empty (nothing to write)");
   }
-  SCISEARCH_RETURN_IF_ERROR(ValidateFields(acquisition.fields));
+  SCISEARCH_RETURN_IF_ERROR(ValidatePositiveFields(acquisition.fields, ""));
   for (size_t i = 0; i < acquisition.signals.size(); ++i) {
     SCISEARCH_RETURN_IF_ERROR(ValidateSignal(acquisition.signals[i], i));
   }
@@ -709,22 +588,12 @@ std::vector<uint8_t> Permute(const NdArray& data, const std::vector<int>& order)
   return out;
 }
 
-// 64-bit FNV-1a, for names that depend only on the acquisition.
-uint64_t Fnv1a(std::string_view text, uint64_t hash = 0xcbf29ce484222325ull) {
-  for (unsigned char c : text) {
-    hash ^= c;
-    hash *= 0x100000001b3ull;
-  }
-  return hash;
-}
-
 // 32 lower-case hex digits, as Velox names its groups, derived from `key`.
 std::string UuidFor(const std::string& key) {
-  const uint64_t high = Fnv1a(key);
-  const uint64_t low = Fnv1a(key, high ^ 0x9e3779b97f4a7c15ull);
+  const Hash128 hash = Fnv1a128(key);
   char text[33];
-  std::snprintf(text, sizeof(text), "%016llx%016llx", static_cast<unsigned long long>(high),
-                static_cast<unsigned long long>(low));
+  std::snprintf(text, sizeof(text), "%016llx%016llx", static_cast<unsigned long long>(hash.high),
+                static_cast<unsigned long long>(hash.low));
   return text;
 }
 
@@ -765,7 +634,7 @@ VeloxLength ToVeloxLength(const Axis& axis) {
   const std::string units = formats::NormaliseUnits(axis.units);
   std::optional<double> factor = formats::LengthToSi(units);
   if (!factor) return {axis.scale, axis.offset, units};
-  return {axis.scale * *factor, axis.offset * *factor, units.rfind("1/", 0) == 0 ? "1/m" : "m"};
+  return {axis.scale * *factor, axis.offset * *factor, IsReciprocalUnits(units) ? "1/m" : "m"};
 }
 
 // Velox's OperatingMode: 1 TEM (images and diffraction), 2 STEM (scanned images, EDS).

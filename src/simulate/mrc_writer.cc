@@ -23,9 +23,6 @@
 //     bytes); Velox writes no labels otherwise.
 //   - Axis offsets go to ORIGIN (Å); a stack's frame axis has no calibration in MRC.
 #include <algorithm>
-#include <array>
-#include <bit>
-#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -35,11 +32,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <type_traits>
 #include <vector>
 
 #include "formats/normalise.h"
 #include "simulate/atomic_file.h"
+#include "simulate/writer_input.h"
 #include "simulate/writers.h"
 
 namespace scisearch::simulate {
@@ -87,90 +84,11 @@ constexpr size_t kStringBytes = 16;
 
 // ---- Little-endian byte writing -----------------------------------------------------------
 
-template <typename T>
-void Put(uint8_t* at, T value) {
-  static_assert(std::is_trivially_copyable_v<T>);
-  std::array<uint8_t, sizeof(T)> bytes;
-  std::memcpy(bytes.data(), &value, sizeof(T));
-  if constexpr (std::endian::native == std::endian::big) std::reverse(bytes.begin(), bytes.end());
-  std::memcpy(at, bytes.data(), sizeof(T));
-}
-
-template <typename T>
-T Get(const uint8_t* at) {
-  std::array<uint8_t, sizeof(T)> bytes;
-  std::memcpy(bytes.data(), at, sizeof(T));
-  if constexpr (std::endian::native == std::endian::big) std::reverse(bytes.begin(), bytes.end());
-  T value;
-  std::memcpy(&value, bytes.data(), sizeof(T));
-  return value;
-}
-
 void PutText(uint8_t* at, std::string_view text, size_t width) {
   std::memcpy(at, text.data(), std::min(text.size(), width));
 }
 
 // ---- Validation helpers -------------------------------------------------------------------
-
-// "2016-06-13T17:06:40", optionally with fractional seconds and a zone, as the clock read.
-struct ClockTime {
-  std::chrono::sys_days day;
-  int64_t second_of_day = 0;
-};
-
-std::optional<ClockTime> ParseIsoClock(std::string_view text) {
-  int v[6] = {};
-  const size_t widths[6] = {4, 2, 2, 2, 2, 2};
-  const char separators[6] = {'-', '-', 'T', ':', ':', '\0'};
-  size_t i = 0;
-  for (int k = 0; k < 6; ++k) {
-    if (i + widths[k] > text.size()) return std::nullopt;
-    for (size_t d = 0; d < widths[k]; ++d) {
-      const char c = text[i + d];
-      if (c < '0' || c > '9') return std::nullopt;
-      v[k] = v[k] * 10 + (c - '0');
-    }
-    i += widths[k];
-    if (k < 5) {
-      const char sep = text[i];
-      if (!(sep == separators[k] || (k == 2 && sep == ' '))) return std::nullopt;
-      ++i;
-    }
-  }
-  // What may follow: fractional seconds, then "Z" or "+HH:MM" / "-HH:MM".
-  if (i < text.size() && text[i] == '.') {
-    ++i;
-    while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
-  }
-  const std::string_view zone = text.substr(i);
-  const bool zone_ok = zone.empty() || zone == "Z" ||
-                       (zone.size() == 6 && (zone[0] == '+' || zone[0] == '-') && zone[3] == ':');
-  if (!zone_ok) return std::nullopt;
-  const std::chrono::year_month_day ymd{std::chrono::year(v[0]), std::chrono::month(unsigned(v[1])),
-                                        std::chrono::day(unsigned(v[2]))};
-  if (!ymd.ok() || v[0] < 1970 || v[0] > 2200 || v[3] > 23 || v[4] > 59 || v[5] > 59) {
-    return std::nullopt;
-  }
-  return ClockTime{std::chrono::sys_days(ymd), int64_t(v[3]) * 3600 + v[4] * 60 + v[5]};
-}
-
-bool IsReciprocal(const std::string& units) { return units.rfind("1/", 0) == 0; }
-
-// The factor from `axis.units` to metres; nullopt when the axis is uncalibrated (no units).
-Result<std::optional<double>> MetresPerUnit(const Axis& axis, const std::string& where) {
-  const std::string units = formats::NormaliseUnits(axis.units);
-  if (units.empty()) return std::optional<double>();
-  std::optional<double> si = formats::LengthToSi(units);
-  if (!si || IsReciprocal(units)) {
-    return Status::InvalidArgument(where + ": axis '" + axis.name + "' units '" + axis.units +
-                                   "' are not a length (MRC stores lengths in Å)");
-  }
-  if (!(axis.scale > 0) || !std::isfinite(axis.scale)) {
-    return Status::InvalidArgument(where + ": axis '" + axis.name + "' scale " +
-                                   std::to_string(axis.scale) + " is not a positive length");
-  }
-  return si;
-}
 
 struct ModeWords {
   int32_t mode;
@@ -207,7 +125,7 @@ Stats ComputeStats(const std::vector<uint8_t>& bytes) {
   if (n == 0) return {};
   double lo = std::numeric_limits<double>::infinity(), hi = -lo, sum = 0, sum2 = 0;
   for (size_t i = 0; i < n; ++i) {
-    const double v = double(Get<T>(bytes.data() + i * sizeof(T)));
+    const double v = double(LoadLittle<T>(bytes.data() + i * sizeof(T)));
     if (!std::isfinite(v)) continue;
     lo = std::min(lo, v);
     hi = std::max(hi, v);
@@ -265,6 +183,7 @@ struct Layout {
   double ax = 0, ay = 0, az = 0;
   double ox = 0, oy = 0, oz = 0;
   std::optional<double> pixel_x_m, pixel_y_m;
+  CivilTime acquired;  // the FEI Timestamp
 };
 
 // Checks the acquisition and works out the file's geometry.
@@ -286,41 +205,11 @@ Result<Layout> Plan(const Acquisition& acquisition, const std::string& where) {
         where + ": data.dtype " + std::string(formats::DTypeName(data.dtype)) +
         " has no MRC mode (int8, uint8, int16, uint16, float32, complex64)");
   }
-  if (signal.axes.size() != rank) {
-    return Status::InvalidArgument(where + ": axes: " + std::to_string(signal.axes.size()) +
-                                   " axes for data of rank " + std::to_string(rank));
-  }
-  uint64_t elements = 1;
-  for (size_t k = 0; k < rank; ++k) {
-    const int64_t n = data.shape[k];
-    if (n <= 0 || n > std::numeric_limits<int32_t>::max()) {
-      return Status::InvalidArgument(where + ": data.shape[" + std::to_string(k) +
-                                     "] = " + std::to_string(n) + " is outside 1..2^31-1");
-    }
-    if (signal.axes[k].size != n) {
-      return Status::InvalidArgument(
-          where + ": axes[" + std::to_string(k) + "] ('" + signal.axes[k].name + "') size " +
-          std::to_string(signal.axes[k].size) + " differs from data.shape[" + std::to_string(k) +
-          "] = " + std::to_string(n));
-    }
-    elements *= uint64_t(n);
-    if (elements > (uint64_t(1) << 40)) {
-      return Status::InvalidArgument(where + ": data.shape is too large for one file");
-    }
-  }
-  if (data.bytes.size() != elements * formats::DTypeSize(data.dtype)) {
-    return Status::InvalidArgument(where + ": data.bytes holds " +
-                                   std::to_string(data.bytes.size()) + " bytes; the shape and " +
-                                   std::string(formats::DTypeName(data.dtype)) + " need " +
-                                   std::to_string(elements * formats::DTypeSize(data.dtype)));
-  }
-  if (!fields.acquired) {
-    return Status::InvalidArgument(where + ": fields.acquired is not set (the FEI Timestamp)");
-  }
-  if (!ParseIsoClock(*fields.acquired)) {
-    return Status::InvalidArgument(where + ": fields.acquired '" + *fields.acquired +
-                                   "' is not an ISO 8601 date and time between 1970 and 2200");
-  }
+  SCISEARCH_RETURN_IF_ERROR(ValidateSignalArray(signal, where + ": " + SignalLabel(0, signal),
+                                                std::numeric_limits<int32_t>::max(),
+                                                kMaxSignalElements));
+  SCISEARCH_ASSIGN_OR_RETURN(const CivilTime acquired,
+                             AcquiredClock(fields, 1970, 2200, where, "the FEI Timestamp"));
   switch (fields.mode) {
     case Mode::kTemImage:
     case Mode::kStemImage:
@@ -349,15 +238,10 @@ Result<Layout> Plan(const Acquisition& acquisition, const std::string& where) {
     return Status::InvalidArgument(where + ": fields.detector '" + detector +
                                    "' is longer than the 16 bytes of the FEI detector name");
   }
-  for (const auto& [value, name] : {std::pair{fields.beam_energy_kev, "beam_energy_kev"},
-                                    std::pair{fields.magnification, "magnification"}}) {
-    if (value && !(*value > 0 && std::isfinite(*value))) {
-      return Status::InvalidArgument(where + ": fields." + name + " " + std::to_string(*value) +
-                                     " is not positive");
-    }
-  }
+  SCISEARCH_RETURN_IF_ERROR(ValidatePositiveFields(fields, where));
 
   Layout layout;
+  layout.acquired = acquired;
   layout.nx = int32_t(data.shape[rank - 1]);
   layout.ny = int32_t(data.shape[rank - 2]);
   layout.nz = rank == 3 ? int32_t(data.shape[0]) : 1;
@@ -365,12 +249,10 @@ Result<Layout> Plan(const Acquisition& acquisition, const std::string& where) {
   // Frame axes (and the z axis of a volume): Å per pixel and offsets in Å.
   const Axis& x = signal.axes[rank - 1];
   const Axis& y = signal.axes[rank - 2];
-  SCISEARCH_ASSIGN_OR_RETURN(std::optional<double> x_si, MetresPerUnit(x, where));
-  SCISEARCH_ASSIGN_OR_RETURN(std::optional<double> y_si, MetresPerUnit(y, where));
-  if (x_si.has_value() != y_si.has_value()) {
-    return Status::InvalidArgument(where + ": axes '" + y.name + "' and '" + x.name +
-                                   "': one is calibrated and the other is not");
-  }
+  SCISEARCH_ASSIGN_OR_RETURN(const FrameMetres metres,
+                             FrameMetresPerUnit(y, x, fields, where, "MRC"));
+  const std::optional<double>& x_si = metres.x;
+  const std::optional<double>& y_si = metres.y;
   if (x_si) {
     layout.pixel_x_m = x.scale * *x_si;
     layout.pixel_y_m = y.scale * *y_si;
@@ -381,7 +263,7 @@ Result<Layout> Plan(const Acquisition& acquisition, const std::string& where) {
   }
   if (layout.volume) {
     const Axis& z = signal.axes[0];
-    SCISEARCH_ASSIGN_OR_RETURN(std::optional<double> z_si, MetresPerUnit(z, where));
+    SCISEARCH_ASSIGN_OR_RETURN(std::optional<double> z_si, MetresPerUnit(z, where, "MRC"));
     if (z_si.has_value() != x_si.has_value()) {
       return Status::InvalidArgument(where + ": axes '" + z.name + "' and '" + x.name +
                                      "': one is calibrated and the other is not");
@@ -389,22 +271,6 @@ Result<Layout> Plan(const Acquisition& acquisition, const std::string& where) {
     if (z_si) {
       layout.az = z.scale * *z_si * 1e10;
       layout.oz = z.offset * *z_si * 1e10;
-    }
-  }
-  if (fields.pixel_size_m) {
-    const double px = *fields.pixel_size_m;
-    if (!layout.pixel_x_m) {
-      return Status::InvalidArgument(where + ": fields.pixel_size_m is set but axis '" + x.name +
-                                     "' has no length units");
-    }
-    if (fields.pixel_size_units && *fields.pixel_size_units != "m") {
-      return Status::InvalidArgument(where + ": fields.pixel_size_units '" +
-                                     *fields.pixel_size_units + "': MRC stores lengths only");
-    }
-    if (!(std::abs(px - *layout.pixel_x_m) <= 1e-6 * std::abs(px))) {
-      return Status::InvalidArgument(where + ": fields.pixel_size_m " + std::to_string(px) +
-                                     " disagrees with axis '" + x.name + "' (" +
-                                     std::to_string(*layout.pixel_x_m) + " m)");
     }
   }
   return layout;
@@ -416,44 +282,44 @@ std::vector<uint8_t> BuildHeader(const Acquisition& acquisition, const Layout& l
   uint8_t* p = h.data();
   const bool calibrated = layout.ax > 0;
   const int32_t mz = layout.volume ? layout.nz : 1;
-  Put<int32_t>(p + 0, layout.nx);
-  Put<int32_t>(p + 4, layout.ny);
-  Put<int32_t>(p + 8, layout.nz);
-  Put<int32_t>(p + 12, mode.mode);
+  StoreLittle<int32_t>(p + 0, layout.nx);
+  StoreLittle<int32_t>(p + 4, layout.ny);
+  StoreLittle<int32_t>(p + 8, layout.nz);
+  StoreLittle<int32_t>(p + 12, mode.mode);
   // NXSTART, NYSTART, NZSTART stay 0: the offsets go to ORIGIN.
-  Put<int32_t>(p + 28, layout.nx);
-  Put<int32_t>(p + 32, layout.ny);
-  Put<int32_t>(p + 36, mz);
+  StoreLittle<int32_t>(p + 28, layout.nx);
+  StoreLittle<int32_t>(p + 32, layout.ny);
+  StoreLittle<int32_t>(p + 36, mz);
   if (calibrated) {
-    Put<float>(p + 40, float(layout.ax * layout.nx));
-    Put<float>(p + 44, float(layout.ay * layout.ny));
-    Put<float>(p + 48, float((layout.volume ? layout.az : layout.ax) * mz));
+    StoreLittle<float>(p + 40, float(layout.ax * layout.nx));
+    StoreLittle<float>(p + 44, float(layout.ay * layout.ny));
+    StoreLittle<float>(p + 48, float((layout.volume ? layout.az : layout.ax) * mz));
   }
-  Put<float>(p + 52, 90.0f);
-  Put<float>(p + 56, 90.0f);
-  Put<float>(p + 60, 90.0f);
-  Put<int32_t>(p + 64, 1);  // MAPC: columns are X
-  Put<int32_t>(p + 68, 2);  // MAPR: rows are Y
-  Put<int32_t>(p + 72, 3);  // MAPS: sections are Z
-  Put<float>(p + 76, stats.min);
-  Put<float>(p + 80, stats.max);
-  Put<float>(p + 84, stats.mean);
-  Put<int32_t>(p + 88, layout.volume ? 1 : 0);  // ISPG: 0 image stack, 1 volume
-  Put<int32_t>(p + 92, int32_t(kFeiRecordBytes * size_t(layout.nz)));
+  StoreLittle<float>(p + 52, 90.0f);
+  StoreLittle<float>(p + 56, 90.0f);
+  StoreLittle<float>(p + 60, 90.0f);
+  StoreLittle<int32_t>(p + 64, 1);  // MAPC: columns are X
+  StoreLittle<int32_t>(p + 68, 2);  // MAPR: rows are Y
+  StoreLittle<int32_t>(p + 72, 3);  // MAPS: sections are Z
+  StoreLittle<float>(p + 76, stats.min);
+  StoreLittle<float>(p + 80, stats.max);
+  StoreLittle<float>(p + 84, stats.mean);
+  StoreLittle<int32_t>(p + 88, layout.volume ? 1 : 0);  // ISPG: 0 image stack, 1 volume
+  StoreLittle<int32_t>(p + 92, int32_t(kFeiRecordBytes * size_t(layout.nz)));
   PutText(p + 104, "FEI2", 4);
-  Put<int32_t>(p + 108, kMrcVersion);
+  StoreLittle<int32_t>(p + 108, kMrcVersion);
   if (mode.mode == 0) {
     // IMOD's stamp and flags: bit 0 set means signed bytes.
-    Put<int32_t>(p + 152, kImodStamp);
-    Put<int32_t>(p + 156, mode.unsigned_bytes ? 0 : 1);
+    StoreLittle<int32_t>(p + 152, kImodStamp);
+    StoreLittle<int32_t>(p + 156, mode.unsigned_bytes ? 0 : 1);
   }
-  Put<float>(p + 196, float(layout.ox));
-  Put<float>(p + 200, float(layout.oy));
-  Put<float>(p + 204, float(layout.volume ? layout.oz : 0.0));
+  StoreLittle<float>(p + 196, float(layout.ox));
+  StoreLittle<float>(p + 200, float(layout.oy));
+  StoreLittle<float>(p + 204, float(layout.volume ? layout.oz : 0.0));
   PutText(p + 208, "MAP ", 4);
   p[212] = 0x44;  // MACHST: little-endian
   p[213] = 0x44;
-  Put<float>(p + 216, stats.rms);
+  StoreLittle<float>(p + 216, stats.rms);
   // The sample description, when the user typed one, as a label (printable ASCII, 80 bytes).
   std::vector<std::string> labels;
   if (!acquisition.sample_description.empty()) {
@@ -463,7 +329,7 @@ std::vector<uint8_t> BuildHeader(const Acquisition& acquisition, const Layout& l
     }
     labels.push_back(text.substr(0, 80));
   }
-  Put<int32_t>(p + 220, int32_t(labels.size()));
+  StoreLittle<int32_t>(p + 220, int32_t(labels.size()));
   for (size_t i = 0; i < labels.size(); ++i) PutText(p + 224 + 80 * i, labels[i], 80);
   return h;
 }
@@ -474,12 +340,13 @@ std::vector<uint8_t> BuildFeiRecord(const Acquisition& acquisition, const Layout
   std::vector<uint8_t> r(kFeiRecordBytes, 0);
   uint8_t* p = r.data();
   uint32_t mask1 = 0, mask2 = 0, mask3 = 0, mask4 = 0;
-  Put<int32_t>(p + fei::kMetadataSize, int32_t(kFeiRecordBytes));
-  Put<int32_t>(p + fei::kMetadataVersion, 2);
+  StoreLittle<int32_t>(p + fei::kMetadataSize, int32_t(kFeiRecordBytes));
+  StoreLittle<int32_t>(p + fei::kMetadataVersion, 2);
 
-  const ClockTime clock = *ParseIsoClock(*fields.acquired);  // validated in Plan
-  const double unix_days = double(clock.day.time_since_epoch().count());
-  Put<double>(p + fei::kTimestamp, 25569.0 + unix_days + double(clock.second_of_day) / 86400.0);
+  const CivilTime& clock = layout.acquired;
+  const double unix_days = double(DaysFromCivil(clock.year, clock.month, clock.day));
+  const int64_t second_of_day = int64_t(clock.hour) * 3600 + clock.minute * 60 + clock.second;
+  StoreLittle<double>(p + fei::kTimestamp, 25569.0 + unix_days + double(second_of_day) / 86400.0);
   mask1 |= 1u << 0;
   if (fields.instrument) {
     PutText(p + fei::kMicroscopeType, *fields.instrument, fei::kStringBytes);
@@ -490,23 +357,23 @@ std::vector<uint8_t> BuildFeiRecord(const Acquisition& acquisition, const Layout
   PutText(p + fei::kApplicationVersion, app.version, fei::kStringBytes);
   mask1 |= (1u << 3) | (1u << 4);
   if (fields.beam_energy_kev) {
-    Put<double>(p + fei::kHt, *fields.beam_energy_kev * 1000.0);
+    StoreLittle<double>(p + fei::kHt, *fields.beam_energy_kev * 1000.0);
     mask1 |= 1u << 5;
   }
   if (layout.pixel_x_m) {
-    Put<double>(p + fei::kPixelSizeX, *layout.pixel_x_m);
-    Put<double>(p + fei::kPixelSizeY, *layout.pixel_y_m);
+    StoreLittle<double>(p + fei::kPixelSizeX, *layout.pixel_x_m);
+    StoreLittle<double>(p + fei::kPixelSizeY, *layout.pixel_y_m);
     mask1 |= (1u << 14) | (1u << 15);
   }
   const bool stem = fields.mode == Mode::kStemImage;
   const bool tem = fields.mode == Mode::kTemImage || fields.mode == Mode::kDiffraction;
   if (stem || tem) {
-    Put<int32_t>(p + fei::kInstrumentMode, stem ? 2 : 1);
-    Put<int32_t>(p + fei::kProjectionMode, fields.mode == Mode::kDiffraction ? 2 : 1);
+    StoreLittle<int32_t>(p + fei::kInstrumentMode, stem ? 2 : 1);
+    StoreLittle<int32_t>(p + fei::kProjectionMode, fields.mode == Mode::kDiffraction ? 2 : 1);
     mask1 |= (1u << 25) | (1u << 26);
   }
   if (fields.magnification) {
-    Put<double>(p + fei::kMagnification, *fields.magnification);
+    StoreLittle<double>(p + fei::kMagnification, *fields.magnification);
     mask1 |= 1u << 31;
   }
   const std::string detector = fields.detector.value_or(signal.name);
@@ -515,12 +382,12 @@ std::vector<uint8_t> BuildFeiRecord(const Acquisition& acquisition, const Layout
       PutText(p + fei::kStemDetectorName, detector, fei::kStringBytes);
       mask3 |= 1u << 7;
     }
-    Put<int32_t>(p + fei::kScanSize + 8, layout.nx);
-    Put<int32_t>(p + fei::kScanSize + 12, layout.ny);
+    StoreLittle<int32_t>(p + fei::kScanSize + 8, layout.nx);
+    StoreLittle<int32_t>(p + fei::kScanSize + 12, layout.ny);
     mask3 |= 0xfu << 17;
     if (layout.pixel_x_m) {
-      Put<double>(p + fei::kFullScanFovX, *layout.pixel_x_m * layout.nx);
-      Put<double>(p + fei::kFullScanFovY, *layout.pixel_y_m * layout.ny);
+      StoreLittle<double>(p + fei::kFullScanFovX, *layout.pixel_x_m * layout.nx);
+      StoreLittle<double>(p + fei::kFullScanFovY, *layout.pixel_y_m * layout.ny);
       mask3 |= (1u << 21) | (1u << 22);
     }
   } else {
@@ -528,16 +395,16 @@ std::vector<uint8_t> BuildFeiRecord(const Acquisition& acquisition, const Layout
       PutText(p + fei::kCameraName, detector, fei::kStringBytes);
       mask2 |= 1u << 19;
     }
-    Put<int32_t>(p + fei::kBinningWidth, 1);
-    Put<int32_t>(p + fei::kBinningHeight, 1);
-    Put<int32_t>(p + fei::kReadoutArea + 8, layout.nx);
-    Put<int32_t>(p + fei::kReadoutArea + 12, layout.ny);
+    StoreLittle<int32_t>(p + fei::kBinningWidth, 1);
+    StoreLittle<int32_t>(p + fei::kBinningHeight, 1);
+    StoreLittle<int32_t>(p + fei::kReadoutArea + 8, layout.nx);
+    StoreLittle<int32_t>(p + fei::kReadoutArea + 12, layout.ny);
     mask2 |= (1u << 17) | (1u << 18) | (0xfu << 20);
   }
-  Put<uint32_t>(p + fei::kBitmask1, mask1);
-  Put<uint32_t>(p + fei::kBitmask2, mask2);
-  Put<uint32_t>(p + fei::kBitmask3, mask3);
-  Put<uint32_t>(p + fei::kBitmask4, mask4);
+  StoreLittle<uint32_t>(p + fei::kBitmask1, mask1);
+  StoreLittle<uint32_t>(p + fei::kBitmask2, mask2);
+  StoreLittle<uint32_t>(p + fei::kBitmask3, mask3);
+  StoreLittle<uint32_t>(p + fei::kBitmask4, mask4);
   return r;
 }
 

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "simulate/random.h"
+#include "simulate/writer_input.h"
 
 namespace scisearch::simulate {
 namespace {
@@ -34,21 +35,12 @@ using formats::DType;
 using formats::Mode;
 
 // ---------------------------------------------------------------------------
-// Calendar: days since 1970-01-01 in the proleptic Gregorian calendar (the
-// algorithms of H. Hinnant, "chrono-compatible low-level date algorithms").
+// Calendar: days since 1970-01-01 in the proleptic Gregorian calendar (DaysFromCivil in
+// writer_input.h; the algorithms of H. Hinnant, "chrono-compatible low-level date algorithms").
 // Times are local wall-clock seconds since the epoch; the facility has one
 // time zone and the instruments write local time.
 
 constexpr int64_t kSecondsPerDay = 86400;
-
-int64_t DaysFromCivil(int64_t y, int m, int d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const int64_t yoe = y - era * 400;
-  const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
 
 struct CivilDate {
   int year;
@@ -1316,18 +1308,6 @@ struct SampleFolder {
   std::string description;  // what the user typed into the acquisition software
   std::string folder;       // the whole folder name
 };
-
-Axis MakeAxis(std::string name, int64_t size, double scale, double offset, std::string units,
-              bool navigate) {
-  Axis a;
-  a.name = std::move(name);
-  a.size = size;
-  a.scale = scale;
-  a.offset = offset;
-  a.units = std::move(units);
-  a.navigate = navigate;
-  return a;
-}
 
 void Planner::PlanSessionFiles(int session_index, int64_t first_file_index) {
   const SessionInfo& s = session_info_[size_t(session_index)];

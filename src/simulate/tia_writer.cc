@@ -38,7 +38,6 @@
 // .ser files first, so that a complete .emi always has its data beside it.
 #include <algorithm>
 #include <array>
-#include <bit>
 #include <cctype>
 #include <charconv>
 #include <cmath>
@@ -53,6 +52,7 @@
 
 #include "formats/normalise.h"
 #include "simulate/atomic_file.h"
+#include "simulate/writer_input.h"
 #include "simulate/writers.h"
 
 namespace scisearch::simulate {
@@ -74,72 +74,6 @@ constexpr size_t kMaxSignals = 1000;  // NAME_1.ser .. NAME_1000.ser, as the rea
 
 // ---------------------------------------------------------------------------
 // Acquisition time.
-
-struct CivilTime {
-  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
-};
-
-// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-int64_t DaysFromCivil(int64_t y, int m, int d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const int64_t yoe = y - era * 400;
-  const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
-int DaysInMonth(int year, int month) {
-  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-  return month == 2 && leap ? 29 : kDays[month - 1];
-}
-
-// The number of elements of `shape`, or nullopt when it overflows (or a size is negative).
-std::optional<uint64_t> CheckedCount(const std::vector<int64_t>& shape, size_t element_size) {
-  uint64_t n = 1;
-  for (int64_t s : shape) {
-    if (s < 0) return std::nullopt;
-    if (s != 0 && n > (uint64_t(1) << 62) / uint64_t(s) / element_size) return std::nullopt;
-    n *= uint64_t(s);
-  }
-  return n;
-}
-
-bool ParseDigits(std::string_view s, size_t at, size_t n, int& out) {
-  if (at + n > s.size()) return false;
-  out = 0;
-  for (size_t i = at; i < at + n; ++i) {
-    if (s[i] < '0' || s[i] > '9') return false;
-    out = out * 10 + (s[i] - '0');
-  }
-  return true;
-}
-
-// "YYYY-MM-DDTHH:MM:SS" with optional fraction and zone ("Z", "+01:00"); the clock time
-// is kept as written (TIA stores local clock time without a zone).
-Result<CivilTime> ParseAcquired(const std::optional<std::string>& acquired) {
-  if (!acquired || acquired->empty()) {
-    return Status::InvalidArgument("acquisition.fields.acquired is not set (TIA stores it)");
-  }
-  const std::string& s = *acquired;
-  CivilTime t;
-  const bool shape_ok = s.size() >= 19 && s[4] == '-' && s[7] == '-' &&
-                        (s[10] == 'T' || s[10] == ' ') && s[13] == ':' && s[16] == ':';
-  if (!shape_ok || !ParseDigits(s, 0, 4, t.year) || !ParseDigits(s, 5, 2, t.month) ||
-      !ParseDigits(s, 8, 2, t.day) || !ParseDigits(s, 11, 2, t.hour) ||
-      !ParseDigits(s, 14, 2, t.minute) || !ParseDigits(s, 17, 2, t.second) || t.month < 1 ||
-      t.month > 12 || t.day < 1 || t.day > DaysInMonth(t.year, t.month) || t.hour > 23 ||
-      t.minute > 59 || t.second > 59 || t.year < 1970 || t.year > 2105) {
-    return Status::InvalidArgument("acquisition.fields.acquired '" + s +
-                                   "' is not an ISO 8601 date and time (1970-2105)");
-  }
-  return t;
-}
-
-int64_t UnixSeconds(const CivilTime& t) {
-  return DaysFromCivil(t.year, t.month, t.day) * 86400 + t.hour * 3600 + t.minute * 60 + t.second;
-}
 
 // "Sun Feb 21 17:53:06 2016": the C library's asctime form, which TIA writes.
 std::string CtimeText(const CivilTime& t) {
@@ -193,19 +127,12 @@ std::string XmlEscape(std::string_view s) {
   return out;
 }
 
-uint64_t Fnv1a(std::string_view s, uint64_t h = 0xcbf29ce484222325ull) {
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
-
 // A version-4-shaped UUID derived from `seed`, so that the same acquisition always gives
 // the same file bytes.
 std::string UuidFrom(std::string_view seed) {
-  uint64_t a = Fnv1a(seed);
-  uint64_t b = Fnv1a(seed, a ^ 0x9e3779b97f4a7c15ull);
+  const Hash128 hash = Fnv1a128(seed);
+  uint64_t a = hash.high;
+  uint64_t b = hash.low;
   a = (a & 0xffffffffffff0fffull) | 0x4000;              // version 4
   b = (b & 0x3fffffffffffffffull) | 0x8000000000000000;  // variant 1
   char buf[40];
@@ -223,10 +150,7 @@ class LeBuffer {
   explicit LeBuffer(size_t reserve) { bytes_.reserve(reserve); }
   template <typename T>
   void Put(T v) {
-    uint8_t b[sizeof(T)];
-    std::memcpy(b, &v, sizeof(T));
-    if constexpr (std::endian::native == std::endian::big) std::reverse(b, b + sizeof(T));
-    bytes_.insert(bytes_.end(), b, b + sizeof(T));
+    AppendLittle(bytes_, v);
   }
   void PutBytes(const void* p, size_t n) {
     const auto* b = static_cast<const uint8_t*>(p);
@@ -235,10 +159,7 @@ class LeBuffer {
   void PutText(std::string_view s) { PutBytes(s.data(), s.size()); }
   template <typename T>
   void PatchAt(size_t at, T v) {
-    uint8_t b[sizeof(T)];
-    std::memcpy(b, &v, sizeof(T));
-    if constexpr (std::endian::native == std::endian::big) std::reverse(b, b + sizeof(T));
-    std::memcpy(bytes_.data() + at, b, sizeof(T));
+    StoreLittle(bytes_.data() + at, v);
   }
   size_t size() const { return bytes_.size(); }
   const std::vector<uint8_t>& bytes() const { return bytes_; }
@@ -277,10 +198,6 @@ std::optional<int16_t> SerDataType(DType dtype) {
   }
 }
 
-bool IsReciprocalUnits(const std::string& units) {
-  return formats::NormaliseUnits(units).rfind("1/", 0) == 0;
-}
-
 // Metres (or 1/m) per unit of a length unit, nullopt for other units.
 std::optional<double> LengthFactor(const std::string& units) {
   if (units.empty()) return std::nullopt;
@@ -312,39 +229,14 @@ struct SerPlan {
   std::string detector;
 };
 
-std::string Which(size_t index, const SignalToWrite& s) {
-  return "acquisition.signals[" + std::to_string(index) + "]" +
-         (s.name.empty() ? std::string() : " (" + s.name + ")");
-}
-
 Result<SerPlan> PlanSer(const SignalToWrite& s, size_t index,
                         const formats::NormalisedFields& fields) {
-  const std::string which = Which(index, s);
+  const std::string which = SignalLabel(index, s);
   SerPlan plan;
   plan.signal = &s;
+  SCISEARCH_RETURN_IF_ERROR(
+      ValidateSignalArray(s, which, std::numeric_limits<int32_t>::max(), kMaxSignalElements));
   const size_t rank = s.axes.size();
-  if (rank == 0) return Status::InvalidArgument(which + ".axes is empty");
-  if (rank != s.data.shape.size()) {
-    return Status::InvalidArgument(which + ".axes has " + std::to_string(rank) +
-                                   " entries but data.shape has " +
-                                   std::to_string(s.data.shape.size()));
-  }
-  for (size_t k = 0; k < rank; ++k) {
-    const Axis& a = s.axes[k];
-    const std::string axis = which + ".axes[" + std::to_string(k) + "] (" + a.name + ")";
-    if (a.size != s.data.shape[k]) {
-      return Status::InvalidArgument(axis + " has size " + std::to_string(a.size) +
-                                     " but data.shape[" + std::to_string(k) + "] is " +
-                                     std::to_string(s.data.shape[k]));
-    }
-    if (a.size <= 0 || a.size > std::numeric_limits<int32_t>::max()) {
-      return Status::InvalidArgument(axis + " has size " + std::to_string(a.size) +
-                                     " (TIA sizes are 1 to 2^31-1)");
-    }
-    if (!std::isfinite(a.scale) || !std::isfinite(a.offset)) {
-      return Status::InvalidArgument(axis + " has a non-finite scale or offset");
-    }
-  }
   const auto data_type = SerDataType(s.data.dtype);
   if (!data_type) {
     return Status::InvalidArgument(which + ".data.dtype " +
@@ -353,32 +245,10 @@ Result<SerPlan> PlanSer(const SignalToWrite& s, size_t index,
                                    "float32/64, complex64/128)");
   }
   plan.data_type = *data_type;
-  const size_t element_size = formats::DTypeSize(s.data.dtype);
-  const std::optional<uint64_t> count = CheckedCount(s.data.shape, element_size);
-  if (!count) return Status::InvalidArgument(which + ".data.shape is too large");
-  const uint64_t expected_bytes = *count * element_size;
-  if (s.data.bytes.size() != expected_bytes) {
-    return Status::InvalidArgument(which + ".data.bytes holds " +
-                                   std::to_string(s.data.bytes.size()) + " bytes, not the " +
-                                   std::to_string(expected_bytes) + " its shape and dtype need");
-  }
 
   // Leading navigate axes: the series; the rest: the element.
-  size_t series = 0;
-  while (series < rank && s.axes[series].navigate) ++series;
-  for (size_t k = series; k < rank; ++k) {
-    if (s.axes[k].navigate) {
-      return Status::InvalidArgument(which + ".axes[" + std::to_string(k) +
-                                     "] is a navigate axis after a frame axis (TIA series "
-                                     "axes come first)");
-    }
-  }
+  SCISEARCH_ASSIGN_OR_RETURN(const size_t series, LeadingNavigateAxes(s, which));
   const size_t frame_rank = rank - series;
-  if (frame_rank != 1 && frame_rank != 2) {
-    return Status::InvalidArgument(which + " has " + std::to_string(frame_rank) +
-                                   " frame (non-navigate) axes; TIA elements are spectra (1) "
-                                   "or images (2)");
-  }
   plan.series_rank = series;
   plan.two_d = frame_rank == 2;
 
@@ -762,7 +632,9 @@ Result<std::vector<fs::path>> WriteTia(const fs::path& emi_path, const Acquisiti
     return Status::InvalidArgument(emi_path.string() +
                                    ": a TIA dataset is written as NAME.emi (with NAME_<n>.ser)");
   }
-  SCISEARCH_ASSIGN_OR_RETURN(CivilTime when, ParseAcquired(acquisition.fields.acquired));
+  // TIA keeps local clock time without a zone; its SER tags hold it as 32-bit Unix time.
+  SCISEARCH_ASSIGN_OR_RETURN(const CivilTime when,
+                             AcquiredClock(acquisition.fields, 1970, 2105, "", "TIA"));
   if (acquisition.signals.empty()) {
     return Status::InvalidArgument("acquisition.signals is empty: nothing to write to " +
                                    emi_path.string());

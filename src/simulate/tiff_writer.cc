@@ -23,7 +23,6 @@
 #include <algorithm>
 #include <bit>
 #include <charconv>
-#include <chrono>
 #include <cmath>
 #include <cstdarg>
 #include <cstdint>
@@ -37,6 +36,7 @@
 
 #include "formats/normalise.h"
 #include "simulate/atomic_file.h"
+#include "simulate/writer_input.h"
 #include "simulate/writers.h"
 
 namespace scisearch::simulate {
@@ -52,46 +52,6 @@ constexpr ttag_t kTagFeiHelios = 34682;
 constexpr size_t kMaxErrorText = 1000;
 
 // ---- Date and number text ---------------------------------------------------------------
-
-struct ClockTime {
-  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
-};
-
-// "2016-06-13T17:06:40", optionally with fractional seconds and a zone, as the clock read.
-std::optional<ClockTime> ParseIsoClock(std::string_view text) {
-  int v[6] = {};
-  const size_t widths[6] = {4, 2, 2, 2, 2, 2};
-  const char separators[6] = {'-', '-', 'T', ':', ':', '\0'};
-  size_t i = 0;
-  for (int k = 0; k < 6; ++k) {
-    if (i + widths[k] > text.size()) return std::nullopt;
-    for (size_t d = 0; d < widths[k]; ++d) {
-      const char c = text[i + d];
-      if (c < '0' || c > '9') return std::nullopt;
-      v[k] = v[k] * 10 + (c - '0');
-    }
-    i += widths[k];
-    if (k < 5) {
-      const char sep = text[i];
-      if (!(sep == separators[k] || (k == 2 && sep == ' '))) return std::nullopt;
-      ++i;
-    }
-  }
-  if (i < text.size() && text[i] == '.') {
-    ++i;
-    while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
-  }
-  const std::string_view zone = text.substr(i);
-  const bool zone_ok = zone.empty() || zone == "Z" ||
-                       (zone.size() == 6 && (zone[0] == '+' || zone[0] == '-') && zone[3] == ':');
-  if (!zone_ok) return std::nullopt;
-  const std::chrono::year_month_day ymd{std::chrono::year(v[0]), std::chrono::month(unsigned(v[1])),
-                                        std::chrono::day(unsigned(v[2]))};
-  if (!ymd.ok() || v[0] < 1970 || v[0] > 2200 || v[3] > 23 || v[4] > 59 || v[5] > 59) {
-    return std::nullopt;
-  }
-  return ClockTime{v[0], v[1], v[2], v[3], v[4], v[5]};
-}
 
 // The shortest text that reads back as `value`, with the exponent padded to three digits
 // as the Microsoft C runtime prints it ("3.3724e-006").
@@ -178,11 +138,12 @@ std::string DetectorMode(const std::string& detector, Mode mode) {
 struct Geometry {
   uint32_t width = 0, height = 0;
   std::optional<double> pixel_x_m, pixel_y_m;
+  CivilTime acquired;  // [User] Date and Time
 };
 
 std::string FeiText(const Acquisition& acquisition, const Geometry& g) {
   const formats::NormalisedFields& f = acquisition.fields;
-  const ClockTime t = *ParseIsoClock(*f.acquired);  // validated by the caller
+  const CivilTime& t = g.acquired;
   const bool optical = f.mode == Mode::kOpticalImage;
   const std::string detector = f.detector.value_or(!acquisition.signals.front().name.empty()
                                                        ? acquisition.signals.front().name
@@ -272,21 +233,6 @@ std::string FeiText(const Acquisition& acquisition, const Geometry& g) {
 
 // ---- Validation ---------------------------------------------------------------------------
 
-Result<std::optional<double>> MetresPerUnit(const Axis& axis, const std::string& where) {
-  const std::string units = formats::NormaliseUnits(axis.units);
-  if (units.empty()) return std::optional<double>();
-  std::optional<double> si = formats::LengthToSi(units);
-  if (!si || units.rfind("1/", 0) == 0) {
-    return Status::InvalidArgument(where + ": axis '" + axis.name + "' units '" + axis.units +
-                                   "' are not a length (FEI TIFF stores pixel sizes in m)");
-  }
-  if (!(axis.scale > 0) || !std::isfinite(axis.scale)) {
-    return Status::InvalidArgument(where + ": axis '" + axis.name + "' scale " +
-                                   std::to_string(axis.scale) + " is not a positive length");
-  }
-  return si;
-}
-
 Result<Geometry> Plan(const Acquisition& acquisition, const std::string& where) {
   if (acquisition.signals.size() != 1) {
     return Status::InvalidArgument(where + ": signals: FEI TIFF holds exactly one signal, got " +
@@ -305,40 +251,12 @@ Result<Geometry> Plan(const Acquisition& acquisition, const std::string& where) 
                                    std::string(formats::DTypeName(data.dtype)) +
                                    " is not written by FEI SEMs (uint8, uint16)");
   }
-  if (signal.axes.size() != 2) {
-    return Status::InvalidArgument(where + ": axes: " + std::to_string(signal.axes.size()) +
-                                   " axes for data of rank 2");
-  }
-  for (size_t k = 0; k < 2; ++k) {
-    const int64_t n = data.shape[k];
-    if (n <= 0 || n > 65535) {
-      return Status::InvalidArgument(where + ": data.shape[" + std::to_string(k) +
-                                     "] = " + std::to_string(n) + " is outside 1..65535");
-    }
-    if (signal.axes[k].size != n) {
-      return Status::InvalidArgument(
-          where + ": axes[" + std::to_string(k) + "] ('" + signal.axes[k].name + "') size " +
-          std::to_string(signal.axes[k].size) + " differs from data.shape[" + std::to_string(k) +
-          "] = " + std::to_string(n));
-    }
-  }
+  SCISEARCH_RETURN_IF_ERROR(ValidateSignalArray(signal, where + ": " + SignalLabel(0, signal),
+                                                65535, kMaxSignalElements));
   Geometry g;
   g.height = uint32_t(data.shape[0]);
   g.width = uint32_t(data.shape[1]);
-  const uint64_t need = uint64_t(g.width) * g.height * formats::DTypeSize(data.dtype);
-  if (data.bytes.size() != need) {
-    return Status::InvalidArgument(where + ": data.bytes holds " +
-                                   std::to_string(data.bytes.size()) + " bytes; the shape and " +
-                                   std::string(formats::DTypeName(data.dtype)) + " need " +
-                                   std::to_string(need));
-  }
-  if (!f.acquired) {
-    return Status::InvalidArgument(where + ": fields.acquired is not set ([User] Date/Time)");
-  }
-  if (!ParseIsoClock(*f.acquired)) {
-    return Status::InvalidArgument(where + ": fields.acquired '" + *f.acquired +
-                                   "' is not an ISO 8601 date and time between 1970 and 2200");
-  }
+  SCISEARCH_ASSIGN_OR_RETURN(g.acquired, AcquiredClock(f, 1970, 2200, where, "[User] Date/Time"));
   switch (f.mode) {
     case Mode::kSemImage:
     case Mode::kOpticalImage:
@@ -352,39 +270,14 @@ Result<Geometry> Plan(const Acquisition& acquisition, const std::string& where) 
           where + ": fields.mode '" + std::string(formats::ModeName(f.mode)) +
           "' is not written to FEI TIFF (SEM, optical, TEM, STEM image)");
   }
-  for (const auto& [value, name] : {std::pair{f.beam_energy_kev, "beam_energy_kev"},
-                                    std::pair{f.magnification, "magnification"}}) {
-    if (value && !(*value > 0 && std::isfinite(*value))) {
-      return Status::InvalidArgument(where + ": fields." + name + " " + std::to_string(*value) +
-                                     " is not positive");
-    }
-  }
+  SCISEARCH_RETURN_IF_ERROR(ValidatePositiveFields(f, where));
   const Axis& y = signal.axes[0];
   const Axis& x = signal.axes[1];
-  SCISEARCH_ASSIGN_OR_RETURN(std::optional<double> x_si, MetresPerUnit(x, where));
-  SCISEARCH_ASSIGN_OR_RETURN(std::optional<double> y_si, MetresPerUnit(y, where));
-  if (x_si.has_value() != y_si.has_value()) {
-    return Status::InvalidArgument(where + ": axes '" + y.name + "' and '" + x.name +
-                                   "': one is calibrated and the other is not");
-  }
-  if (x_si) {
-    g.pixel_x_m = x.scale * *x_si;
-    g.pixel_y_m = y.scale * *y_si;
-  }
-  if (f.pixel_size_m) {
-    if (!g.pixel_x_m) {
-      return Status::InvalidArgument(where + ": fields.pixel_size_m is set but axis '" + x.name +
-                                     "' has no length units");
-    }
-    if (f.pixel_size_units && *f.pixel_size_units != "m") {
-      return Status::InvalidArgument(where + ": fields.pixel_size_units '" + *f.pixel_size_units +
-                                     "': FEI TIFF stores lengths only");
-    }
-    if (!(std::abs(*f.pixel_size_m - *g.pixel_x_m) <= 1e-6 * std::abs(*f.pixel_size_m))) {
-      return Status::InvalidArgument(where + ": fields.pixel_size_m " +
-                                     std::to_string(*f.pixel_size_m) + " disagrees with axis '" +
-                                     x.name + "' (" + std::to_string(*g.pixel_x_m) + " m)");
-    }
+  SCISEARCH_ASSIGN_OR_RETURN(const FrameMetres metres,
+                             FrameMetresPerUnit(y, x, f, where, "FEI TIFF"));
+  if (metres.x) {
+    g.pixel_x_m = x.scale * *metres.x;
+    g.pixel_y_m = y.scale * *metres.y;
   }
   return g;
 }

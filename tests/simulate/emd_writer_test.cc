@@ -2,7 +2,6 @@
 // (which reads EMD in scisearch-hdf5-worker processes): shapes, dtypes, axes, pixel
 // bytes and the normalised fields each format stores; invalid input; concurrency.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <cmath>
@@ -16,6 +15,7 @@
 #include "formats/formats.h"
 #include "simulate/writers.h"
 #include "test_paths.h"
+#include "writer_test_util.h"
 
 namespace scisearch::simulate {
 namespace {
@@ -25,24 +25,13 @@ using formats::Axis;
 using formats::DType;
 using formats::Mode;
 using formats::NdArray;
+using test::OpenWritten;
 
-class EmdWriterTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("emd_writer_test_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  fs::path dir_;
-};
+class EmdWriterTest : public test::WriterTest {};
 
 // Deterministic, position-dependent bytes (no two neighbouring elements alike, so a
 // transposition or an offset error shows).
-NdArray MakeArray(DType dtype, std::vector<int64_t> shape, uint32_t seed) {
+NdArray SeededArray(DType dtype, std::vector<int64_t> shape, uint32_t seed) {
   NdArray array;
   array.dtype = dtype;
   array.shape = std::move(shape);
@@ -83,25 +72,13 @@ NdArray MakeCounts(std::vector<int64_t> shape) {
   return array;
 }
 
-Axis MakeAxis(std::string name, int64_t size, double scale, double offset, std::string units,
-              bool navigate = false) {
-  Axis axis;
-  axis.name = std::move(name);
-  axis.size = size;
-  axis.scale = scale;
-  axis.offset = offset;
-  axis.units = std::move(units);
-  axis.navigate = navigate;
-  return axis;
-}
-
 SignalToWrite MakeSignal(std::string name, std::vector<Axis> axes, DType dtype, uint32_t seed) {
   SignalToWrite signal;
   signal.name = std::move(name);
   std::vector<int64_t> shape;
   for (const Axis& axis : axes) shape.push_back(axis.size);
   signal.axes = std::move(axes);
-  signal.data = MakeArray(dtype, shape, seed);
+  signal.data = SeededArray(dtype, shape, seed);
   return signal;
 }
 
@@ -118,13 +95,6 @@ Acquisition StemAcquisition() {
   acquisition.operator_name = "jsmith";
   acquisition.sample_description = "PbSe w lig";
   return acquisition;
-}
-
-std::unique_ptr<formats::DatasetReader> Open(const fs::path& path) {
-  auto opened = formats::OpenDataset(path);
-  EXPECT_TRUE(opened.ok()) << opened.status().message();
-  if (!opened.ok()) return nullptr;
-  return std::move(opened).value();
 }
 
 const formats::Signal* FindSignal(const formats::Dataset& dataset, const std::string& name) {
@@ -180,7 +150,7 @@ TEST_F(EmdWriterTest, VeloxSingleStemImage) {
   ASSERT_TRUE(WriteVeloxEmd(path, acquisition).ok());
   EXPECT_FALSE(fs::exists(fs::path(path).concat(".partial")));
 
-  auto reader = Open(path);
+  auto reader = OpenWritten(path);
   ASSERT_NE(reader, nullptr);
   const formats::Dataset& dataset = reader->dataset();
   EXPECT_EQ(dataset.format, "emd-velox");
@@ -249,7 +219,7 @@ TEST_F(EmdWriterTest, VeloxTemImageAndDiffraction) {
   const fs::path tem_path = dir_ / "Camera Ceta Imaging.emd";
   ASSERT_TRUE(WriteVeloxEmd(tem_path, tem).ok());
   {
-    auto reader = Open(tem_path);
+    auto reader = OpenWritten(tem_path);
     ASSERT_NE(reader, nullptr);
     const formats::Signal& signal = reader->dataset().signals.at(0);
     EXPECT_EQ(signal.fields.mode, Mode::kTemImage);
@@ -268,7 +238,7 @@ TEST_F(EmdWriterTest, VeloxTemImageAndDiffraction) {
                                  MakeAxis("kx", 10, 0.1, -0.5, "1/nm")};
   const fs::path diffraction_path = dir_ / "Camera Ceta Diffraction.emd";
   ASSERT_TRUE(WriteVeloxEmd(diffraction_path, diffraction).ok());
-  auto reader = Open(diffraction_path);
+  auto reader = OpenWritten(diffraction_path);
   ASSERT_NE(reader, nullptr);
   const formats::Signal& signal = reader->dataset().signals.at(0);
   EXPECT_EQ(signal.fields.mode, Mode::kDiffraction);
@@ -290,7 +260,7 @@ TEST_F(EmdWriterTest, VeloxTwoDetectorsAsTwoUuids) {
   const fs::path path = dir_ / "STEM HAADF-DF4.emd";
   ASSERT_TRUE(WriteVeloxEmd(path, acquisition).ok());
 
-  auto reader = Open(path);
+  auto reader = OpenWritten(path);
   ASSERT_NE(reader, nullptr);
   const formats::Dataset& dataset = reader->dataset();
   ASSERT_EQ(dataset.signals.size(), 2u);
@@ -319,7 +289,7 @@ TEST_F(EmdWriterTest, VeloxImageSeries) {
                  DType::kFloat32, 5));
   const fs::path path = dir_ / "series.emd";
   ASSERT_TRUE(WriteVeloxEmd(path, acquisition).ok());
-  auto reader = Open(path);
+  auto reader = OpenWritten(path);
   ASSERT_NE(reader, nullptr);
   const formats::Signal& signal = reader->dataset().signals.at(0);
   EXPECT_EQ(signal.dtype, DType::kFloat32);
@@ -349,7 +319,7 @@ TEST_F(EmdWriterTest, VeloxSpectra) {
       DType::kFloat32, 7));
   const fs::path path = dir_ / "spectra.emd";
   ASSERT_TRUE(WriteVeloxEmd(path, acquisition).ok());
-  auto reader = Open(path);
+  auto reader = OpenWritten(path);
   ASSERT_NE(reader, nullptr);
   const formats::Dataset& dataset = reader->dataset();
   ASSERT_EQ(dataset.signals.size(), 2u);
@@ -390,7 +360,7 @@ TEST_F(EmdWriterTest, VeloxSpectrumImageAsEventStream) {
   const fs::path path = dir_ / "SI.emd";
   ASSERT_TRUE(WriteVeloxEmd(path, acquisition).ok());
 
-  auto reader = Open(path);
+  auto reader = OpenWritten(path);
   ASSERT_NE(reader, nullptr);
   const formats::Dataset& dataset = reader->dataset();
   ASSERT_EQ(dataset.signals.size(), 3u);
@@ -442,7 +412,7 @@ TEST_F(EmdWriterTest, BerkeleyImage) {
   const fs::path path = dir_ / "Acquisition_1.emd";
   ASSERT_TRUE(WriteBerkeleyEmd(path, acquisition).ok());
 
-  auto reader = Open(path);
+  auto reader = OpenWritten(path);
   ASSERT_NE(reader, nullptr);
   const formats::Dataset& dataset = reader->dataset();
   EXPECT_EQ(dataset.format, "emd-berkeley");
@@ -488,7 +458,7 @@ TEST_F(EmdWriterTest, Berkeley4dStem) {
       DType::kUInt16, 11));
   const fs::path path = dir_ / "4dstem.emd";
   ASSERT_TRUE(WriteBerkeleyEmd(path, acquisition).ok());
-  auto reader = Open(path);
+  auto reader = OpenWritten(path);
   ASSERT_NE(reader, nullptr);
   const formats::Signal& signal = reader->dataset().signals.at(0);
   EXPECT_EQ(signal.shape, (std::vector<int64_t>{3, 4, 8, 10}));
@@ -522,7 +492,7 @@ TEST_F(EmdWriterTest, BerkeleySpectrumAndSeveralSignals) {
                  DType::kComplex64, 13));
   const fs::path path = dir_ / "eels.emd";
   ASSERT_TRUE(WriteBerkeleyEmd(path, acquisition).ok());
-  auto reader = Open(path);
+  auto reader = OpenWritten(path);
   ASSERT_NE(reader, nullptr);
   const formats::Dataset& dataset = reader->dataset();
   ASSERT_EQ(dataset.signals.size(), 2u);
@@ -549,7 +519,7 @@ TEST_F(EmdWriterTest, BerkeleyDeterministic) {
   ASSERT_TRUE(WriteBerkeleyEmd(dir_ / "a" / "x.emd", acquisition).ok());
   ASSERT_TRUE(WriteBerkeleyEmd(dir_ / "b" / "x.emd", acquisition).ok());
   EXPECT_TRUE(ReadFile(dir_ / "a" / "x.emd") == ReadFile(dir_ / "b" / "x.emd"));
-  auto reader = Open(dir_ / "a" / "x.emd");
+  auto reader = OpenWritten(dir_ / "a" / "x.emd");
   ASSERT_NE(reader, nullptr);
   EXPECT_EQ(reader->dataset().signals.at(0).dtype, DType::kBool);
   ExpectPixels(*reader, 0, acquisition.signals[0].data);
@@ -569,7 +539,7 @@ TEST_F(EmdWriterTest, TextInAnyEncodingIsStoredAsUtf8) {
     const Status status =
         format == 0 ? WriteVeloxEmd(path, acquisition) : WriteBerkeleyEmd(path, acquisition);
     ASSERT_TRUE(status.ok()) << status.message();
-    auto reader = Open(path);
+    auto reader = OpenWritten(path);
     ASSERT_NE(reader, nullptr);
     const formats::Signal& signal = reader->dataset().signals.at(0);
     EXPECT_EQ(signal.name, "HAADF " + replacement);
@@ -595,8 +565,9 @@ TEST_F(EmdWriterTest, InvalidInputIsRejectedWithTheField) {
       {"bad acquired", [](Acquisition& a) { a.fields.acquired = "yesterday"; }, "acquired"},
       {"bad date", [](Acquisition& a) { a.fields.acquired = "2019-02-30T10:00:00"; }, "acquired"},
       {"no signals", [](Acquisition& a) { a.signals.clear(); }, "signals"},
-      {"axes vs rank", [](Acquisition& a) { a.signals[0].axes.pop_back(); }, "signals[0].axes"},
-      {"axis size", [](Acquisition& a) { a.signals[0].axes[1].size = 5; }, "axes[1].size"},
+      {"axes vs rank", [](Acquisition& a) { a.signals[0].axes.pop_back(); }, ".axes has 1 entries"},
+      {"axis size", [](Acquisition& a) { a.signals[0].axes[1].size = 5; },
+       "axes[1] (x) has size 5"},
       {"byte count", [](Acquisition& a) { a.signals[0].data.bytes.pop_back(); }, "data.bytes"},
       {"rgb", [](Acquisition& a) { a.signals[0].data.dtype = DType::kRGB8; }, "data.dtype"},
       {"zero size",
@@ -662,7 +633,7 @@ TEST_F(EmdWriterTest, VeloxRejectsWhatVeloxCannotStore) {
   EXPECT_NE(status.message().find("signals[0].data"), std::string::npos) << status.message();
 
   // Fractional counts.
-  acquisition.signals[0].data = MakeArray(DType::kFloat32, {2, 2, 4}, 18);
+  acquisition.signals[0].data = SeededArray(DType::kFloat32, {2, 2, 4}, 18);
   status = WriteVeloxEmd(dir_ / "float.emd", acquisition);
   EXPECT_EQ(status.code(), ErrorCode::kInvalidArgument);
 
@@ -722,7 +693,7 @@ TEST_F(EmdWriterTest, FourThreadsWriteFourValidFiles) {
   for (std::thread& thread : threads) thread.join();
   for (int t = 0; t < kThreads; ++t) {
     ASSERT_TRUE(results[t].ok()) << results[t].message();
-    auto reader = Open(paths[t]);
+    auto reader = OpenWritten(paths[t]);
     ASSERT_NE(reader, nullptr);
     EXPECT_EQ(reader->dataset().format, t % 2 == 0 ? "emd-velox" : "emd-berkeley");
     EXPECT_EQ(reader->dataset().signals.at(0).shape, (std::vector<int64_t>{3, 32 + t, 40}));

@@ -5,16 +5,13 @@
 // Expected values come from the Acquisition each test writes and from the format
 // descriptions, never from reading a file back with the code under test.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <atomic>
-#include <bit>
 #include <cmath>
 #include <complex>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <string>
@@ -25,6 +22,7 @@
 #include "formats/formats.h"
 #include "simulate/writers.h"
 #include "test_paths.h"
+#include "writer_test_util.h"
 
 namespace scisearch::simulate {
 namespace {
@@ -34,39 +32,12 @@ using formats::Axis;
 using formats::DType;
 using formats::Mode;
 using formats::NdArray;
+using scisearch::testing::ReadFileBytes;
+using test::MakeArray;
+using test::OpenWritten;
+using test::WriterTest;
 
 // ---- Helpers ---------------------------------------------------------------------------
-
-class WriterTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("scisearch_mrc_tiff_writer_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  fs::path dir_;
-};
-
-// Little-endian bytes of `values`.
-template <typename T>
-NdArray MakeArray(DType dtype, std::vector<int64_t> shape, const std::function<T(int64_t)>& at) {
-  NdArray a;
-  a.dtype = dtype;
-  a.shape = std::move(shape);
-  const int64_t n = a.ElementCount();
-  a.bytes.resize(size_t(n) * sizeof(T));
-  for (int64_t i = 0; i < n; ++i) {
-    T v = at(i);
-    uint8_t b[sizeof(T)];
-    std::memcpy(b, &v, sizeof(T));
-    if constexpr (std::endian::native == std::endian::big) std::reverse(b, b + sizeof(T));
-    std::memcpy(a.bytes.data() + size_t(i) * sizeof(T), b, sizeof(T));
-  }
-  return a;
-}
 
 // A deterministic pattern that uses the whole range of the type.
 NdArray Pattern(DType dtype, std::vector<int64_t> shape) {
@@ -120,19 +91,12 @@ Acquisition OneSignal(formats::NormalisedFields fields, std::vector<Axis> axes, 
   return a;
 }
 
-std::vector<uint8_t> FileBytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
-}
-
+// The little-endian T at `at` of `b` (the test's own bounds check, then LoadLittle).
 template <typename T>
 T LittleEndian(const std::vector<uint8_t>& b, size_t at) {
-  uint8_t raw[sizeof(T)];
-  std::memcpy(raw, b.data() + at, sizeof(T));
-  if constexpr (std::endian::native == std::endian::big) std::reverse(raw, raw + sizeof(T));
-  T v;
-  std::memcpy(&v, raw, sizeof(T));
-  return v;
+  EXPECT_LE(at + sizeof(T), b.size());
+  if (at + sizeof(T) > b.size()) return T();
+  return LoadLittle<T>(b.data() + at);
 }
 
 struct Opened {
@@ -140,12 +104,7 @@ struct Opened {
   const formats::Signal& signal() const { return reader->dataset().signals.at(0); }
 };
 
-Opened OpenOrDie(const fs::path& p) {
-  auto r = formats::OpenDataset(p);
-  EXPECT_TRUE(r.ok()) << r.status().message();
-  if (!r.ok()) return {};
-  return Opened{std::move(r).value()};
-}
+Opened OpenOrDie(const fs::path& p) { return Opened{OpenWritten(p)}; }
 
 std::vector<uint8_t> ReadAllBytes(Opened& o) {
   auto data = o.reader->Read(0, formats::Hyperslab::All(o.signal().shape));
@@ -183,14 +142,21 @@ formats::NormalisedFields TemFields() {
 
 // ---- MRC --------------------------------------------------------------------------------
 
-// The fields the FEI2 record holds: every one must come back.
-void ExpectMrcFields(const formats::NormalisedFields& got, const formats::NormalisedFields& want) {
+// The fields the FEI2 record and the FEI TIFF tag hold: every one must come back. The
+// magnification to `magnification_tolerance` (relative): FEI TIFF stores the canvas width
+// it implies, so that it comes back to rounding of two reals.
+void ExpectFields(const formats::NormalisedFields& got, const formats::NormalisedFields& want,
+                  double magnification_tolerance = 0) {
   EXPECT_EQ(got.acquired, want.acquired);
   EXPECT_EQ(got.instrument, want.instrument);
   EXPECT_EQ(got.mode, want.mode);
   ASSERT_TRUE(got.beam_energy_kev);
   EXPECT_DOUBLE_EQ(*got.beam_energy_kev, *want.beam_energy_kev);
-  EXPECT_EQ(got.magnification, want.magnification);
+  ASSERT_EQ(got.magnification.has_value(), want.magnification.has_value());
+  if (want.magnification) {
+    EXPECT_NEAR(*got.magnification, *want.magnification,
+                *want.magnification * magnification_tolerance);
+  }
   EXPECT_EQ(got.pixel_size_m, want.pixel_size_m);
   EXPECT_EQ(got.pixel_size_units, "m");
   EXPECT_EQ(got.detector, want.detector);
@@ -219,7 +185,7 @@ TEST_F(WriterTest, MrcStemImageRoundTrips) {
   ASSERT_EQ(s.axes.size(), 2u);
   ExpectAxis(s.axes[0], Spatial("y", 24, 0.25, "A"));
   ExpectAxis(s.axes[1], Spatial("x", 32, 0.25, "A"));
-  ExpectMrcFields(s.fields, f);
+  ExpectFields(s.fields, f);
   EXPECT_EQ(s.name, "HAADF");
   EXPECT_EQ(ReadAllBytes(o), a.signals[0].data.bytes);
 }
@@ -237,7 +203,7 @@ TEST_F(WriterTest, MrcTemStackRoundTrips) {
   EXPECT_EQ(s.shape, (std::vector<int64_t>{5, 16, 20}));
   EXPECT_EQ(s.dtype, DType::kFloat32);
   for (size_t k = 0; k < 3; ++k) ExpectAxis(s.axes[k], a.signals[0].axes[k]);
-  ExpectMrcFields(s.fields, f);
+  ExpectFields(s.fields, f);
   EXPECT_EQ(ReadAllBytes(o), a.signals[0].data.bytes);
   // One FEI2 record per section.
   EXPECT_EQ(s.metadata["extended_header"]["record_count"], 5);
@@ -333,7 +299,7 @@ TEST_F(WriterTest, MrcBytesFollowTheSpecification) {
       MakeArray<uint16_t>(DType::kUInt16, {2, 3, 4}, [](int64_t i) { return uint16_t(10 + i); }));
   const fs::path p = dir_ / "bytes.mrc";
   ASSERT_TRUE(WriteMrc(p, a).ok());
-  const std::vector<uint8_t> b = FileBytes(p);
+  const std::vector<uint8_t> b = ReadFileBytes(p);
   const size_t nsymbt = 2 * 888;  // one 888-byte FEI2 record per section
   ASSERT_EQ(b.size(), 1024 + nsymbt + 2 * 3 * 4 * 2);
   EXPECT_EQ(LittleEndian<int32_t>(b, 0), 4);     // NX
@@ -379,7 +345,7 @@ TEST_F(WriterTest, MrcUnsignedBytesCarryTheImodFlags) {
                 Pattern(DType::kUInt8, {2, 2}));
   const fs::path p = dir_ / "u8.mrc";
   ASSERT_TRUE(WriteMrc(p, a).ok());
-  const std::vector<uint8_t> b = FileBytes(p);
+  const std::vector<uint8_t> b = ReadFileBytes(p);
   EXPECT_EQ(LittleEndian<int32_t>(b, 12), 0);  // MODE 0
   EXPECT_EQ(std::string(b.begin() + 152, b.begin() + 156), "IMOD");
   EXPECT_EQ(LittleEndian<int32_t>(b, 156) & 1, 0);  // bit 0 clear: unsigned bytes
@@ -397,7 +363,7 @@ TEST_F(WriterTest, MrcDiffractionSetsTheProjectionMode) {
                                   Pattern(DType::kFloat32, {8, 8}));
   const fs::path p = dir_ / "saed.mrc";
   ASSERT_TRUE(WriteMrc(p, a).ok());
-  const std::vector<uint8_t> b = FileBytes(p);
+  const std::vector<uint8_t> b = ReadFileBytes(p);
   EXPECT_EQ(LittleEndian<int32_t>(b, 1024 + 244), 1);   // Instrument mode: TEM
   EXPECT_EQ(LittleEndian<int32_t>(b, 1024 + 248), 2);   // Projection mode: diffraction
   EXPECT_EQ(LittleEndian<double>(b, 1024 + 156), 0.0);  // no pixel size
@@ -424,20 +390,6 @@ formats::NormalisedFields SemFields() {
   return f;
 }
 
-void ExpectSemFields(const formats::NormalisedFields& got, const formats::NormalisedFields& want) {
-  EXPECT_EQ(got.acquired, want.acquired);
-  EXPECT_EQ(got.instrument, want.instrument);
-  EXPECT_EQ(got.mode, want.mode);
-  ASSERT_TRUE(got.beam_energy_kev);
-  EXPECT_DOUBLE_EQ(*got.beam_energy_kev, *want.beam_energy_kev);
-  // Magnification is stored as the canvas width it implies: back to rounding of two reals.
-  ASSERT_TRUE(got.magnification);
-  EXPECT_NEAR(*got.magnification, *want.magnification, *want.magnification * 1e-12);
-  EXPECT_EQ(got.pixel_size_m, want.pixel_size_m);
-  EXPECT_EQ(got.pixel_size_units, "m");
-  EXPECT_EQ(got.detector, want.detector);
-}
-
 TEST_F(WriterTest, TiffSemUint8RoundTrips) {
   const formats::NormalisedFields f = SemFields();
   const Acquisition a =
@@ -453,7 +405,7 @@ TEST_F(WriterTest, TiffSemUint8RoundTrips) {
   EXPECT_EQ(s.shape, (std::vector<int64_t>{30, 40}));
   EXPECT_EQ(s.dtype, DType::kUInt8);
   for (size_t k = 0; k < 2; ++k) ExpectAxis(s.axes[k], a.signals[0].axes[k]);
-  ExpectSemFields(s.fields, f);
+  ExpectFields(s.fields, f, 1e-12);
   EXPECT_EQ(s.name, "TLD");
   EXPECT_EQ(ReadAllBytes(o), a.signals[0].data.bytes);
   // The free text lands where xT keeps it.
@@ -481,7 +433,7 @@ TEST_F(WriterTest, TiffSemUint16RoundTrips) {
   // FEI TIFF stores the pixel size in metres.
   EXPECT_EQ(s.axes[1].units, "m");
   EXPECT_DOUBLE_EQ(s.axes[1].scale, 1.1e-7);
-  ExpectSemFields(s.fields, f);
+  ExpectFields(s.fields, f, 1e-12);
   EXPECT_EQ(s.metadata["fei"]["Detectors"]["Mode"], "BSE");
   EXPECT_EQ(ReadAllBytes(o), a.signals[0].data.bytes);
 }
@@ -575,7 +527,7 @@ TEST_F(WriterTest, TiffBytesFollowTheFeiLayout) {
                 Pattern(DType::kUInt16, {3, 5}));
   const fs::path p = dir_ / "layout.tif";
   ASSERT_TRUE(WriteFeiTiff(p, a).ok());
-  const std::vector<uint8_t> b = FileBytes(p);
+  const std::vector<uint8_t> b = ReadFileBytes(p);
   ASSERT_GE(b.size(), 8u);
   EXPECT_EQ(std::string(b.begin(), b.begin() + 4), std::string("II*\0", 4));
   std::map<uint16_t, IfdEntry> tags;
@@ -617,7 +569,7 @@ TEST_F(WriterTest, TiffOlderXtInstrumentsUseTheSfegTag) {
   const fs::path p = dir_ / "quanta.tif";
   ASSERT_TRUE(WriteFeiTiff(p, a).ok());
   std::map<uint16_t, IfdEntry> tags;
-  for (const IfdEntry& e : FirstIfd(FileBytes(p))) tags[e.tag] = e;
+  for (const IfdEntry& e : FirstIfd(ReadFileBytes(p))) tags[e.tag] = e;
   EXPECT_TRUE(tags.count(34680));
   EXPECT_FALSE(tags.count(34682));
   Opened o = OpenOrDie(p);
@@ -749,11 +701,11 @@ TEST_F(WriterTest, FailedWriteLeavesTheTargetUntouched) {
        {std::tuple{&WriteMrc, tem, "a.mrc"}, std::tuple{&WriteFeiTiff, sem, "a.tif"}}) {
     const fs::path p = dir_ / name;
     ASSERT_TRUE(write(p, good).ok());
-    const std::vector<uint8_t> before = FileBytes(p);
+    const std::vector<uint8_t> before = ReadFileBytes(p);
     Acquisition bad = good;
     bad.fields.acquired.reset();
     EXPECT_FALSE(write(p, bad).ok());
-    EXPECT_EQ(FileBytes(p), before);
+    EXPECT_EQ(ReadFileBytes(p), before);
     EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()),
               write == &WriteMrc ? 1 : 2);
   }

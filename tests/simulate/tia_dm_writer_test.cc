@@ -23,6 +23,7 @@
 #include "formats/normalise.h"
 #include "simulate/writers.h"
 #include "test_util.h"
+#include "writer_test_util.h"
 
 namespace scisearch::simulate {
 namespace {
@@ -36,21 +37,6 @@ using scisearch::testing::ReadFileBytes;
 using scisearch::testing::TempDir;
 
 // ---- Building acquisitions ------------------------------------------------------------
-
-// `shape` filled with values of type T from `at(i)`, little-endian.
-template <typename T>
-NdArray MakeArray(DType dtype, std::vector<int64_t> shape, const std::function<T(int64_t)>& at) {
-  NdArray a;
-  a.dtype = dtype;
-  a.shape = std::move(shape);
-  const int64_t n = a.ElementCount();
-  a.bytes.resize(size_t(n) * sizeof(T));
-  for (int64_t i = 0; i < n; ++i) {
-    const T v = at(i);
-    std::memcpy(a.bytes.data() + size_t(i) * sizeof(T), &v, sizeof(T));
-  }
-  return a;
-}
 
 // Distinct, non-trivial bytes for any dtype: element i gets bytes from a simple hash, so a
 // transposed, flipped or shifted read shows as a mismatch. Floats stay finite.
@@ -95,18 +81,6 @@ NdArray PatternArray(DType dtype, std::vector<int64_t> shape) {
         }
     }
   }
-  return a;
-}
-
-Axis MakeAxis(std::string name, int64_t size, double scale, double offset, std::string units,
-              bool navigate = false) {
-  Axis a;
-  a.name = std::move(name);
-  a.size = size;
-  a.scale = scale;
-  a.offset = offset;
-  a.units = std::move(units);
-  a.navigate = navigate;
   return a;
 }
 
