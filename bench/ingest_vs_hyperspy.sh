@@ -10,10 +10,11 @@
 #   - the same ingest again (incremental: nothing changed);
 #   - HyperSpy 1.7 (Debian's python3-hyperspy, lazy load = metadata only, one Python
 #     process) over PEER_FILES of the same files (all of them when PEER_FILES=0).
-# Usage: bench/ingest_vs_hyperspy.sh [FILES=10000] [JOBS=2] [PEER_FILES=2000]
+# Usage: bench/ingest_vs_hyperspy.sh [FILES=10000] [JOBS=auto] [PEER_FILES=2000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-files=${1:-10000}; jobs=${2:-2}; peer_files=${3:-2000}
+files=${1:-10000}; jobs=${2:-auto}; peer_files=${3:-2000}
+jobs_flag=(); [[ $jobs != auto ]] && jobs_flag=(--jobs "$jobs")
 work=${BENCH_DIR:-/tmp/scisearch-bench}
 
 scripts/install-deps.sh --bench
@@ -35,7 +36,7 @@ echo "corpus: $n files, $copies copies of $per_copy, $((mb * copies)) MB of file
 
 run_ingest() {  # run_ingest LABEL
   /usr/bin/time -f "%e %M" -o "$work/time.txt" \
-    build/scisearch ingest "$work/tree" --jobs "$jobs" --data-dir "$work/data" \
+    build/scisearch ingest "$work/tree" "${jobs_flag[@]}" --data-dir "$work/data" \
     >"$work/ingest-$1.log" 2>&1 || true
   read -r secs rss_kb < "$work/time.txt"
   # The summary's lines: "read: X MB in S s (...)" and "thumbnails: N made in T s; ..."

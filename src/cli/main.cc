@@ -1,7 +1,6 @@
 // The scisearch command line. Each subcommand is a thin layer over a module's
 // interface; this is the only translation unit that includes CLI11 (it is slow
 // to compile).
-#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
@@ -244,11 +243,10 @@ int Main(int argc, char** argv) {
   add_data_dir(exporter);
 
   std::string ingest_root;
-  int jobs = static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
+  int jobs = 0;  // 0: the module's own default for this machine
   auto* ingester = app.add_subcommand("ingest", "Catalog a folder tree, incrementally");
   ingester->add_option("DIR", ingest_root, "Root of the tree to ingest")->required();
-  ingester->add_option("--jobs,-j", jobs, "Parallel readers")
-      ->capture_default_str()
+  ingester->add_option("--jobs,-j", jobs, "Parallel readers (default: one more than the cores)")
       ->check(CLI::Range(1, 256));
   bool no_thumbnails = false;
   ingester->add_flag("--no-thumbnails", no_thumbnails,
@@ -277,7 +275,8 @@ int Main(int argc, char** argv) {
   simulator->add_option("--size", simulate_size, "Pixels along each side of an image")
       ->capture_default_str()
       ->check(CLI::Range(16, 8192));
-  simulator->add_option("--jobs,-j", jobs, "Parallel writers")->check(CLI::Range(1, 256));
+  simulator->add_option("--jobs,-j", jobs, "Parallel writers (default: the cores)")
+      ->check(CLI::Range(1, 256));
   simulator->add_flag("--catalog-only", catalog_only,
                       "Write the records straight into the catalog of --data-dir, no files");
   simulator->add_option("--root", simulate_root, "With --catalog-only: where the files would be")

@@ -369,7 +369,7 @@ Result<IngestSummary> Ingest(catalog::Catalog& catalog, const fs::path& root,
 
   const int jobs = options.jobs > 0
                        ? options.jobs
-                       : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+                       : std::max(1, static_cast<int>(std::thread::hardware_concurrency())) + 1;
   const formats::OpenOptions open_options{options.temp_dir};
   SharedProgress progress;
   auto stop_requested = [&] { return options.stop != nullptr && options.stop->load(); };
