@@ -32,7 +32,7 @@ done
 find "$work/tree" -name '*.md' -delete
 n=$(find "$work/tree" -type f | wc -l)
 mb=$(du -sLm "$work/tree" | cut -f1)
-echo "corpus: $n files, $copies copies of $per_copy, $((mb * copies)) MB of file data"
+echo "corpus: $n files, $copies copies of $per_copy ($mb MB on disk: the copies are hard links)"
 
 run_ingest() {  # run_ingest LABEL
   /usr/bin/time -f "%e %M" -o "$work/time.txt" \
@@ -41,10 +41,11 @@ run_ingest() {  # run_ingest LABEL
   read -r secs rss_kb < "$work/time.txt"
   # The summary's lines: "read: X MB in S s (...)" and "thumbnails: N made in T s; ..."
   meta_secs=$(grep -o 'read: .* in [0-9.]* s' "$work/ingest-$1.log" | grep -o '[0-9.]* s$' | cut -d' ' -f1)
+  read_mb=$(grep -o 'read: *[0-9.]* MB' "$work/ingest-$1.log" | grep -o '[0-9.]* MB' | cut -d' ' -f1)
   thumb_line=$(grep -o 'thumbnails: .*' "$work/ingest-$1.log" | tail -1)
   echo "$1: whole run $(awk -v s="$secs" -v r="$rss_kb" \
     'BEGIN { printf "%.1f s, peak RSS %.0f MB", s, r/1024 }')"
-  echo "  metadata pass: $(awk -v n="$n" -v s="$meta_secs" -v b="$((mb * copies))" \
+  echo "  metadata pass: $(awk -v n="$n" -v s="$meta_secs" -v b="$read_mb" \
     'BEGIN { printf "%.1f s, %.0f files/s, %.1f MB/s", s, n/s, b/s }')"
   echo "  $thumb_line"
 }
