@@ -227,7 +227,7 @@ TEST(MrcTest, HaadfScanFei2ExtendedHeader) {
   auto reader = OpenMrc(path);
   ASSERT_TRUE(reader.ok()) << reader.status().message();
   const Signal& s = (*reader)->dataset().signals[0];
-  EXPECT_EQ(s.dtype, DType::kUInt16);  // mode 6
+  EXPECT_EQ(s.dtype, DType::kUInt16);                  // mode 6
   EXPECT_EQ(s.shape, (std::vector<int64_t>{16, 16}));  // one section: an image
   EXPECT_EQ(s.fields.mode, Mode::kStemImage);
   const Metadata& ext = s.metadata["extended_header"];
@@ -380,7 +380,7 @@ TEST(MrcTest, Float16IsWidenedToFloat32) {
   ASSERT_TRUE(reader.ok()) << reader.status().message();
   const Signal& s = (*reader)->dataset().signals[0];
   EXPECT_EQ(s.dtype, DType::kFloat32);
-  EXPECT_EQ(s.fields.mode, Mode::kImage);  // ISPG 0, not an EMDB name
+  EXPECT_EQ(s.fields.mode, Mode::kImage);            // ISPG 0, not an EMDB name
   ASSERT_EQ(s.shape, (std::vector<int64_t>{2, 3}));  // one section: an image
   EXPECT_EQ(s.axes[1].units, "A");
   EXPECT_DOUBLE_EQ(s.axes[1].scale, 2.5);
