@@ -174,5 +174,34 @@ TEST_F(CliTest, IngestListsWhatItCataloguedAndReportsBadFiles) {
   EXPECT_NE(run.err.find("no catalog"), std::string::npos) << run.err;
 }
 
+TEST_F(CliTest, SimulateWritesAFacilityAndCatalogOnlyWritesRecords) {
+  const fs::path out = scratch_ / "facility";
+  CommandResult run =
+      Scisearch({"simulate", "--out", out.string(), "--files", "30", "--size", "16", "--seed", "2"},
+                scratch_);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.out.find("30 of 30 acquisitions"), std::string::npos) << run.out;
+  std::ifstream truth(out / "truth.jsonl");
+  int lines = 0;
+  for (std::string line; std::getline(truth, line);) {
+    auto j = nlohmann::json::parse(line);
+    EXPECT_TRUE(fs::exists(out / j["path"].get<std::string>())) << line;
+    ++lines;
+  }
+  EXPECT_EQ(lines, 30);
+
+  run = Scisearch({"simulate", "--files", "5"}, scratch_);  // no --out
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.err.find("--out"), std::string::npos) << run.err;
+
+  const fs::path data = scratch_ / "data";
+  run = Scisearch({"simulate", "--catalog-only", "--files", "50", "--data-dir", data.string()},
+                  scratch_);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  run = Scisearch({"list", "--json", "--data-dir", data.string()}, scratch_);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(std::count(run.out.begin(), run.out.end(), '\n'), 50) << run.out;
+}
+
 }  // namespace
 }  // namespace scisearch
