@@ -220,7 +220,7 @@ class WorkerProcess {
   // kReplied leaves the worker unusable (ended and reaped).
   Outcome Call(const Json& request, const std::string& payload, Clock::time_point deadline,
                uint64_t max_reply_payload) {
-    const std::string text = request.dump(-1, ' ', false, Json::error_handler_t::replace);
+    const std::vector<uint8_t> text = Json::to_msgpack(request);
     const uint64_t sizes[2] = {text.size(), payload.size()};
     if (!Send(sizes, sizeof(sizes)) || !Send(text.data(), text.size()) ||
         !Send(payload.data(), payload.size())) {
@@ -280,9 +280,10 @@ class WorkerProcess {
         got = ReceiveExact(outcome.reply.payload.data(), outcome.reply.payload.size(), deadline);
       }
       if (got == Got::kAll) {
-        outcome.reply.header = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+        outcome.reply.header = Json::from_msgpack(text, /*strict=*/true,
+                                                  /*allow_exceptions=*/false);
         if (outcome.reply.header.is_discarded() || !outcome.reply.header.is_object()) {
-          return Malformed("a reply that is not a JSON object");
+          return Malformed("a reply that is not a MessagePack map");
         }
         return outcome;
       }

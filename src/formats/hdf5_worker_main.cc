@@ -50,8 +50,8 @@ bool WriteExact(int fd, const void* data, size_t size) {
 }
 
 bool WriteFrame(const Json& header, const std::vector<uint8_t>& payload = {}) {
-  // Strings from files may hold invalid UTF-8: replace it rather than fail.
-  const std::string text = header.dump(-1, ' ', false, Json::error_handler_t::replace);
+  // MessagePack carries strings as bytes, so invalid UTF-8 from a file cannot fail here.
+  const std::vector<uint8_t> text = Json::to_msgpack(header);
   const uint64_t sizes[2] = {text.size(), payload.size()};
   return WriteExact(kWorkerSocketFd, sizes, sizeof(sizes)) &&
          WriteExact(kWorkerSocketFd, text.data(), text.size()) &&
@@ -74,7 +74,7 @@ bool ReadFrame(Request& request) {
       !ReadExact(kWorkerSocketFd, request.payload.data(), request.payload.size())) {
     return false;
   }
-  request.header = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  request.header = Json::from_msgpack(text, /*strict=*/true, /*allow_exceptions=*/false);
   return !request.header.is_discarded() && request.header.is_object();
 }
 

@@ -4,7 +4,8 @@
 // The worker talks on file descriptor kWorkerSocketFd, one end of a Unix stream
 // socket pair. Every message is a frame: the header's byte count and the payload's
 // byte count (two uint64 in host byte order: both ends run on one machine), the
-// header (a JSON object, UTF-8), then the payload (raw bytes, possibly none).
+// header (a JSON object encoded as MessagePack: a third of the cost of JSON text for
+// the large metadata trees of an open), then the payload (raw bytes, possibly none).
 //
 //   worker, at start:  {"hello": "scisearch-hdf5-worker", "protocol": kWorkerProtocol}
 //   open:  {"op": "open"} + payload: the file's path (raw bytes)
@@ -22,7 +23,7 @@
 namespace scisearch::formats {
 
 inline constexpr int kWorkerSocketFd = 3;
-inline constexpr int kWorkerProtocol = 1;
+inline constexpr int kWorkerProtocol = 2;
 inline constexpr uint64_t kMaxWorkerHeaderBytes = uint64_t(1) << 30;
 inline constexpr uint64_t kMaxWorkerRequestPayload = uint64_t(1) << 20;  // a path
 

@@ -175,7 +175,7 @@ Status RunPipeline(catalog::Catalog& catalog, const IngestOptions& options, int 
   }
 
   Status writer_status;
-  std::thread writer([&] {
+  auto write_all = [&] {
     catalog::Catalog::BatchWriter batch(catalog, options.batch_size);
     auto batch_started = Clock::now();
     const auto interval = std::chrono::duration<double>(options.commit_interval_seconds);
@@ -207,11 +207,27 @@ Status RunPipeline(catalog::Catalog& catalog, const IngestOptions& options, int 
     } catch (const std::exception& e) {
       fail(Status::Internal(std::string("ingest writer failed: ") + e.what()));
     }
+  };
+  // The loop below ticks every 200 ms and wakes at once when the writer ends, so
+  // that the end of a pass is not reported up to a tick late.
+  std::mutex writer_done_mu;
+  std::condition_variable writer_done_cv;
+  bool writer_done = false;
+  std::thread writer([&] {
+    write_all();
+    std::lock_guard lock(writer_done_mu);
+    writer_done = true;
+    writer_done_cv.notify_all();
   });
 
-  while (consumed.load() < count && !stopping()) {
-    tick();
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  {
+    std::unique_lock lock(writer_done_mu);
+    while (!writer_done && consumed.load() < count && !stopping()) {
+      lock.unlock();
+      tick();
+      lock.lock();
+      writer_done_cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return writer_done; });
+    }
   }
   for (auto& w : workers) w.join();
   writer.join();
