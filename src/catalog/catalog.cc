@@ -711,7 +711,7 @@ Status Catalog::PutThumbnails(int64_t dataset_id, const std::string& fingerprint
 namespace {
 
 std::string JsonArray(const std::vector<std::string>& items) {
-  return nlohmann::json(items).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return SafeDump(nlohmann::ordered_json(items));
 }
 
 // Binds `text`, or NULL when it is empty.

@@ -15,6 +15,7 @@
 #include "simulate/plan.h"
 #include "simulate/random.h"
 #include "simulate/scene.h"
+#include "simulate/writer_input.h"
 #include "simulate/writers.h"
 
 namespace scisearch::simulate {
@@ -89,7 +90,18 @@ Result<NdArray> RenderSignal(const PlannedSignal& signal, uint64_t seed) {
   }
 }
 
-// Renders and writes one planned file under `out`. Returns the bytes written.
+// Seconds since 1970 of a planned acquisition time (its clock taken as UTC); nullopt
+// when there is none.
+std::optional<int64_t> AcquiredUnixSeconds(const formats::NormalisedFields& fields) {
+  if (!fields.acquired) return std::nullopt;
+  const std::optional<IsoTime> t = ParseIsoTime(*fields.acquired, 1900, 2200);
+  if (!t) return std::nullopt;
+  return int64_t(std::floor(UnixInstant(*t)));
+}
+
+// Renders and writes one planned file under `out`. Returns the bytes written. Every
+// file it writes takes the acquisition time as its modification time, as the
+// instrument PC would have left it (best effort: a file system may refuse).
 Result<int64_t> WritePlannedFile(const PlannedFile& file, const fs::path& out) {
   Acquisition acquisition;
   acquisition.fields = file.fields;
@@ -134,27 +146,20 @@ Result<int64_t> WritePlannedFile(const PlannedFile& file, const fs::path& out) {
       break;
   }
   if (!status.ok()) return status;  // the writers name the file
+  const std::optional<int64_t> acquired = AcquiredUnixSeconds(file.fields);
   int64_t bytes = 0;
   for (const fs::path& p : written) {
     std::error_code ec;
+    if (acquired) {
+      fs::last_write_time(p,
+                          std::chrono::file_clock::from_sys(
+                              std::chrono::system_clock::from_time_t(time_t(*acquired))),
+                          ec);
+    }
     const uintmax_t size = fs::file_size(p, ec);
     if (!ec) bytes += int64_t(size);
   }
   return bytes;
-}
-
-// Sets every planned file's modification time to its acquisition time, as the
-// instrument PC would have left it. Best effort: a file system that refuses
-// keeps the time of writing.
-void SetAcquisitionTime(const PlannedFile& file, const fs::path& out) {
-  if (!file.fields.acquired) return;
-  std::tm tm = {};
-  if (!strptime(file.fields.acquired->c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) return;
-  const time_t seconds = timegm(&tm);
-  const auto when =
-      std::chrono::file_clock::from_sys(std::chrono::system_clock::from_time_t(seconds));
-  std::error_code ec;
-  fs::last_write_time(out / file.relative_path, when, ec);
 }
 
 }  // namespace
@@ -200,7 +205,6 @@ Result<SimulateSummary> SimulateFacility(const SimulateOptions& options) {
           if (first_error.ok()) first_error = file_bytes.status();
           break;
         }
-        SetAcquisitionTime(plan.files[i], options.out);
         ++written;
         bytes += *file_bytes;
       }
@@ -267,13 +271,6 @@ int64_t DataBytes(const PlannedSignal& signal) {
   return elements * int64_t(formats::DTypeSize(signal.dtype));
 }
 
-int64_t UnixSeconds(const std::optional<std::string>& iso) {
-  if (!iso) return 0;
-  std::tm tm = {};
-  if (!strptime(iso->c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) return 0;
-  return int64_t(timegm(&tm));
-}
-
 // The record ingest would store for a planned file under `root`, with the tags
 // an enricher would suggest: each expert tag kept with probability 0.8 at a
 // confidence in [0.5, 1), and now and then a wrong one.
@@ -284,7 +281,7 @@ catalog::DatasetRecord CatalogRecord(const PlannedFile& file, const fs::path& ro
   const fs::path path = root / file.relative_path;
   record.path = path.string();
   record.root = root.string();
-  const int64_t mtime_ns = UnixSeconds(file.fields.acquired) * 1000000000;
+  const int64_t mtime_ns = AcquiredUnixSeconds(file.fields).value_or(0) * 1000000000;
   int64_t total = 0;
   for (const PlannedSignal& s : file.signals) total += DataBytes(s) + 4096;
   record.files.push_back({record.path, uint64_t(total), mtime_ns});
