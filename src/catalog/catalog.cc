@@ -250,10 +250,30 @@ void BindFields(Statement& s, int first, const formats::NormalisedFields* f) {
   s.Bind(first + 7, f->detector);
 }
 
-constexpr const char* kDatasetColumns =
-    "id, path, root, format, state, error, fingerprint, size_bytes, mtime, first_seen, "
-    "last_seen, ingest_run_id, acquired, instrument, mode, beam_energy_kev, magnification, "
-    "pixel_size, pixel_size_units, detector";
+// The columns ReadDatasetRow reads, as a macro so that the statements below are
+// string literals (the StatementCache's keys).
+#define SCISEARCH_DATASET_COLUMNS                                                          \
+  "id, path, root, format, state, error, fingerprint, size_bytes, mtime, first_seen, "     \
+  "last_seen, ingest_run_id, acquired, instrument, mode, beam_energy_kev, magnification, " \
+  "pixel_size, pixel_size_units, detector, proposal_id, session_id, embargo_until"
+constexpr const char* kDatasetColumns = SCISEARCH_DATASET_COLUMNS;
+constexpr const char* kSelectDatasetByPath =
+    "SELECT " SCISEARCH_DATASET_COLUMNS " FROM datasets WHERE path = ?1";
+constexpr const char* kSelectDatasetById =
+    "SELECT " SCISEARCH_DATASET_COLUMNS " FROM datasets WHERE id = ?1";
+#undef SCISEARCH_DATASET_COLUMNS
+constexpr const char* kSelectFiles =
+    "SELECT path, size, mtime_ns FROM dataset_files WHERE dataset_id = ?1 "
+    "ORDER BY path = ?2 DESC, path";
+constexpr const char* kSelectSignals =
+    "SELECT id, idx, name, dtype, shape, axes, metadata_json, acquired, instrument, mode, "
+    "beam_energy_kev, magnification, pixel_size, pixel_size_units, detector FROM signals "
+    "WHERE dataset_id = ?1 ORDER BY idx";
+// Strongest first: what experts accepted, then by confidence; rejected tags last.
+constexpr const char* kSelectTags =
+    "SELECT value, source, IFNULL(confidence, 0), IFNULL(evidence, ''), state, "
+    "IFNULL(validated_by, '') FROM tags WHERE dataset_id = ?1 "
+    "ORDER BY state = 'rejected', state = 'accepted' DESC, confidence DESC, value";
 
 DatasetRow ReadDatasetRow(const Statement& s) {
   DatasetRow r;
@@ -270,6 +290,9 @@ DatasetRow ReadDatasetRow(const Statement& s) {
   r.last_seen = s.Text(10);
   r.ingest_run_id = s.Int(11);
   r.fields = ReadFields(s, 12);
+  r.proposal_id = s.Text(20);
+  r.session_id = s.Text(21);
+  r.embargo_until = s.Text(22);
   return r;
 }
 
@@ -738,7 +761,17 @@ Status Catalog::PutProposal(const ProposalRecord& p) {
            BindOptional(*s, 6, p.start_date);
            BindOptional(*s, 7, p.end_date);
            BindOptional(*s, 8, p.release_date);
-           return s->Run();
+           SCISEARCH_RETURN_IF_ERROR(s->Run());
+           nlohmann::ordered_json fields = {
+               {"team", p.team}, {"end_date", p.end_date}, {"release_date", p.release_date}};
+           return PutDocumentUnlocked({.id = p.id,
+                                       .kind = "proposal",
+                                       .title = p.title,
+                                       .text = p.abstract,
+                                       .date = p.start_date,
+                                       .pi = p.pi,
+                                       .proposals = {p.id},
+                                       .fields_json = SafeDump(fields)});
          })
       .WithContext("writing proposal " + p.id);
 }
@@ -754,7 +787,18 @@ Status Catalog::PutSession(const SessionRecord& r) {
            s->Bind(1, r.id).Bind(2, r.instrument).Bind(3, r.user).Bind(4, r.pi);
            BindOptional(*s, 5, r.proposal_id);
            s->Bind(6, r.start).Bind(7, r.end).Bind(8, r.notes);
-           return s->Run();
+           SCISEARCH_RETURN_IF_ERROR(s->Run());
+           nlohmann::ordered_json fields = {
+               {"instrument", r.instrument}, {"user", r.user}, {"start", r.start}, {"end", r.end}};
+           DocumentRecord log{.id = r.id,
+                              .kind = "log",
+                              .title = r.instrument + " session of " + r.user,
+                              .text = r.notes,
+                              .date = r.start,
+                              .pi = r.pi,
+                              .fields_json = SafeDump(fields)};
+           if (!r.proposal_id.empty()) log.proposals = {r.proposal_id};
+           return PutDocumentUnlocked(log);
          })
       .WithContext("writing session " + r.id);
 }
@@ -769,9 +813,144 @@ Status Catalog::PutPublication(const PublicationRecord& p) {
            s->Bind(1, p.doi).Bind(2, p.title).Bind(3, p.abstract).Bind(4, JsonArray(p.authors));
            BindOptional(*s, 5, p.date);
            s->Bind(6, JsonArray(p.proposals));
-           return s->Run();
+           SCISEARCH_RETURN_IF_ERROR(s->Run());
+           return PutDocumentUnlocked({.id = p.doi,
+                                       .kind = "publication",
+                                       .title = p.title,
+                                       .text = p.abstract,
+                                       .authors = p.authors,
+                                       .date = p.date,
+                                       .doi = p.doi,
+                                       .proposals = p.proposals});
          })
       .WithContext("writing publication " + p.doi);
+}
+
+Status Catalog::PutDocumentUnlocked(const DocumentRecord& d) {
+  if (d.id.empty()) return Status::InvalidArgument("document id is empty");
+  if (d.kind != "proposal" && d.kind != "publication" && d.kind != "log") {
+    return Status::InvalidArgument("document kind '" + d.kind +
+                                   "' is not one of proposal, publication, log");
+  }
+  const nlohmann::json fields = nlohmann::json::parse(d.fields_json, nullptr, false);
+  if (fields.is_discarded() || !fields.is_object()) {
+    return Status::InvalidArgument("document fields are not a JSON object");
+  }
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement * s,
+      statements_->Get("INSERT INTO documents (id, kind, title, text, authors, date, doi, pi, "
+                       "fields, added_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
+                       "ON CONFLICT(id) DO UPDATE SET kind = excluded.kind, "
+                       "title = excluded.title, text = excluded.text, "
+                       "authors = excluded.authors, date = excluded.date, doi = excluded.doi, "
+                       "pi = excluded.pi, fields = excluded.fields"));
+  s->Bind(1, d.id).Bind(2, d.kind).Bind(3, d.title).Bind(4, d.text);
+  s->Bind(5, JsonArray(d.authors));
+  BindOptional(*s, 6, d.date);
+  BindOptional(*s, 7, d.doi);
+  BindOptional(*s, 8, d.pi);
+  s->Bind(9, d.fields_json).Bind(10, NowIso());
+  SCISEARCH_RETURN_IF_ERROR(s->Run());
+  // Rewriting the links re-indexes the datasets of the proposals concerned (triggers).
+  SCISEARCH_ASSIGN_OR_RETURN(Statement * drop, statements_->Get("DELETE FROM document_proposals "
+                                                                "WHERE document_id = ?1"));
+  SCISEARCH_RETURN_IF_ERROR(drop->Bind(1, d.id).Run());
+  SCISEARCH_ASSIGN_OR_RETURN(Statement * link,
+                             statements_->Get("INSERT OR IGNORE INTO document_proposals "
+                                              "(document_id, proposal_id) VALUES (?1, ?2)"));
+  for (const std::string& proposal : d.proposals) {
+    if (proposal.empty()) continue;
+    link->Reset();
+    SCISEARCH_RETURN_IF_ERROR(link->Bind(1, d.id).Bind(2, proposal).Run());
+  }
+  return Status::Ok();
+}
+
+Status Catalog::PutDocument(const DocumentRecord& document) {
+  return Atomically([&] { return PutDocumentUnlocked(document); })
+      .WithContext("writing document " + document.id);
+}
+
+namespace {
+
+std::vector<std::string> ReadJsonStrings(const std::string& text) {
+  std::vector<std::string> out;
+  const nlohmann::json array = nlohmann::json::parse(text, nullptr, false);
+  if (!array.is_array()) return out;
+  for (const auto& item : array) {
+    if (item.is_string()) out.push_back(item.get<std::string>());
+  }
+  return out;
+}
+
+constexpr const char* kSelectDocument =
+    "SELECT id, kind, title, text, authors, IFNULL(date, ''), IFNULL(doi, ''), IFNULL(pi, ''), "
+    "fields, (SELECT json_group_array(proposal_id) FROM document_proposals "
+    "WHERE document_id = documents.id) FROM documents WHERE id = ?1";
+
+DocumentRecord ReadDocument(const Statement& s) {
+  return DocumentRecord{.id = s.Text(0),
+                        .kind = s.Text(1),
+                        .title = s.Text(2),
+                        .text = s.Text(3),
+                        .authors = ReadJsonStrings(s.Text(4)),
+                        .date = s.Text(5),
+                        .doi = s.Text(6),
+                        .pi = s.Text(7),
+                        .proposals = ReadJsonStrings(s.Text(9)),
+                        .fields_json = s.Text(8)};
+}
+
+}  // namespace
+
+Result<DocumentRecord> Catalog::GetDocument(const std::string& id) {
+  SCISEARCH_ASSIGN_OR_RETURN(Statement * s, statements_->Get(kSelectDocument));
+  s->Bind(1, id);
+  SCISEARCH_ASSIGN_OR_RETURN(bool row, s->Step());
+  if (!row) return Status::NotFound("catalog: no document " + id);
+  DocumentRecord d = ReadDocument(*s);
+  s->Reset();
+  return d;
+}
+
+Result<std::vector<DocumentRecord>> Catalog::DocumentsOfProposal(const std::string& proposal_id) {
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement * s,
+      statements_->Get("SELECT d.id, d.kind, d.title, '', d.authors, IFNULL(d.date, ''), "
+                       "IFNULL(d.doi, ''), IFNULL(d.pi, ''), d.fields, '[]' "
+                       "FROM document_proposals l JOIN documents d ON d.id = l.document_id "
+                       "WHERE l.proposal_id = ?1 ORDER BY d.id = ?1 DESC, d.date, d.id"));
+  s->Bind(1, proposal_id);
+  std::vector<DocumentRecord> out;
+  while (true) {
+    SCISEARCH_ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) break;
+    out.push_back(ReadDocument(*s));
+  }
+  return out;
+}
+
+Result<int64_t> Catalog::ChangeSequence() {
+  SCISEARCH_ASSIGN_OR_RETURN(Statement * s,
+                             statements_->Get("SELECT IFNULL(MAX(seq), 0) FROM index_changes"));
+  SCISEARCH_ASSIGN_OR_RETURN(bool row, s->Step());
+  const int64_t seq = row ? s->Int(0) : 0;
+  s->Reset();
+  return seq;
+}
+
+Result<std::vector<ItemChange>> Catalog::ChangesSince(int64_t after) {
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement * s,
+      statements_->Get("SELECT item, seq FROM index_changes WHERE seq > ?1 ORDER BY seq"));
+  s->Bind(1, after);
+  std::vector<ItemChange> out;
+  while (true) {
+    SCISEARCH_ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) break;
+    out.push_back(ItemChange{s->Text(0), s->Int(1)});
+  }
+  return out;
 }
 
 Status Catalog::LinkDataset(const std::string& path, const std::string& session_id,
@@ -879,48 +1058,61 @@ Result<std::map<std::string, KnownDataset>> Catalog::FindFingerprints(const std:
 }
 
 Result<DatasetRow> Catalog::GetDataset(const std::string& path) {
-  const std::string sql =
-      std::string("SELECT ") + kDatasetColumns + " FROM datasets WHERE path = ?1";
-  SCISEARCH_ASSIGN_OR_RETURN(Statement s, Statement::Prepare(db_, sql));
-  s.Bind(1, path);
-  SCISEARCH_ASSIGN_OR_RETURN(bool row, s.Step());
+  SCISEARCH_ASSIGN_OR_RETURN(Statement * s, statements_->Get(kSelectDatasetByPath));
+  s->Bind(1, path);
+  SCISEARCH_ASSIGN_OR_RETURN(bool row, s->Step());
   if (!row) return Status::NotFound("catalog: no dataset " + path);
-  DatasetRow d = ReadDatasetRow(s);
+  DatasetRow d = ReadDatasetRow(*s);
+  s->Reset();  // ends the read: a cached statement left stepping would pin this snapshot
+  SCISEARCH_RETURN_IF_ERROR(ReadDatasetDetail(d));
+  return d;
+}
 
-  SCISEARCH_ASSIGN_OR_RETURN(
-      Statement files,
-      Statement::Prepare(db_,
-                         "SELECT path, size, mtime_ns FROM dataset_files WHERE dataset_id "
-                         "= ?1 ORDER BY path = ?2 DESC, path"));
-  files.Bind(1, d.id).Bind(2, d.path);
+Result<DatasetRow> Catalog::GetDatasetById(int64_t id) {
+  SCISEARCH_ASSIGN_OR_RETURN(Statement * s, statements_->Get(kSelectDatasetById));
+  s->Bind(1, id);
+  SCISEARCH_ASSIGN_OR_RETURN(bool row, s->Step());
+  if (!row) return Status::NotFound("catalog: no dataset with id " + std::to_string(id));
+  DatasetRow d = ReadDatasetRow(*s);
+  s->Reset();  // ends the read: a cached statement left stepping would pin this snapshot
+  SCISEARCH_RETURN_IF_ERROR(ReadDatasetDetail(d));
+  return d;
+}
+
+Status Catalog::ReadDatasetDetail(DatasetRow& d) {
+  SCISEARCH_ASSIGN_OR_RETURN(Statement * files, statements_->Get(kSelectFiles));
+  files->Bind(1, d.id).Bind(2, d.path);
   while (true) {
-    SCISEARCH_ASSIGN_OR_RETURN(bool more, files.Step());
+    SCISEARCH_ASSIGN_OR_RETURN(bool more, files->Step());
     if (!more) break;
-    d.files.push_back(FileStat{files.Text(0), static_cast<uint64_t>(files.Int(1)), files.Int(2)});
+    d.files.push_back(
+        FileStat{files->Text(0), static_cast<uint64_t>(files->Int(1)), files->Int(2)});
   }
-  SCISEARCH_ASSIGN_OR_RETURN(
-      Statement sig,
-      Statement::Prepare(db_,
-                         "SELECT id, idx, name, dtype, shape, axes, metadata_json, acquired, "
-                         "instrument, mode, beam_energy_kev, magnification, pixel_size, "
-                         "pixel_size_units, detector FROM signals WHERE dataset_id = ?1 "
-                         "ORDER BY idx"));
-  sig.Bind(1, d.id);
+  SCISEARCH_ASSIGN_OR_RETURN(Statement * sig, statements_->Get(kSelectSignals));
+  sig->Bind(1, d.id);
   while (true) {
-    SCISEARCH_ASSIGN_OR_RETURN(bool more, sig.Step());
+    SCISEARCH_ASSIGN_OR_RETURN(bool more, sig->Step());
     if (!more) break;
     SignalRow r;
-    r.id = sig.Int(0);
-    r.index = static_cast<int>(sig.Int(1));
-    r.name = sig.Text(2);
-    r.dtype = sig.Text(3);
-    r.shape_json = sig.Text(4);
-    r.axes_json = sig.Text(5);
-    r.metadata_json = sig.Text(6);
-    r.fields = ReadFields(sig, 7);
+    r.id = sig->Int(0);
+    r.index = static_cast<int>(sig->Int(1));
+    r.name = sig->Text(2);
+    r.dtype = sig->Text(3);
+    r.shape_json = sig->Text(4);
+    r.axes_json = sig->Text(5);
+    r.metadata_json = sig->Text(6);
+    r.fields = ReadFields(*sig, 7);
     d.signals.push_back(std::move(r));
   }
-  return d;
+  SCISEARCH_ASSIGN_OR_RETURN(Statement * tags, statements_->Get(kSelectTags));
+  tags->Bind(1, d.id);
+  while (true) {
+    SCISEARCH_ASSIGN_OR_RETURN(bool more, tags->Step());
+    if (!more) break;
+    d.tags.push_back(TagRow{tags->Text(0), tags->Text(1), tags->Real(2), tags->Text(3),
+                            tags->Text(4), tags->Text(5)});
+  }
+  return Status::Ok();
 }
 
 Result<std::string> Catalog::FindDatasetByFile(const std::string& file_path) {
@@ -1099,6 +1291,11 @@ Status Catalog::BatchWriter::PutThumbnails(int64_t dataset_id, const std::string
                                            const std::vector<Thumbnail>& thumbnails) {
   SCISEARCH_RETURN_IF_ERROR(Begin());
   return AfterWrite(catalog_.PutThumbnails(dataset_id, fingerprint, outcome, thumbnails));
+}
+
+Status Catalog::BatchWriter::PutDocument(const DocumentRecord& document) {
+  SCISEARCH_RETURN_IF_ERROR(Begin());
+  return AfterWrite(catalog_.PutDocument(document));
 }
 
 Status Catalog::BatchWriter::Flush() {

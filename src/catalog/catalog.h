@@ -169,6 +169,38 @@ struct PublicationRecord {
   std::vector<std::string> proposals;  // acknowledged proposal ids
 };
 
+// A text document of the facility: a proposal, a publication or a log entry.
+// PutProposal, PutPublication and PutSession write one each (ids: the proposal
+// id, the DOI, the session id); `scisearch add-docs` writes them from JSON lines.
+struct DocumentRecord {
+  std::string id;    // unique across kinds
+  std::string kind;  // "proposal", "publication" or "log"
+  std::string title;
+  std::string text;
+  std::vector<std::string> authors;
+  std::string date;  // ISO 8601 date or time, "" when unknown
+  std::string doi;
+  std::string pi;
+  std::vector<std::string> proposals;  // the proposals it belongs to or acknowledges
+  std::string fields_json = "{}";      // the source's other fields, a JSON object
+};
+
+// One tag of a dataset as stored.
+struct TagRow {
+  std::string value;
+  std::string source;  // path metadata text image expert log proposal publication
+  double confidence = 0;
+  std::string evidence;
+  std::string state;  // "suggested", "accepted", "rejected"
+  std::string validated_by;
+};
+
+// An item whose searchable content changed at catalog change sequence `seq`.
+struct ItemChange {
+  std::string item;  // "dataset:<id>" or "document:<id>"
+  int64_t seq = 0;
+};
+
 // What the catalog knows of a dataset for incremental decisions.
 struct KnownDataset {
   std::string fingerprint;
@@ -201,10 +233,14 @@ struct DatasetRow {
   std::string first_seen;
   std::string last_seen;
   int64_t ingest_run_id = 0;
+  std::string proposal_id;           // "" when not linked
+  std::string session_id;            // "" when not linked
+  std::string embargo_until;         // "" = public
   formats::NormalisedFields fields;  // the first signal's, with the most telling mode of all
                                      // (a spectrum image with its survey image: spectrum image)
   std::vector<FileStat> files;       // filled by GetDataset only
   std::vector<SignalRow> signals;    // filled by GetDataset only
+  std::vector<TagRow> tags;          // filled by GetDataset only, strongest first
 };
 
 struct CatalogCounts {
@@ -293,6 +329,10 @@ class Catalog {
   Status PutSession(const SessionRecord& session);
   Status PutPublication(const PublicationRecord& publication);
 
+  // Inserts or replaces the document `document.id`. kInvalidArgument for an empty
+  // id, an unknown kind or fields_json that is not a JSON object.
+  Status PutDocument(const DocumentRecord& document);
+
   // Links the dataset at `path` to its session and proposal ("" for none) and sets
   // the date until which only the proposal's team may see it ("" = public).
   // kNotFound when no dataset has that path.
@@ -325,6 +365,19 @@ class Catalog {
   Result<std::map<std::string, KnownDataset>> FindFingerprints(const std::string& root);
   // The dataset whose primary path is `path`, with files and signals; kNotFound if none.
   Result<DatasetRow> GetDataset(const std::string& path);
+  // As GetDataset, by catalog id.
+  Result<DatasetRow> GetDatasetById(int64_t id);
+  // The document `id`; kNotFound if none.
+  Result<DocumentRecord> GetDocument(const std::string& id);
+  // The documents that belong to or acknowledge proposal `proposal_id` (the
+  // proposal's own document first, then by date), without their text.
+  Result<std::vector<DocumentRecord>> DocumentsOfProposal(const std::string& proposal_id);
+  // The catalog's latest change sequence (0 for an empty catalog).
+  Result<int64_t> ChangeSequence();
+  // Every item whose content changed after sequence `after`, in sequence order
+  // (ChangesSince(0): every item the catalog ever had, deleted ones included).
+  Result<std::vector<ItemChange>> ChangesSince(int64_t after);
+
   // The primary path of the dataset that has `file_path` as a member (a .ser maps
   // to its .emi); kNotFound if none.
   Result<std::string> FindDatasetByFile(const std::string& file_path);
@@ -366,6 +419,7 @@ class Catalog {
                        const std::string& proposal_id, const std::string& embargo_until);
     Status PutThumbnails(int64_t dataset_id, const std::string& fingerprint,
                          ThumbnailOutcome outcome, const std::vector<Thumbnail>& thumbnails);
+    Status PutDocument(const DocumentRecord& document);
     // Commits the open batch, if any.
     Status Flush();
     // Writes in the open batch.
@@ -394,6 +448,9 @@ class Catalog {
   // Rewrites the member files of dataset `dataset_id` and drops what ingest derives
   // from its contents (signals with their metadata, thumbnails, machine tags).
   Status ReplaceDerivedRows(int64_t dataset_id, const std::vector<FileStat>& files);
+  // Fills d.files, d.signals and d.tags.
+  Status ReadDatasetDetail(DatasetRow& d);
+  Status PutDocumentUnlocked(const DocumentRecord& document);
   Status RecordErrorUnlocked(int64_t run_id, const ErrorRecord& record);
   Status PutThumbnailsUnlocked(int64_t dataset_id, const std::string& fingerprint,
                                ThumbnailOutcome outcome, const std::vector<Thumbnail>& thumbnails);

@@ -228,6 +228,134 @@ CREATE TABLE publications (
 CREATE INDEX datasets_proposal ON datasets(proposal_id);
 CREATE INDEX datasets_session ON datasets(session_id);
 )sql",
+    R"sql(
+-- The facility's text documents, one searchable table for every kind: proposals,
+-- publications and log entries, whether loaded by add-docs or written as
+-- structured records (PutProposal, PutPublication, PutSession also write here).
+-- `fields` keeps the source's other fields as a JSON object.
+CREATE TABLE documents (
+  id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('proposal', 'publication', 'log')),
+  title TEXT NOT NULL DEFAULT '',
+  text TEXT NOT NULL DEFAULT '',
+  authors TEXT NOT NULL DEFAULT '[]',
+  date TEXT,
+  doi TEXT,
+  pi TEXT,
+  fields TEXT NOT NULL DEFAULT '{}',
+  added_at TEXT NOT NULL
+);
+-- The proposals a document belongs to or acknowledges.
+CREATE TABLE document_proposals (
+  document_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+  proposal_id TEXT NOT NULL,
+  PRIMARY KEY (proposal_id, document_id)
+) WITHOUT ROWID;
+CREATE INDEX document_proposals_document ON document_proposals(document_id);
+
+INSERT INTO documents (id, kind, title, text, date, pi, fields, added_at)
+  SELECT id, 'proposal', IFNULL(title, ''), IFNULL(abstract, ''), start_date, pi,
+         json_object('team', json(team), 'end_date', end_date, 'release_date', release_date),
+         strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
+  FROM proposals;
+INSERT INTO document_proposals SELECT id, id FROM proposals;
+INSERT OR IGNORE INTO documents (id, kind, title, text, authors, date, doi, added_at)
+  SELECT doi, 'publication', title, IFNULL(abstract, ''), authors, date, doi,
+         strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
+  FROM publications;
+INSERT OR IGNORE INTO document_proposals
+  SELECT p.doi, j.value FROM publications p, json_each(p.proposals) j;
+INSERT OR IGNORE INTO documents (id, kind, title, text, date, pi, fields, added_at)
+  SELECT id, 'log', IFNULL(instrument, '') || ' session of ' || IFNULL(user, ''),
+         IFNULL(notes, ''), start, pi,
+         json_object('instrument', instrument, 'user', user, 'start', start, 'end', "end"),
+         strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
+  FROM sessions;
+INSERT OR IGNORE INTO document_proposals
+  SELECT id, proposal_id FROM sessions WHERE proposal_id IS NOT NULL;
+
+-- Change tracking for the search index, which is derived from this catalog: every
+-- change to what an item shows advances the item's seq past the largest (in two
+-- statements: a trigger's INSERT OR REPLACE would give way to the outer statement's
+-- conflict clause).
+-- Rows are never deleted, so the largest seq only grows and a rebuild reads every
+-- item from here. Items: 'dataset:<id>', 'document:<id>'.
+CREATE TABLE index_changes (
+  item TEXT PRIMARY KEY,
+  seq INTEGER NOT NULL
+);
+CREATE INDEX index_changes_seq ON index_changes(seq);
+INSERT INTO index_changes (item, seq)
+  SELECT 'dataset:' || id, 1 FROM datasets
+  UNION ALL SELECT 'document:' || id, 1 FROM documents;
+
+CREATE TRIGGER datasets_index_insert AFTER INSERT ON datasets BEGIN
+  UPDATE index_changes SET seq = (SELECT MAX(seq) + 1 FROM index_changes)
+    WHERE item = 'dataset:' || NEW.id;
+  INSERT INTO index_changes SELECT 'dataset:' || NEW.id, (SELECT IFNULL(MAX(seq), 0) + 1 FROM index_changes)
+    WHERE NOT EXISTS (SELECT 1 FROM index_changes WHERE item = 'dataset:' || NEW.id);
+END;
+-- last_seen and thumbnail_state are not searchable: touching them changes nothing.
+CREATE TRIGGER datasets_index_update AFTER UPDATE OF path, format, state, fingerprint, acquired,
+    instrument, mode, beam_energy_kev, magnification, pixel_size, pixel_size_units, detector,
+    proposal_id, session_id, embargo_until ON datasets BEGIN
+  UPDATE index_changes SET seq = (SELECT MAX(seq) + 1 FROM index_changes)
+    WHERE item = 'dataset:' || NEW.id;
+  INSERT INTO index_changes SELECT 'dataset:' || NEW.id, (SELECT IFNULL(MAX(seq), 0) + 1 FROM index_changes)
+    WHERE NOT EXISTS (SELECT 1 FROM index_changes WHERE item = 'dataset:' || NEW.id);
+END;
+CREATE TRIGGER datasets_index_delete AFTER DELETE ON datasets BEGIN
+  UPDATE index_changes SET seq = (SELECT MAX(seq) + 1 FROM index_changes)
+    WHERE item = 'dataset:' || OLD.id;
+  INSERT INTO index_changes SELECT 'dataset:' || OLD.id, (SELECT IFNULL(MAX(seq), 0) + 1 FROM index_changes)
+    WHERE NOT EXISTS (SELECT 1 FROM index_changes WHERE item = 'dataset:' || OLD.id);
+END;
+CREATE TRIGGER tags_index_insert AFTER INSERT ON tags BEGIN
+  UPDATE index_changes SET seq = (SELECT MAX(seq) + 1 FROM index_changes)
+    WHERE item = 'dataset:' || NEW.dataset_id;
+  INSERT INTO index_changes SELECT 'dataset:' || NEW.dataset_id, (SELECT IFNULL(MAX(seq), 0) + 1 FROM index_changes)
+    WHERE NOT EXISTS (SELECT 1 FROM index_changes WHERE item = 'dataset:' || NEW.dataset_id);
+END;
+CREATE TRIGGER tags_index_update AFTER UPDATE ON tags BEGIN
+  UPDATE index_changes SET seq = (SELECT MAX(seq) + 1 FROM index_changes)
+    WHERE item = 'dataset:' || NEW.dataset_id;
+  INSERT INTO index_changes SELECT 'dataset:' || NEW.dataset_id, (SELECT IFNULL(MAX(seq), 0) + 1 FROM index_changes)
+    WHERE NOT EXISTS (SELECT 1 FROM index_changes WHERE item = 'dataset:' || NEW.dataset_id);
+END;
+CREATE TRIGGER tags_index_delete AFTER DELETE ON tags BEGIN
+  UPDATE index_changes SET seq = (SELECT MAX(seq) + 1 FROM index_changes)
+    WHERE item = 'dataset:' || OLD.dataset_id;
+  INSERT INTO index_changes SELECT 'dataset:' || OLD.dataset_id, (SELECT IFNULL(MAX(seq), 0) + 1 FROM index_changes)
+    WHERE NOT EXISTS (SELECT 1 FROM index_changes WHERE item = 'dataset:' || OLD.dataset_id);
+END;
+CREATE TRIGGER documents_index_insert AFTER INSERT ON documents BEGIN
+  UPDATE index_changes SET seq = (SELECT MAX(seq) + 1 FROM index_changes)
+    WHERE item = 'document:' || NEW.id;
+  INSERT INTO index_changes SELECT 'document:' || NEW.id, (SELECT IFNULL(MAX(seq), 0) + 1 FROM index_changes)
+    WHERE NOT EXISTS (SELECT 1 FROM index_changes WHERE item = 'document:' || NEW.id);
+END;
+CREATE TRIGGER documents_index_update AFTER UPDATE ON documents BEGIN
+  UPDATE index_changes SET seq = (SELECT MAX(seq) + 1 FROM index_changes)
+    WHERE item = 'document:' || NEW.id;
+  INSERT INTO index_changes SELECT 'document:' || NEW.id, (SELECT IFNULL(MAX(seq), 0) + 1 FROM index_changes)
+    WHERE NOT EXISTS (SELECT 1 FROM index_changes WHERE item = 'document:' || NEW.id);
+END;
+CREATE TRIGGER documents_index_delete AFTER DELETE ON documents BEGIN
+  UPDATE index_changes SET seq = (SELECT MAX(seq) + 1 FROM index_changes)
+    WHERE item = 'document:' || OLD.id;
+  INSERT INTO index_changes SELECT 'document:' || OLD.id, (SELECT IFNULL(MAX(seq), 0) + 1 FROM index_changes)
+    WHERE NOT EXISTS (SELECT 1 FROM index_changes WHERE item = 'document:' || OLD.id);
+END;
+-- A dataset shows the text of its proposal's documents: re-index it when they change.
+CREATE TRIGGER document_proposals_index_insert AFTER INSERT ON document_proposals BEGIN
+  UPDATE index_changes SET seq = (SELECT MAX(seq) + 1 FROM index_changes)
+    WHERE item IN (SELECT 'dataset:' || id FROM datasets WHERE proposal_id = NEW.proposal_id);
+END;
+CREATE TRIGGER document_proposals_index_delete AFTER DELETE ON document_proposals BEGIN
+  UPDATE index_changes SET seq = (SELECT MAX(seq) + 1 FROM index_changes)
+    WHERE item IN (SELECT 'dataset:' || id FROM datasets WHERE proposal_id = OLD.proposal_id);
+END;
+)sql",
 };
 
 constexpr int kVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "catalog/catalog.h"
+#include "cli/search_commands.h"
 #include "formats/formats.h"
 #include "ingest/ingest.h"
 #include "simulate/simulate.h"
@@ -18,12 +19,6 @@ namespace scisearch::cli {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Prints one line "scisearch: <message>" on stderr and returns the exit status.
-int Fail(const Status& status, int exit_code = 1) {
-  std::fprintf(stderr, "scisearch: %s\n", status.message().c_str());
-  return exit_code;
-}
 
 std::string FormatShape(const std::vector<int64_t>& shape) {
   std::string s;
@@ -108,6 +103,7 @@ int RunIngest(const fs::path& data_dir, const fs::path& root, int jobs, bool thu
   auto summary = ingest::Ingest(**catalog, root, options);
   if (!summary.ok()) return Fail(summary.status());
   if (summary->interrupted) return 130;
+  UpdateIndexAfterWrite(**catalog, /*quiet=*/false);
   // Name the files that could not be read, so the operator can act on them.
   auto errors = (*catalog)->ListErrors(summary->run_id);
   if (errors.ok() && !errors->empty()) {
@@ -283,6 +279,53 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   add_data_dir(simulator);
 
+  auto* reindexer =
+      app.add_subcommand("reindex", "Rebuild the search index from the catalog, from scratch");
+  add_data_dir(reindexer);
+
+  std::string docs_file, docs_kind = "publication";
+  auto* add_docs =
+      app.add_subcommand("add-docs", "Load proposals, publications or log entries from JSON lines");
+  add_docs->add_option("FILE", docs_file, "One JSON object a line: id, title, text, ...")
+      ->required();
+  add_docs->add_option("--kind", docs_kind, "What the documents are")
+      ->check(CLI::IsMember({"proposal", "publication", "log"}))
+      ->capture_default_str();
+  add_data_dir(add_docs);
+
+  SearchCommand search_command;
+  bool search_json = false;
+  auto* searcher = app.add_subcommand("search", "Search datasets, proposals and publications");
+  searcher->add_option("QUERY", search_command.text,
+                       "Words, \"phrases\", AND/OR/NOT, pi: instrument: mode: tag: format: "
+                       "kind: year:, ranges such as mag>1e6 date:2011-10..2011-12 "
+                       "voltage:80..300kV");
+  searcher->add_option("--queries", search_command.queries_file,
+                       "Run a batch of {\"id\",\"text\"} JSON lines instead");
+  searcher->add_option("--like", search_command.like, "Items like this item id (more like this)");
+  searcher->add_option("--kind", search_command.kind, "Only items of this kind")
+      ->check(CLI::IsMember({"dataset", "proposal", "publication", "log"}));
+  searcher->add_option("--top,-n", search_command.top, "Results to show")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{100000}));
+  searcher->add_option("--offset", search_command.offset, "Skip this many results (paging)")
+      ->check(CLI::NonNegativeNumber);
+  searcher->add_option("--sort", search_command.sort, "relevance, newest or oldest")
+      ->check(CLI::IsMember({"relevance", "newest", "oldest"}))
+      ->capture_default_str();
+  searcher->add_flag("--json", search_json, "Print the results as one JSON object");
+  searcher->add_option("--format", search_command.output, "text, json or trec (TREC run lines)")
+      ->check(CLI::IsMember({"text", "json", "trec"}))
+      ->capture_default_str();
+  searcher->add_option("--run-tag", search_command.run_tag, "The tag column of TREC lines")
+      ->capture_default_str();
+  searcher
+      ->add_option("--ranking", search_command.ranking,
+                   "full, or bm25: plain BM25 alone (the baseline for evaluations)")
+      ->check(CLI::IsMember({"full", "bm25"}))
+      ->capture_default_str();
+  add_data_dir(searcher);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -292,6 +335,17 @@ int Main(int argc, char** argv) {
   if (*exporter) return RunExport(export_path, export_signal, npy_out);
   if (*ingester) return RunIngest(data_dir, ingest_root, jobs, !no_thumbnails);
   if (*lister) return RunList(data_dir, list_state, list_json);
+  if (*reindexer) return RunReindex(data_dir);
+  if (*add_docs) return RunAddDocs(data_dir, docs_file, docs_kind);
+  if (*searcher) {
+    if (search_json) search_command.output = "json";
+    const int sources = !search_command.text.empty() + !search_command.queries_file.empty() +
+                        !search_command.like.empty();
+    if (sources > 1) {
+      return Fail(Status::InvalidArgument("search: give one of QUERY, --queries, --like"));
+    }
+    return RunSearch(data_dir, search_command);
+  }
   if (*simulator) {
     if (catalog_only) {
       return RunSimulateCatalog(data_dir, simulate_root,

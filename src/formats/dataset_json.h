@@ -1,10 +1,16 @@
 // The inverse of DatasetToJson (formats.h), for moving a Dataset between processes
-// (the HDF5 worker sends the datasets it parses as JSON). Internal to the formats module.
+// (the HDF5 worker sends the datasets it parses as JSON), and the parsers that build
+// the metadata trees moved that way. Internal to the formats module.
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/status.h"
 #include "formats/formats.h"
@@ -15,5 +21,163 @@ namespace scisearch::formats {
 // offsets that DatasetToJson wrote as null, being NaN or infinite, come back as NaN).
 // Checks every field's type; errors are kInvalidArgument naming the field.
 Result<Dataset> DatasetFromJson(const nlohmann::ordered_json& json);
+
+// Parses JSON text into the tree Metadata::parse(text, nullptr, false) builds: a key
+// that repeats keeps its first position and takes its last value. nullopt when `text`
+// is not exactly one JSON value. Faster than Metadata::parse on large objects: see
+// MetadataBuilder.
+std::optional<Metadata> ParseMetadataJson(std::string_view text);
+
+// The same for one MessagePack value that fills `bytes` (what
+// Metadata::from_msgpack(bytes, /*strict=*/true, /*allow_exceptions=*/false) builds).
+std::optional<Metadata> ParseMetadataMsgpack(std::string_view bytes);
+
+namespace dataset_json_internal {
+
+// A SAX handler (nlohmann's interface) that builds a Metadata tree bottom-up: each
+// object's members are collected with movable keys and the object is made once, at
+// its end, with room for all of them. nlohmann's own DOM builder inserts into the
+// object as it goes: ordered_map's vector of pairs with const keys copies every
+// member's whole subtree each time it grows, and each key is looked up one by one.
+class MetadataBuilder {
+ public:
+  using string_t = Metadata::string_t;
+  using binary_t = Metadata::binary_t;
+
+  // `steal_strings`: the parser hands over strings it no longer needs (MessagePack's
+  // reader does; the JSON lexer reuses its buffer, so its strings are copied).
+  explicit MetadataBuilder(bool steal_strings) : steal_strings_(steal_strings) {}
+
+  bool null() { return Put(Metadata()); }
+  bool boolean(bool value) { return Put(Metadata(value)); }
+  bool number_integer(Metadata::number_integer_t value) { return Put(Metadata(value)); }
+  bool number_unsigned(Metadata::number_unsigned_t value) { return Put(Metadata(value)); }
+  bool number_float(Metadata::number_float_t value, const string_t& /*text*/) {
+    return Put(Metadata(value));
+  }
+  bool string(string_t& value) {
+    return Put(steal_strings_ ? Metadata(std::move(value)) : Metadata(value));
+  }
+  bool binary(binary_t& value) { return Put(Metadata(std::move(value))); }
+  bool start_object(std::size_t /*declared_size*/) { return Push(/*is_object=*/true); }
+  bool key(string_t& key) {
+    if (steal_strings_) {
+      Top().key = std::move(key);
+    } else {
+      Top().key = key;
+    }
+    return true;
+  }
+  bool end_object() {
+    Frame& frame = Top();
+    Metadata object = Metadata::object();
+    auto& map = object.get_ref<Metadata::object_t&>();
+    map.reserve(frame.members.size());
+    if (HasRepeatedKey(frame.members)) {
+      // The rare slow path, one lookup per member.
+      for (auto& [key, value] : frame.members) {
+        auto it = std::find_if(map.begin(), map.end(),
+                               [&](const auto& member) { return member.first == key; });
+        if (it != map.end()) {
+          it->second = std::move(value);
+        } else {
+          map.emplace_back(std::move(key), std::move(value));
+        }
+      }
+    } else {
+      for (auto& [key, value] : frame.members) map.emplace_back(std::move(key), std::move(value));
+    }
+    frame.members.clear();
+    --depth_;
+    return Put(std::move(object));
+  }
+  bool start_array(std::size_t /*declared_size*/) { return Push(/*is_object=*/false); }
+  bool end_array() {
+    Metadata array = Metadata::array();
+    array.get_ref<Metadata::array_t&>() = std::move(Top().elements);
+    Top().elements.clear();
+    --depth_;
+    return Put(std::move(array));
+  }
+  template <class Exception>
+  bool parse_error(std::size_t /*position*/, const std::string& /*token*/,
+                   const Exception& /*error*/) {
+    return false;
+  }
+
+  // The tree, after a parse that succeeded.
+  Metadata Take() { return std::move(root_); }
+
+ private:
+  // An object or array being read. Frames are kept for reuse when their value ends,
+  // so that their vectors keep their room.
+  struct Frame {
+    bool is_object = false;
+    std::string key;  // objects: the key of the value being read
+    std::vector<std::pair<std::string, Metadata>> members;
+    std::vector<Metadata> elements;
+  };
+
+  Frame& Top() { return frames_[depth_ - 1]; }
+
+  bool Push(bool is_object) {
+    if (depth_ == frames_.size()) frames_.emplace_back();
+    frames_[depth_++].is_object = is_object;
+    return true;
+  }
+
+  bool Put(Metadata value) {
+    if (depth_ == 0) {
+      root_ = std::move(value);
+    } else if (Frame& frame = Top(); frame.is_object) {
+      frame.members.emplace_back(std::move(frame.key), std::move(value));
+    } else {
+      frame.elements.push_back(std::move(value));
+    }
+    return true;
+  }
+
+  // Whether two members share a key.
+  bool HasRepeatedKey(const std::vector<std::pair<std::string, Metadata>>& members) {
+    constexpr size_t kCompareAll = 8;  // up to this many, compare every pair
+    if (members.size() <= kCompareAll) {
+      for (size_t i = 1; i < members.size(); ++i) {
+        for (size_t j = 0; j < i; ++j) {
+          if (members[i].first == members[j].first) return true;
+        }
+      }
+      return false;
+    }
+    keys_.clear();
+    for (const auto& member : members) keys_.emplace_back(member.first);
+    std::sort(keys_.begin(), keys_.end());
+    return std::adjacent_find(keys_.begin(), keys_.end()) != keys_.end();
+  }
+
+  const bool steal_strings_;
+  std::vector<Frame> frames_;  // frames_[0, depth_) are open
+  size_t depth_ = 0;
+  std::vector<std::string_view> keys_;  // HasRepeatedKey's scratch space
+  Metadata root_;
+};
+
+}  // namespace dataset_json_internal
+
+inline std::optional<Metadata> ParseMetadataJson(std::string_view text) {
+  dataset_json_internal::MetadataBuilder builder(/*steal_strings=*/false);
+  if (!Metadata::sax_parse(text, &builder, Metadata::input_format_t::json, /*strict=*/true)) {
+    return std::nullopt;
+  }
+  return builder.Take();
+}
+
+inline std::optional<Metadata> ParseMetadataMsgpack(std::string_view bytes) {
+  dataset_json_internal::MetadataBuilder builder(/*steal_strings=*/true);
+  if (!Metadata::sax_parse(bytes, &builder, Metadata::input_format_t::msgpack,
+                           /*strict=*/true)) {
+    return std::nullopt;
+  }
+  return builder.Take();
+}
 
 }  // namespace scisearch::formats

@@ -40,12 +40,16 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "formats/byte_source.h"
+#include "formats/dataset_json.h"
 #include "formats/normalise.h"
 #include "formats/readers.h"
 #include "formats/slab_io.h"
@@ -783,9 +787,10 @@ Status BuildBerkeleySignal(hid_t file, const std::string& file_name, const Metad
 // ---------------------------------------------------------------------------------
 // Velox EMD.
 
-// Parses the JSON of frame 0 of a Velox Metadata dataset (a uint8 array, one column
-// per frame, NUL-padded).
-Result<Metadata> ReadVeloxJson(hid_t file, const std::string& file_name, const std::string& path) {
+// The JSON text of frame 0 of a Velox Metadata dataset (a uint8 array, one column per
+// frame, NUL-padded).
+Result<std::string> ReadVeloxText(hid_t file, const std::string& file_name,
+                                  const std::string& path) {
   H5Handle dataset = DatasetHandle(H5Dopen2(file, path.c_str(), H5P_DEFAULT));
   if (!dataset.valid()) return Hdf5Failure(file_name, path, "cannot open the metadata");
   H5Handle space = Space(H5Dget_space(dataset.get()));
@@ -812,11 +817,94 @@ Result<Metadata> ReadVeloxJson(hid_t file, const std::string& file_name, const s
     return Hdf5Failure(file_name, path, "cannot read the metadata");
   }
   text.resize(strnlen(text.data(), text.size()));
-  Metadata json = Metadata::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (json.is_discarded() || !json.is_object()) {
+  return text;
+}
+
+// Parses the JSON of frame 0 of a Velox Metadata dataset.
+Result<Metadata> ReadVeloxJson(hid_t file, const std::string& file_name, const std::string& path) {
+  SCISEARCH_ASSIGN_OR_RETURN(const std::string text, ReadVeloxText(file, file_name, path));
+  std::optional<Metadata> json = ParseMetadataJson(text);
+  if (!json || !json->is_object()) {
     return Status::Corrupt(file_name + ": " + path + ": metadata is not a JSON object");
   }
-  return json;
+  return std::move(*json);
+}
+
+// A SAX handler (nlohmann's interface) that reads what
+// FindString(ParseMetadataJson(text), {"BinaryResult", "Detector"}) would, without
+// building the tree: a repeated key's last value counts, as in the tree.
+class VeloxDetectorFinder {
+ public:
+  using string_t = Metadata::string_t;
+
+  bool null() { return Scalar(nullptr); }
+  bool boolean(bool) { return Scalar(nullptr); }
+  bool number_integer(Metadata::number_integer_t) { return Scalar(nullptr); }
+  bool number_unsigned(Metadata::number_unsigned_t) { return Scalar(nullptr); }
+  bool number_float(Metadata::number_float_t, const string_t&) { return Scalar(nullptr); }
+  bool string(string_t& value) { return Scalar(&value); }
+  bool binary(Metadata::binary_t&) { return Scalar(nullptr); }
+  bool start_object(std::size_t) {
+    if (depth_ == 0) root_is_object_ = true;
+    Scalar(nullptr);  // an object where the detector name is, or a new BinaryResult
+    if (depth_ == 1) in_binary_result_ = binary_result_key_;
+    ++depth_;
+    return true;
+  }
+  bool start_array(std::size_t) {
+    Scalar(nullptr);
+    ++depth_;
+    return true;
+  }
+  bool end_object() { return End(); }
+  bool end_array() { return End(); }
+  bool key(string_t& key) {
+    if (depth_ == 1) binary_result_key_ = key == "BinaryResult";
+    if (depth_ == 2) detector_key_ = key == "Detector";
+    return true;
+  }
+  template <class Exception>
+  bool parse_error(std::size_t, const std::string&, const Exception&) {
+    return false;
+  }
+
+  // After a parse that succeeded: the name, or nullopt when the text is not an object.
+  std::optional<std::string> detector() const {
+    if (!root_is_object_) return std::nullopt;
+    return detector_;
+  }
+
+ private:
+  // A value starts at the current depth: `text` for a string, else null.
+  bool Scalar(const std::string* text) {
+    if (depth_ == 1 && binary_result_key_) {
+      detector_.clear();  // a new BinaryResult replaces the old one
+    } else if (depth_ == 2 && in_binary_result_ && detector_key_) {
+      detector_ = text != nullptr ? *text : "";
+    }
+    return true;
+  }
+  bool End() {
+    if (--depth_ == 1) in_binary_result_ = false;
+    return true;
+  }
+
+  int depth_ = 0;
+  bool root_is_object_ = false;
+  bool binary_result_key_ = false;  // the depth-1 key is BinaryResult
+  bool in_binary_result_ = false;   // inside the object of that key
+  bool detector_key_ = false;       // the depth-2 key is Detector
+  std::string detector_;
+};
+
+// BinaryResult.Detector of the Velox JSON `text` ("" when absent or not a string), or
+// nullopt when `text` is not a JSON object.
+std::optional<std::string> VeloxDetector(std::string_view text) {
+  VeloxDetectorFinder finder;
+  if (!Metadata::sax_parse(text, &finder, Metadata::input_format_t::json, /*strict=*/true)) {
+    return std::nullopt;
+  }
+  return finder.detector();
 }
 
 // A JSON document stored as a one-element string dataset (AcquisitionSettings, ...).
@@ -831,9 +919,7 @@ std::optional<Metadata> ReadJsonStringDataset(hid_t file, const std::string& pat
   if (!value) return std::nullopt;
   if (value->is_array() && value->size() == 1) value = Metadata((*value)[0]);
   if (!value->is_string()) return std::nullopt;
-  Metadata json = Metadata::parse(value->get<std::string>(), nullptr, false);
-  if (json.is_discarded()) return std::nullopt;
-  return json;
+  return ParseMetadataJson(value->get_ref<const std::string&>());
 }
 
 void FillVeloxFields(const Metadata& json, NormalisedFields& fields) {
@@ -1141,9 +1227,11 @@ Status AddVeloxSpectrumImage(hid_t file, const std::string& file_name, std::vect
     }
     Metadata entry = Metadata::object();
     entry["path"] = stream.path + "/Data";
-    Result<Metadata> stream_json = ReadVeloxJson(file, file_name, stream.path + "/Metadata");
-    if (stream_json.ok())
-      entry["Detector"] = FindString(*stream_json, {"BinaryResult", "Detector"});
+    // Only the detector's name is wanted: no tree is built for the rest.
+    Result<std::string> stream_text = ReadVeloxText(file, file_name, stream.path + "/Metadata");
+    std::optional<std::string> detector =
+        stream_text.ok() ? VeloxDetector(*stream_text) : std::nullopt;
+    if (detector) entry["Detector"] = std::move(*detector);
     entry["AcquisitionSettings"] = std::move(*settings);
     stream_list.push_back(std::move(entry));
     source.stream_paths.push_back(stream.path + "/Data");
@@ -1361,8 +1449,7 @@ bool HasHdf5OnlyExtension(const std::filesystem::path& path) {
 }
 
 // Opens and parses the file.
-Result<std::unique_ptr<EmdReader>> OpenParsed(const std::filesystem::path& path,
-                                              const std::string& file_name) {
+Result<Hdf5Emd> OpenParsed(const std::filesystem::path& path, const std::string& file_name) {
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
   H5Handle access = PropertyList(H5Pcreate(H5P_FILE_ACCESS));
   if (!access.valid()) return Hdf5Failure(file_name, "", "cannot create file access properties");
@@ -1410,21 +1497,24 @@ Result<std::unique_ptr<EmdReader>> OpenParsed(const std::filesystem::path& path,
                                " with no EMD data (no emd_group_type array group with dims, no "
                                "Velox /Data groups)");
   }
-  return std::unique_ptr<EmdReader>(
-      new EmdReader(std::move(dataset), std::move(sources), std::move(file)));
+  Hdf5Emd out;
+  for (Signal& signal : dataset.signals) {
+    out.metadata.push_back(std::exchange(signal.metadata, Metadata::object()));
+  }
+  out.reader = std::make_unique<EmdReader>(std::move(dataset), std::move(sources), std::move(file));
+  return out;
 }
 
 }  // namespace
 
-Result<std::unique_ptr<DatasetReader>> OpenEmdWithHdf5(const std::filesystem::path& path) {
+Result<Hdf5Emd> OpenEmdWithHdf5(const std::filesystem::path& path) {
   const std::string file_name = path.filename().string();
   {
     // Plain-file checks first, for clear messages about missing or unreadable files.
     SCISEARCH_ASSIGN_OR_RETURN(FileSource source, FileSource::Open(path));
     if (source.size() < 8) return Status::Corrupt(file_name + ": too short for an HDF5 file");
   }
-  SCISEARCH_ASSIGN_OR_RETURN(std::unique_ptr<EmdReader> reader, OpenParsed(path, file_name));
-  return std::unique_ptr<DatasetReader>(std::move(reader));
+  return OpenParsed(path, file_name);
 }
 
 }  // namespace scisearch::formats

@@ -40,6 +40,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -280,11 +281,11 @@ class WorkerProcess {
         got = ReceiveExact(outcome.reply.payload.data(), outcome.reply.payload.size(), deadline);
       }
       if (got == Got::kAll) {
-        outcome.reply.header = Json::from_msgpack(text, /*strict=*/true,
-                                                  /*allow_exceptions=*/false);
-        if (outcome.reply.header.is_discarded() || !outcome.reply.header.is_object()) {
+        std::optional<Json> header = ParseMetadataMsgpack(text);
+        if (!header || !header->is_object()) {
           return Malformed("a reply that is not a MessagePack map");
         }
+        outcome.reply.header = std::move(*header);
         return outcome;
       }
     }
@@ -540,6 +541,27 @@ class EmdReader : public DatasetReader {
   uint64_t file_size_;
 };
 
+// Moves each signal's metadata tree out of a DatasetToJson object, leaving null in its
+// place, so that DatasetFromJson checks the rest without copying the trees (the bulk
+// of the reply); the caller puts them into the Dataset. Entry k belongs to signal k.
+std::vector<Json> TakeMetadataTrees(Json& dataset_json) {
+  std::vector<Json> trees;
+  if (!dataset_json.is_object()) return trees;
+  auto signals = dataset_json.find("signals");
+  if (signals == dataset_json.end() || !signals->is_array()) return trees;
+  for (Json& signal : *signals) {
+    Json tree;
+    if (signal.is_object()) {
+      if (auto metadata = signal.find("metadata"); metadata != signal.end()) {
+        tree = std::move(*metadata);
+        *metadata = nullptr;
+      }
+    }
+    trees.push_back(std::move(tree));
+  }
+  return trees;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<DatasetReader>> OpenEmd(const std::filesystem::path& path) {
@@ -556,10 +578,14 @@ Result<std::unique_ptr<DatasetReader>> OpenEmd(const std::filesystem::path& path
   if (dataset_json == reply.header.end()) {
     return Status::Internal(file_name + ": the HDF5 worker's reply has no dataset");
   }
+  std::vector<Json> trees = TakeMetadataTrees(*dataset_json);
   Result<Dataset> dataset = DatasetFromJson(*dataset_json);
   if (!dataset.ok()) {
     return Status::Internal(file_name +
                             ": the HDF5 worker's dataset: " + dataset.status().message());
+  }
+  for (size_t k = 0; k < dataset->signals.size() && k < trees.size(); ++k) {
+    dataset->signals[k].metadata = std::move(trees[k]);
   }
   // The path as given (JSON carries only UTF-8; file names need not be).
   dataset->path = path;

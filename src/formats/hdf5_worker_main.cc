@@ -13,9 +13,11 @@
 #include <list>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "formats/dataset_json.h"
 #include "formats/emd_hdf5.h"
 #include "formats/formats.h"
 #include "formats/hdf5_worker_protocol.h"
@@ -74,8 +76,10 @@ bool ReadFrame(Request& request) {
       !ReadExact(kWorkerSocketFd, request.payload.data(), request.payload.size())) {
     return false;
   }
-  request.header = Json::from_msgpack(text, /*strict=*/true, /*allow_exceptions=*/false);
-  return !request.header.is_discarded() && request.header.is_object();
+  std::optional<Json> header = ParseMetadataMsgpack(text);
+  if (!header || !header->is_object()) return false;
+  request.header = std::move(*header);
+  return true;
 }
 
 Json ErrorReply(const Status& status) {
@@ -89,16 +93,23 @@ class OpenFiles {
  public:
   static constexpr size_t kCapacity = 4;
 
-  // Opens `path` afresh and keeps it.
-  Result<DatasetReader*> Open(const std::filesystem::path& path) {
+  // A file just opened: its kept reader, and its signals' metadata trees, which the
+  // reader does not keep (reads never need them).
+  struct Opened {
+    DatasetReader* reader = nullptr;
+    std::vector<Metadata> metadata;
+  };
+
+  // Opens `path` afresh and keeps its reader.
+  Result<Opened> Open(const std::filesystem::path& path) {
     Forget(path);
     struct stat info {};
     if (::stat(path.c_str(), &info) != 0) info = {};
-    SCISEARCH_ASSIGN_OR_RETURN(std::unique_ptr<DatasetReader> reader, OpenEmdWithHdf5(path));
+    SCISEARCH_ASSIGN_OR_RETURN(Hdf5Emd file, OpenEmdWithHdf5(path));
     entries_.push_front(
-        Entry{path, info.st_dev, info.st_ino, info.st_size, info.st_mtim, std::move(reader)});
+        Entry{path, info.st_dev, info.st_ino, info.st_size, info.st_mtim, std::move(file.reader)});
     while (entries_.size() > kCapacity) entries_.pop_back();
-    return entries_.front().reader.get();
+    return Opened{entries_.front().reader.get(), std::move(file.metadata)};
   }
 
   // The kept reader of `path`, else a new one.
@@ -114,7 +125,8 @@ class OpenFiles {
       }
       break;
     }
-    return Open(path);
+    SCISEARCH_ASSIGN_OR_RETURN(Opened opened, Open(path));
+    return opened.reader;
   }
 
  private:
@@ -175,6 +187,20 @@ Json ServeRead(OpenFiles& files, const Request& request, std::vector<uint8_t>& p
               {"bytes", payload.size()}};
 }
 
+// The open reply: DatasetToJson of the file's dataset, with its signals' metadata trees
+// moved in rather than copied (they are most of the reply).
+Json OpenReply(OpenFiles::Opened opened) {
+  Json dataset = DatasetToJson(opened.reader->dataset());
+  Json& signals = dataset["signals"];
+  for (size_t k = 0; k < opened.metadata.size() && k < signals.size(); ++k) {
+    signals[k]["metadata"] = std::move(opened.metadata[k]);
+  }
+  Json reply = Json::object();
+  reply["ok"] = true;
+  reply["dataset"] = std::move(dataset);
+  return reply;
+}
+
 int Serve() {
   if (!WriteFrame(Json{{"hello", "scisearch-hdf5-worker"}, {"protocol", kWorkerProtocol}})) {
     return 1;
@@ -187,9 +213,8 @@ int Serve() {
     try {
       const Json& op = request.header["op"];
       if (op == "open") {
-        Result<DatasetReader*> reader = files.Open(request.payload);
-        reply = reader.ok() ? Json{{"ok", true}, {"dataset", DatasetToJson((*reader)->dataset())}}
-                            : ErrorReply(reader.status());
+        Result<OpenFiles::Opened> opened = files.Open(request.payload);
+        reply = opened.ok() ? OpenReply(std::move(opened).value()) : ErrorReply(opened.status());
       } else if (op == "read") {
         reply = ServeRead(files, request, payload);
       } else {

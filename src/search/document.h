@@ -1,0 +1,98 @@
+// The index's schema: how a catalog item becomes a Xapian document, and the term
+// prefixes and value slots the query side reads back. Internal to src/search.
+//
+// Terms (Xapian's conventions: unprefixed and "Z"-stemmed terms for free text):
+//   free text   title, path words, tags, normalised fields, metadata text, linked texts
+//   S           title                      (title:)
+//   XP          path words                 (path:)
+//   XA          PI and authors             (pi:, author:)
+//   XI          instrument                 (instrument:)
+//   XD          detector                   (detector:)
+//   XT          tags                       (tag:)
+//   XC<id>      a vocabulary concept the item mentions (the target of synonyms)
+//   K<kind>     kind, boolean              (kind:)
+//   XF<format>  file format, boolean       (format:)
+//   XM<mode>    operating mode, boolean    (mode:), spaces as '-'
+//   Y<year>     year, boolean              (year:)
+//   Q<item id>  the item's unique id term
+#pragma once
+
+#include <xapian.h>
+
+#include <string>
+#include <vector>
+
+#include "catalog/catalog.h"
+
+namespace scisearch::search::internal {
+
+// Value slots. Numbers are Xapian::sortable_serialise()d; facet slots hold the
+// display text (kTags: the tags joined by kTagSeparator).
+enum Slot : Xapian::valueno {
+  kDate = 0,  // seconds since the Unix epoch
+  kMagnification = 1,
+  kVoltage = 2,    // kV
+  kPixelSize = 3,  // metres (or 1/m in diffraction)
+  kInstrument = 4,
+  kPi = 5,
+  kYear = 6,
+  kMode = 7,
+  kFormat = 8,
+  kKind = 9,
+  kTags = 10,
+};
+inline constexpr char kTagSeparator = '\x1f';
+
+// Metadata keys of the index (Xapian user metadata).
+inline constexpr const char* kSequenceKey = "scisearch.catalog_sequence";
+inline constexpr const char* kVocabularyKey = "scisearch.vocabulary";
+
+// The item id of a dataset ("dataset:<id>") and of a document (its own id), and
+// the catalog's change item of each ("dataset:<id>", "document:<id>").
+std::string DatasetItemId(int64_t dataset_id);
+std::string UniqueTerm(const std::string& item_id);
+
+// What a dataset's document shows of its proposal and session (looked up once per
+// proposal by the indexer).
+struct LinkedContext {
+  std::string pi;
+  std::string proposal_title;
+  std::string proposal_text;  // the abstract
+  std::vector<std::string> publication_titles;
+  std::string session_text;  // the log entry's notes
+};
+
+// The stored data of a document (JSON), read back for hits.
+struct StoredItem {
+  std::string id;
+  std::string kind;
+  std::string title;
+  std::string path;
+  std::string date;
+  std::string summary;
+  std::string text;  // what snippets are cut from
+  std::vector<std::string> tags;
+  int64_t dataset_id = 0;
+};
+std::string EncodeStoredItem(const StoredItem& item);
+// Never fails: a damaged record reads as an item with what could be read.
+StoredItem DecodeStoredItem(const std::string& data);
+
+// The Xapian document of a dataset ("ok" state) with its linked context.
+// `generator` must have its database set when spelling data is wanted.
+Xapian::Document MakeDatasetDocument(const catalog::DatasetRow& dataset,
+                                     const LinkedContext& context,
+                                     Xapian::TermGenerator& generator);
+
+// The Xapian document of a catalog document.
+Xapian::Document MakeTextDocument(const catalog::DocumentRecord& document,
+                                  Xapian::TermGenerator& generator);
+
+// Seconds since the Unix epoch of an ISO 8601 date or time ("2011-10-13",
+// "2011-10-13T14:03:12", with an optional zone); nullopt when it is not one.
+std::optional<double> IsoToEpochSeconds(const std::string& iso);
+
+// The term of a mode name ("stem image" -> "XMstem-image").
+std::string ModeTerm(std::string_view mode_name);
+
+}  // namespace scisearch::search::internal
