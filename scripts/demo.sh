@@ -57,6 +57,12 @@ echo
 echo "== the catalog"
 build/scisearch list --data-dir "$demo/scisearch-data" | tail -n 15  # the whole list: without tail
 echo
+echo "== search (the index follows the catalog; syntax: docs/search.md)"
+for query in "WSe2 HAADF" "mode:diffraction voltage:200..300kV date:2013..2016" "Ercius EELS"; do
+  echo "\$ scisearch search \"$query\" --top 3"
+  build/scisearch search "$query" --top 3 --data-dir "$demo/scisearch-data"
+  echo
+done
 echo "Ingest exit status $status (2 = some files could not be read, as intended for the damaged one)."
 echo "Try: build/scisearch inspect \"$tree/Helios/Smith/2016/20160613 Ebeam 5kV/FEI-Helios-Ebeam-8bits.tif\""
 echo "What each simulated file shows (for scoring tags and links): $tree/truth.jsonl"

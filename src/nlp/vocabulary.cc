@@ -148,7 +148,7 @@ const std::vector<Concept>& Concepts() {
       {"nanoparticle",
        "nanoparticles",
        K::kMorphology,
-       {"nanoparticle", "nanoparticles", "np", "nps", "nanocrystal", "nanocrystals", "quantum dot",
+       {"nanoparticle", "nanoparticles", "nanocrystal", "nanocrystals", "quantum dot",
         "quantum dots"}},
       {"nanowire", "nanowires", K::kMorphology, {"nanowire", "nanowires", "nanorod", "nanorods"}},
       {"thin-film", "thin film", K::kMorphology, {"thin film", "thin films"}},

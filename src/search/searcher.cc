@@ -368,7 +368,7 @@ class Searcher::Impl {
       const std::string text = RewriteComparisons(query.text, RangeFieldNames());
       const bool full = query.ranking == Ranking::kFull;
       Xapian::Query parsed = Parse(text, Xapian::Query::OP_OR, full);
-      results.corrected = parser_.get_corrected_query_string();
+      results.corrected = SuggestSpelling(query.text);
       if (full && CountWords(text) > 1 && CountWords(text) <= kMaxAllWordsQuery) {
         // Items with every word of a short query come first: the all-words query
         // adds its weight to theirs. Items with some of the words still follow.
@@ -380,7 +380,8 @@ class Searcher::Impl {
         }
       }
       SCISEARCH_ASSIGN_OR_RETURN(Xapian::Query filtered, WithKind(parsed, query.kind));
-      SCISEARCH_RETURN_IF_ERROR(Run(filtered, query, full, results));
+      SCISEARCH_RETURN_IF_ERROR(
+          Run(filtered, query, full, CountWords(text) > kMaxAllWordsQuery, results));
     } catch (const Xapian::QueryParserError& e) {
       return Status::InvalidArgument(e.get_msg());
     } catch (const Xapian::DatabaseModifiedError&) {
@@ -419,7 +420,7 @@ class Searcher::Impl {
       Query query;
       query.limit = limit;
       query.facets = false;
-      SCISEARCH_RETURN_IF_ERROR(Run(filtered, query, /*feedback=*/false, results));
+      SCISEARCH_RETURN_IF_ERROR(Run(filtered, query, /*feedback=*/false, false, results));
     } catch (const Xapian::Error& e) {
       return Status::IoError(std::string("search index: ") + e.get_type() + ": " + e.get_msg());
     }
@@ -459,9 +460,58 @@ class Searcher::Impl {
       flags |= Xapian::QueryParser::FLAG_AUTO_SYNONYMS |
                Xapian::QueryParser::FLAG_AUTO_MULTIWORD_SYNONYMS;
     }
-    Xapian::Query parsed = parser_.parse_query(text, flags);
+    Xapian::Query parsed;
+    try {
+      parsed = parser_.parse_query(text, flags);
+    } catch (const Xapian::QueryParserError& e) {
+      // A dangling operator ("gold AND"): read the text as plain words. Errors of
+      // our own fields (a range that is not a number, ...) stay errors.
+      if (e.get_msg().rfind("Syntax:", 0) != 0) throw;
+      parsed = parser_.parse_query(
+          text, flags & ~(Xapian::QueryParser::FLAG_BOOLEAN | Xapian::QueryParser::FLAG_LOVEHATE |
+                          Xapian::QueryParser::FLAG_PURE_NOT));
+    }
     if (parsed.empty()) return Xapian::Query::MatchAll;  // only stop words
     return parsed;
+  }
+
+  // "Did you mean": the query with each word the index does not know (as typed
+  // or stemmed) replaced by the closest known word; "" when every word is known.
+  // (QueryParser's own correction also "corrects" words that exist.)
+  std::string SuggestSpelling(const std::string& text) {
+    static const std::set<std::string> kOperators = {"AND", "OR", "NOT", "XOR", "NEAR", "ADJ"};
+    std::string out;
+    bool changed = false;
+    size_t start = 0;
+    while (start < text.size()) {
+      const size_t space = text.find_first_of(" \t", start);
+      const size_t end = space == std::string::npos ? text.size() : space;
+      std::string token = text.substr(start, end - start);
+      const size_t first = token.find_first_not_of("(+-\"");
+      const size_t last = token.find_last_not_of(")\"");
+      if (first != std::string::npos && last != std::string::npos && first <= last &&
+          token.find(':') == std::string::npos) {
+        const std::string core = token.substr(first, last - first + 1);
+        const bool letters = core.size() >= 3 && std::all_of(core.begin(), core.end(), [](char c) {
+                               return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+                             });
+        const std::string lower = Lower(core);
+        if (letters && !kOperators.count(core) && !stopper_->operator()(lower) &&
+            !db_.term_exists(lower) && !db_.term_exists("Z" + stemmer_(lower))) {
+          // One edit for short words, two for longer: "gold" is not "tld".
+          const std::string suggestion =
+              db_.get_spelling_suggestion(lower, lower.size() <= 4 ? 1 : 2);
+          if (!suggestion.empty()) {
+            token = token.substr(0, first) + suggestion + token.substr(last + 1);
+            changed = true;
+          }
+        }
+      }
+      out += token;
+      if (end < text.size()) out += text[end];
+      start = end + 1;
+    }
+    return changed ? out : "";
   }
 
   Result<Xapian::Query> WithKind(const Xapian::Query& query, const std::string& kind) {
@@ -474,8 +524,10 @@ class Searcher::Impl {
   }
 
   // Adds the terms of the best first-pass hits, weighted down: they re-rank what
-  // matched and bring in items that use other words for the same thing.
-  Xapian::Query WithFeedback(const Xapian::Query& query) {
+  // matched and, when `widen` (long queries: pasted text, descriptions), bring in
+  // items that use other words for the same thing. The query's filters (kind,
+  // ranges, boolean fields) and required or excluded words hold for those too.
+  Xapian::Query WithFeedback(const Xapian::Query& query, bool widen) {
     Xapian::Enquire first(db_);
     first.set_query(query);
     first.set_weighting_scheme(Xapian::BM25Weight(kBm25K1, 0, 1, kBm25B, 0.5));
@@ -493,16 +545,34 @@ class Searcher::Impl {
                          kFeedbackWeight * t.get_weight() / max_weight);
     }
     Xapian::Query expansion(Xapian::Query::OP_OR, parts.begin(), parts.end());
-    return Xapian::Query(Xapian::Query::OP_OR, query, expansion);
+    Xapian::Query weighted = query;
+    std::vector<Xapian::Query> filters;
+    while (weighted.get_type() == Xapian::Query::OP_FILTER) {
+      for (size_t i = 1; i < weighted.get_num_subqueries(); ++i) {
+        filters.push_back(weighted.get_subquery(i));
+      }
+      weighted = weighted.get_subquery(0);
+    }
+    const Xapian::Query::op type = weighted.get_type();
+    const bool any_word = type == Xapian::Query::LEAF_TERM || type == Xapian::Query::OP_OR ||
+                          type == Xapian::Query::OP_SYNONYM || type == Xapian::Query::OP_ELITE_SET;
+    Xapian::Query combined(widen && any_word ? Xapian::Query::OP_OR : Xapian::Query::OP_AND_MAYBE,
+                           weighted, expansion);
+    if (filters.empty()) return combined;
+    return Xapian::Query(Xapian::Query::OP_FILTER, combined,
+                         Xapian::Query(Xapian::Query::OP_AND, filters.begin(), filters.end()));
   }
 
-  Status Run(const Xapian::Query& query, const Query& request, bool feedback, Results& results) {
+  // Runs `query` into `results`; `feedback`: re-rank with the best hits' terms
+  // (and, when `widen`, let them match too).
+  Status Run(const Xapian::Query& query, const Query& request, bool feedback, bool widen,
+             Results& results) {
     Xapian::Enquire enquire(db_);
     const bool ranked = request.sort == SortOrder::kRelevance;
     Xapian::Query final_query = query;
     const bool has_words = query.get_length() > 0 && !IsMatchAll(query);
     if (feedback && ranked && has_words && db_.get_doccount() > kFeedbackDocs) {
-      final_query = WithFeedback(query);
+      final_query = WithFeedback(query, widen);
     }
     enquire.set_query(final_query);
     enquire.set_weighting_scheme(Xapian::BM25Weight(kBm25K1, 0, 1, kBm25B, 0.5));
