@@ -8,7 +8,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   clang-14 libclang-rt-14-dev clang-format
-  libsqlite3-dev sqlite3
+  libsqlite3-dev sqlite3 libxapian-dev
   libhdf5-dev
   libtiff-dev libpng-dev libjpeg-dev zlib1g-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
@@ -16,7 +16,7 @@ packages=(
   python3 python3-numpy
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(python3-hyperspy time)
+  packages+=(python3-hyperspy time postgresql libpq-dev)
 fi
 
 missing=()
