@@ -106,28 +106,66 @@ void AddConcepts(Xapian::Document& doc, const std::string& text) {
   for (std::string_view id : nlp::FindConcepts(text)) doc.add_term("XC" + std::string(id));
 }
 
-// Text leaves of a metadata tree that read as words (sample names, operators'
-// comments, detector and mode names), not numbers or codes. Bounded: a DM tag tree
-// has thousands of leaves.
-void CollectMetadataText(const nlohmann::json& node, int depth, std::string& out) {
-  constexpr size_t kMaxText = 4096;
-  if (out.size() >= kMaxText || depth > 32) return;
-  if (node.is_object() || node.is_array()) {
-    for (const auto& child : node) CollectMetadataText(child, depth + 1, out);
-    return;
+// Collects the text leaves of a metadata tree that read as words (sample names,
+// operators' comments, detector and mode names), not numbers or codes, straight
+// from the JSON text (a SAX handler: no tree is built). Bounded: a DM tag tree has
+// thousands of leaves.
+class MetadataTextCollector {
+ public:
+  explicit MetadataTextCollector(std::string& out) : out_(out) {}
+
+  bool string(std::string& text) {
+    constexpr size_t kMaxText = 4096;
+    if (out_.size() >= kMaxText || text.size() < 3 || text.size() > 160) return true;
+    const size_t letters = size_t(std::count_if(text.begin(), text.end(), [](unsigned char c) {
+      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    }));
+    if (letters * 2 < text.size()) return true;  // dates, numbers, hex codes
+    out_ += text;
+    out_ += ". ";
+    return true;
   }
-  if (!node.is_string()) return;
-  const std::string& text = node.get_ref<const std::string&>();
-  if (text.size() < 3 || text.size() > 160) return;
-  const size_t letters = size_t(std::count_if(text.begin(), text.end(), [](unsigned char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-  }));
-  if (letters * 2 < text.size()) return;  // dates, numbers, hex codes
-  out += text;
-  out += ". ";
-}
+  bool null() { return true; }
+  bool boolean(bool) { return true; }
+  bool number_integer(int64_t) { return true; }
+  bool number_unsigned(uint64_t) { return true; }
+  bool number_float(double, const std::string&) { return true; }
+  bool binary(std::vector<uint8_t>&) { return true; }
+  bool start_object(size_t) { return true; }
+  bool key(std::string&) { return true; }
+  bool end_object() { return true; }
+  bool start_array(size_t) { return true; }
+  bool end_array() { return true; }
+  template <class Exception>
+  bool parse_error(size_t, const std::string&, const Exception&) {
+    return false;  // a damaged tree gives what was read before the damage
+  }
+
+ private:
+  std::string& out_;
+};
 
 }  // namespace
+
+std::string PackFacets(const std::vector<std::string>& single_values,
+                       const std::vector<std::string>& tags) {
+  // Separators inside a value would shift the others: they become spaces.
+  auto clean = [](std::string value) {
+    std::replace(value.begin(), value.end(), '\x1e', ' ');
+    std::replace(value.begin(), value.end(), '\x1f', ' ');
+    return value;
+  };
+  std::string packed;
+  for (size_t i = 0; i + 1 < kFacetCount; ++i) {
+    if (i < single_values.size()) packed += clean(single_values[i]);
+    packed += '\x1e';
+  }
+  for (size_t i = 0; i < tags.size(); ++i) {
+    if (i > 0) packed += '\x1f';
+    packed += clean(tags[i]);
+  }
+  return packed;
+}
 
 std::string DatasetItemId(int64_t dataset_id) { return "dataset:" + std::to_string(dataset_id); }
 
@@ -234,14 +272,11 @@ Xapian::Document MakeDatasetDocument(const catalog::DatasetRow& dataset,
 
   // Tags, strongest first; rejected ones are not the item's.
   std::vector<std::string> tags;
-  std::string tag_values;
   for (const catalog::TagRow& tag : dataset.tags) {
     if (tag.state == "rejected" || tag.value.empty()) continue;
     if (std::find(tags.begin(), tags.end(), tag.value) != tags.end()) continue;
     IndexField(generator, tag.value, "XT", TagWdf(tag));
     tags.push_back(tag.value);
-    if (!tag_values.empty()) tag_values += kTagSeparator;
-    tag_values += tag.value;
   }
   if (!tags.empty()) {
     all_text += " · tags: ";
@@ -271,8 +306,9 @@ Xapian::Document MakeDatasetDocument(const catalog::DatasetRow& dataset,
   std::string metadata_text;
   for (const catalog::SignalRow& signal : dataset.signals) {
     if (!signal.name.empty()) metadata_text += signal.name + ". ";
-    CollectMetadataText(nlohmann::json::parse(signal.metadata_json, nullptr, false), 0,
-                        metadata_text);
+    MetadataTextCollector collector(metadata_text);
+    nlohmann::json::sax_parse(signal.metadata_json, &collector,
+                              nlohmann::json::input_format_t::json, /*strict=*/false);
   }
   generator.index_text(metadata_text);
   generator.increase_termpos();
@@ -294,13 +330,9 @@ Xapian::Document MakeDatasetDocument(const catalog::DatasetRow& dataset,
   AddValue(doc, kMagnification, f.magnification);
   AddValue(doc, kVoltage, f.beam_energy_kev);
   AddValue(doc, kPixelSize, f.pixel_size_m);
-  if (f.instrument) doc.add_value(kInstrument, *f.instrument);
-  if (!context.pi.empty()) doc.add_value(kPi, context.pi);
-  if (!year.empty()) doc.add_value(kYear, year);
-  if (!mode.empty()) doc.add_value(kMode, mode);
-  if (!dataset.format.empty()) doc.add_value(kFormat, dataset.format);
-  doc.add_value(kKind, "dataset");
-  if (!tag_values.empty()) doc.add_value(kTags, tag_values);
+  doc.add_value(kFacets, PackFacets({"dataset", f.instrument.value_or(""), context.pi, year, mode,
+                                     dataset.format},
+                                    tags));
 
   // The line a hit shows: what it is, at a glance.
   std::vector<std::string> parts;
@@ -347,21 +379,17 @@ Xapian::Document MakeTextDocument(const catalog::DocumentRecord& document,
     IndexField(generator, author, "XA");
     people += (people.empty() ? "" : ", ") + author;
   }
-  if (!document.pi.empty()) {
-    IndexField(generator, document.pi, "XA", 2);
-    doc.add_value(kPi, document.pi);
-  }
+  if (!document.pi.empty()) IndexField(generator, document.pi, "XA", 2);
   AddConcepts(doc, document.title + " " + document.text);
   doc.add_boolean_term("K" + document.kind);
   doc.add_boolean_term(UniqueTerm(document.id));
-  doc.add_value(kKind, document.kind);
-
+  std::string year;
   if (std::optional<double> seconds = IsoToEpochSeconds(document.date)) {
     AddValue(doc, kDate, seconds);
-    const std::string year = document.date.substr(0, 4);
+    year = document.date.substr(0, 4);
     doc.add_boolean_term("Y" + year);
-    doc.add_value(kYear, year);
   }
+  doc.add_value(kFacets, PackFacets({document.kind, "", document.pi, year, "", ""}, {}));
 
   std::vector<std::string> parts = {document.kind};
   if (!document.pi.empty()) parts.push_back("PI " + document.pi);

@@ -19,29 +19,51 @@
 
 #include <xapian.h>
 
+#include <iterator>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "catalog/catalog.h"
 
 namespace scisearch::search::internal {
 
-// Value slots. Numbers are Xapian::sortable_serialise()d; facet slots hold the
-// display text (kTags: the tags joined by kTagSeparator).
+// Value slots. Numbers are Xapian::sortable_serialise()d.
 enum Slot : Xapian::valueno {
   kDate = 0,  // seconds since the Unix epoch
   kMagnification = 1,
   kVoltage = 2,    // kV
   kPixelSize = 3,  // metres (or 1/m in diffraction)
-  kInstrument = 4,
-  kPi = 5,
-  kYear = 6,
-  kMode = 7,
-  kFormat = 8,
-  kKind = 9,
-  kTags = 10,
+  kFacets = 4,     // PackFacets
 };
-inline constexpr char kTagSeparator = '\x1f';
+
+// The facets of an item, in the order of kFacetNames.
+inline constexpr const char* kFacetNames[] = {"kind", "instrument", "pi", "year",
+                                              "mode", "format",     "tag"};
+inline constexpr size_t kFacetCount = std::size(kFacetNames);
+inline constexpr size_t kTagFacet = kFacetCount - 1;
+
+// Packs one value per facet (tags: any number, in the last) into the kFacets value,
+// so that counting facets reads one value per matching item: the values joined by
+// '\x1e', the tags among themselves by '\x1f'.
+std::string PackFacets(const std::vector<std::string>& single_values,
+                       const std::vector<std::string>& tags);
+
+// Calls visit(facet index, value) for each non-empty value of a packed kFacets value.
+template <typename Visit>
+void UnpackFacets(std::string_view packed, Visit&& visit) {
+  size_t facet = 0;
+  size_t start = 0;
+  for (size_t i = 0; i <= packed.size() && facet < kFacetCount; ++i) {
+    const bool end_of_value =
+        i == packed.size() || packed[i] == '\x1e' || (facet == kTagFacet && packed[i] == '\x1f');
+    if (!end_of_value) continue;
+    if (i > start) visit(facet, packed.substr(start, i - start));
+    if (i < packed.size() && packed[i] == '\x1e') ++facet;
+    start = i + 1;
+  }
+}
 
 // Metadata keys of the index (Xapian user metadata).
 inline constexpr const char* kSequenceKey = "scisearch.catalog_sequence";

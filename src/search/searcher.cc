@@ -196,29 +196,17 @@ class FormatField : public Xapian::FieldProcessor {
 // Counts the facet values of every item the matcher looks at.
 class FacetSpy : public Xapian::MatchSpy {
  public:
-  static constexpr std::pair<const char*, Xapian::valueno> kFacets[] = {
-      {"kind", internal::kKind}, {"instrument", internal::kInstrument},
-      {"pi", internal::kPi},     {"year", internal::kYear},
-      {"mode", internal::kMode}, {"format", internal::kFormat},
-      {"tag", internal::kTags}};
-
   void operator()(const Xapian::Document& doc, double) override {
     ++seen_;
-    for (size_t f = 0; f < std::size(kFacets); ++f) {
-      const std::string value = doc.get_value(kFacets[f].second);
-      if (value.empty()) continue;
-      if (kFacets[f].second != internal::kTags) {
-        ++counts_[f][value];
-        continue;
+    const std::string packed = doc.get_value(internal::kFacets);
+    internal::UnpackFacets(packed, [this](size_t facet, std::string_view value) {
+      auto& counts = counts_[facet];
+      if (auto it = counts.find(value); it != counts.end()) {
+        ++it->second;
+      } else {
+        counts.emplace(std::string(value), 1);
       }
-      size_t start = 0;
-      while (start <= value.size()) {
-        size_t end = value.find(internal::kTagSeparator, start);
-        if (end == std::string::npos) end = value.size();
-        if (end > start) ++counts_[f][value.substr(start, end - start)];
-        start = end + 1;
-      }
-    }
+    });
   }
   Xapian::MatchSpy* clone() const override { return new FacetSpy(); }
   std::string name() const override { return "scisearch.FacetSpy"; }
@@ -226,9 +214,9 @@ class FacetSpy : public Xapian::MatchSpy {
   // The facets, each value's count multiplied by `scale`, top `top` values each.
   std::vector<Facet> Facets(double scale, size_t top) const {
     std::vector<Facet> facets;
-    for (size_t f = 0; f < std::size(kFacets); ++f) {
+    for (size_t f = 0; f < internal::kFacetCount; ++f) {
       Facet facet;
-      facet.name = kFacets[f].first;
+      facet.name = internal::kFacetNames[f];
       for (const auto& [value, count] : counts_[f]) {
         facet.values.push_back({value, std::llround(count * scale)});
       }
@@ -244,7 +232,13 @@ class FacetSpy : public Xapian::MatchSpy {
   int64_t seen() const { return seen_; }
 
  private:
-  std::unordered_map<std::string, int64_t> counts_[std::size(kFacets)];
+  // Looked up by string_view, without making a string per value.
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view text) const { return std::hash<std::string_view>()(text); }
+  };
+  using Counts = std::unordered_map<std::string, int64_t, Hash, std::equal_to<>>;
+  Counts counts_[internal::kFacetCount];
   int64_t seen_ = 0;
 };
 
