@@ -570,10 +570,13 @@ class Searcher::Impl {
     }
     enquire.set_query(final_query);
     enquire.set_weighting_scheme(Xapian::BM25Weight(kBm25K1, 0, 1, kBm25B, 0.5));
-    if (request.sort == SortOrder::kNewest) {
-      enquire.set_sort_by_value_then_relevance(internal::kDate, true);
-    } else if (request.sort == SortOrder::kOldest) {
-      enquire.set_sort_by_value_then_relevance(internal::kDate, false);
+    // Items without a date come last either way: the key of a missing value sorts
+    // below every date when newest come first, above every date otherwise.
+    Xapian::MultiValueKeyMaker by_date;
+    if (request.sort != SortOrder::kRelevance) {
+      const bool newest = request.sort == SortOrder::kNewest;
+      by_date.add_value(internal::kDate, newest, newest ? "" : std::string(16, '\xff'));
+      enquire.set_sort_by_key_then_relevance(&by_date, false);
     }
     FacetSpy facets;
     if (request.facets) enquire.add_matchspy(&facets);
