@@ -35,6 +35,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -283,14 +284,21 @@ class TagParser {
       return Status::Ok();
     }
     out = Metadata::object();
+    // Room for every member first: ordered_json's members have const keys, so a
+    // growing object copies every member's whole subtree at each reallocation.
+    auto& members = out.get_ref<Metadata::object_t&>();
+    members.reserve(entries.size());
+    std::unordered_set<std::string> keys;
+    keys.reserve(entries.size());
     for (size_t i = 0; i < entries.size(); ++i) {
       std::string key = entries[i].first.empty() ? "#" + std::to_string(i) : entries[i].first;
-      if (out.contains(key)) {
+      if (keys.count(key)) {
         int n = 2;
-        while (out.contains(key + " #" + std::to_string(n))) ++n;
+        while (keys.count(key + " #" + std::to_string(n))) ++n;
         key += " #" + std::to_string(n);
       }
-      out[key] = std::move(entries[i].second);
+      keys.insert(key);
+      members.emplace_back(std::move(key), std::move(entries[i].second));
     }
     return Status::Ok();
   }
