@@ -930,6 +930,16 @@ Result<std::vector<DocumentRecord>> Catalog::DocumentsOfProposal(const std::stri
   return out;
 }
 
+Result<std::string> Catalog::CatalogId() {
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement * s, statements_->Get("SELECT value FROM catalog_info WHERE key = 'catalog_id'"));
+  SCISEARCH_ASSIGN_OR_RETURN(bool row, s->Step());
+  if (!row) return Status::Corrupt("catalog: catalog_info has no catalog_id");
+  std::string id = s->Text(0);
+  s->Reset();
+  return id;
+}
+
 Result<int64_t> Catalog::ChangeSequence() {
   SCISEARCH_ASSIGN_OR_RETURN(Statement * s,
                              statements_->Get("SELECT IFNULL(MAX(seq), 0) FROM index_changes"));

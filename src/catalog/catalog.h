@@ -372,6 +372,9 @@ class Catalog {
   // The documents that belong to or acknowledge proposal `proposal_id` (the
   // proposal's own document first, then by date), without their text.
   Result<std::vector<DocumentRecord>> DocumentsOfProposal(const std::string& proposal_id);
+  // This catalog's identity: 32 hex digits drawn when it was created. Data derived
+  // from a catalog keeps it, to tell a catalog made anew at the same place.
+  Result<std::string> CatalogId();
   // The catalog's latest change sequence (0 for an empty catalog).
   Result<int64_t> ChangeSequence();
   // Every item whose content changed after sequence `after`, in sequence order

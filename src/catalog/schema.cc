@@ -356,6 +356,29 @@ CREATE TRIGGER document_proposals_index_delete AFTER DELETE ON document_proposal
     WHERE item IN (SELECT 'dataset:' || id FROM datasets WHERE proposal_id = OLD.proposal_id);
 END;
 )sql",
+    R"sql(
+-- Who the catalog is: derived data (the search index) checks it is derived from
+-- this catalog and not from an earlier one at the same place.
+CREATE TABLE catalog_info (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+INSERT INTO catalog_info VALUES ('catalog_id', lower(hex(randomblob(16))));
+
+-- A dataset shows its session's log entry (notes, PI): re-index it when that changes.
+CREATE TRIGGER documents_log_index_insert AFTER INSERT ON documents WHEN NEW.kind = 'log' BEGIN
+  UPDATE index_changes SET seq = (SELECT MAX(seq) + 1 FROM index_changes)
+    WHERE item IN (SELECT 'dataset:' || id FROM datasets WHERE session_id = NEW.id);
+END;
+CREATE TRIGGER documents_log_index_update AFTER UPDATE ON documents WHEN NEW.kind = 'log' OR OLD.kind = 'log' BEGIN
+  UPDATE index_changes SET seq = (SELECT MAX(seq) + 1 FROM index_changes)
+    WHERE item IN (SELECT 'dataset:' || id FROM datasets WHERE session_id = NEW.id);
+END;
+CREATE TRIGGER documents_log_index_delete AFTER DELETE ON documents WHEN OLD.kind = 'log' BEGIN
+  UPDATE index_changes SET seq = (SELECT MAX(seq) + 1 FROM index_changes)
+    WHERE item IN (SELECT 'dataset:' || id FROM datasets WHERE session_id = OLD.id);
+END;
+)sql",
 };
 
 constexpr int kVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));

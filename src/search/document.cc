@@ -246,7 +246,7 @@ Xapian::Document MakeDatasetDocument(const catalog::DatasetRow& dataset,
     relative = relative.substr(dataset.root.size());
   }
   IndexField(generator, PathWords(file_name), "S", 2);
-  IndexField(generator, PathWords(relative), "XP");
+  IndexField(generator, PathWords(relative), "XP", 2);
 
   std::string all_text = relative;  // everything, for concepts and the snippet
   auto add_field = [&](const std::optional<std::string>& value, const char* prefix) {
@@ -288,19 +288,18 @@ Xapian::Document MakeDatasetDocument(const catalog::DatasetRow& dataset,
     IndexField(generator, context.pi, "XA", 2);
     all_text += " · PI " + context.pi;
   }
+  // The linked texts are the same for the thousands of datasets of a proposal:
+  // their words count, their positions would only grow the index (phrases in them
+  // are found on the proposal's or paper's own item).
   if (!context.proposal_title.empty()) {
-    generator.index_text(context.proposal_title, 2);
-    generator.increase_termpos();
+    generator.index_text_without_positions(context.proposal_title, 2);
     all_text += " · " + context.proposal_title;
   }
-  generator.index_text(context.proposal_text);
-  generator.increase_termpos();
+  generator.index_text_without_positions(context.proposal_text);
   for (const std::string& title : context.publication_titles) {
-    generator.index_text(title);
-    generator.increase_termpos();
+    generator.index_text_without_positions(title);
   }
-  generator.index_text(context.session_text);
-  generator.increase_termpos();
+  generator.index_text_without_positions(context.session_text);
 
   // Metadata text leaves, once for the whole dataset.
   std::string metadata_text;
@@ -310,8 +309,7 @@ Xapian::Document MakeDatasetDocument(const catalog::DatasetRow& dataset,
     nlohmann::json::sax_parse(signal.metadata_json, &collector,
                               nlohmann::json::input_format_t::json, /*strict=*/false);
   }
-  generator.index_text(metadata_text);
-  generator.increase_termpos();
+  generator.index_text_without_positions(metadata_text);
 
   // Concepts of the vocabulary, so that synonyms reach this item from any form.
   AddConcepts(doc, all_text + " " + context.proposal_text + " " + metadata_text);

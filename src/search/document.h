@@ -68,6 +68,7 @@ void UnpackFacets(std::string_view packed, Visit&& visit) {
 // Metadata keys of the index (Xapian user metadata).
 inline constexpr const char* kSequenceKey = "scisearch.catalog_sequence";
 inline constexpr const char* kVocabularyKey = "scisearch.vocabulary";
+inline constexpr const char* kCatalogIdKey = "scisearch.catalog_id";
 
 // The item id of a dataset ("dataset:<id>") and of a document (its own id), and
 // the catalog's change item of each ("dataset:<id>", "document:<id>").

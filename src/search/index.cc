@@ -179,17 +179,28 @@ fs::path IndexDir(const catalog::Catalog& catalog) { return catalog.data_dir() /
 
 Result<IndexStats> UpdateDatabase(catalog::Catalog& catalog, const fs::path& dir, size_t batch,
                                   const IndexProgress& progress) {
+  SCISEARCH_ASSIGN_OR_RETURN(const std::string catalog_id, catalog.CatalogId());
+  SCISEARCH_ASSIGN_OR_RETURN(const int64_t latest, catalog.ChangeSequence());
   try {
     Xapian::WritableDatabase db(dir.string(), Xapian::DB_CREATE_OR_OPEN);
+    int64_t applied = ParseSequence(db.get_metadata(internal::kSequenceKey));
+    // An index of another catalog (this one was made anew, or restored from an
+    // older backup) is emptied and built again from every item.
+    if (db.get_doccount() > 0 &&
+        (db.get_metadata(internal::kCatalogIdKey) != catalog_id || applied > latest)) {
+      db.close();
+      db = Xapian::WritableDatabase(dir.string(), Xapian::DB_CREATE_OR_OVERWRITE);
+      applied = 0;
+    }
+    db.set_metadata(internal::kCatalogIdKey, catalog_id);
     RefreshSynonyms(db);
-    const int64_t applied = ParseSequence(db.get_metadata(internal::kSequenceKey));
     SCISEARCH_ASSIGN_OR_RETURN(std::vector<catalog::ItemChange> changes,
                                catalog.ChangesSince(applied));
     SCISEARCH_ASSIGN_OR_RETURN(
         IndexStats stats, ApplyChanges(catalog, db, changes, std::max<size_t>(batch, 1), progress));
     if (changes.empty()) {
       stats.sequence = applied;
-      db.commit();  // the synonyms, when they were refreshed
+      db.commit();  // the synonyms and catalog id, when they were written
     }
     db.close();
     return stats;

@@ -57,17 +57,33 @@ const std::vector<std::string>& StopWords() {
   return words;
 }
 
-// Throws the error a FieldProcessor reports to QueryParser, which passes it on.
-[[noreturn]] void Reject(const Status& status) { throw Xapian::QueryParserError(status.message()); }
-
-class RangeField : public Xapian::FieldProcessor {
+// A field processor whose errors are kept for the caller of parse_query, which
+// checks them after each parse. (An exception thrown through QueryParser leaks
+// its parse state.)
+class CheckedField : public Xapian::FieldProcessor {
  public:
-  RangeField(std::string field, Xapian::valueno slot, QuantityKind kind)
-      : field_(std::move(field)), slot_(slot), kind_(kind) {}
+  // `error` outlives the processor (the QueryParser holding it).
+  explicit CheckedField(std::string* error) : error_(error) {}
+
+ protected:
+  // Records the first error of a parse; the field matches nothing meanwhile.
+  Xapian::Query Reject(const Status& status) {
+    if (error_->empty()) *error_ = status.message();
+    return Xapian::Query::MatchNothing;
+  }
+
+ private:
+  std::string* error_;
+};
+
+class RangeField : public CheckedField {
+ public:
+  RangeField(std::string* error, std::string field, Xapian::valueno slot, QuantityKind kind)
+      : CheckedField(error), field_(std::move(field)), slot_(slot), kind_(kind) {}
 
   Xapian::Query operator()(const std::string& text) override {
     Result<NumericRange> range = ParseRange(field_, text, kind_);
-    if (!range.ok()) Reject(range.status());
+    if (!range.ok()) return Reject(range.status());
     const bool low_open = std::isinf(range->low);
     const bool high_open = std::isinf(range->high);
     if (low_open && high_open) return Xapian::Query::MatchAll;
@@ -103,8 +119,9 @@ Xapian::Query AnyTerm(const std::vector<std::string>& terms) {
 }
 
 // mode: the operating mode, by its name or what people call it.
-class ModeField : public Xapian::FieldProcessor {
+class ModeField : public CheckedField {
  public:
+  using CheckedField::CheckedField;
   Xapian::Query operator()(const std::string& text) override {
     std::string key = Lower(text);
     std::replace(key.begin(), key.end(), '_', ' ');
@@ -139,7 +156,7 @@ class ModeField : public Xapian::FieldProcessor {
     for (std::string name : names) {
       if (name == "4d stem") name = "4d-stem";
       if (!formats::ModeFromName(name)) {
-        Reject(Status::InvalidArgument(
+        return Reject(Status::InvalidArgument(
             "mode: '" + text +
             "' is not a mode (tem, stem, sem, diffraction, spectrum, spectrum-image, 4d-stem, "
             "volume, optical, image)"));
@@ -151,16 +168,17 @@ class ModeField : public Xapian::FieldProcessor {
 };
 
 // kind: dataset, proposal, publication or log (plurals too).
-class KindField : public Xapian::FieldProcessor {
+class KindField : public CheckedField {
  public:
+  using CheckedField::CheckedField;
   Xapian::Query operator()(const std::string& text) override {
     std::string kind = Lower(text);
     if (kind.size() > 1 && kind.back() == 's') kind.pop_back();
     if (kind == "file" || kind == "data") kind = "dataset";
     if (kind == "paper") kind = "publication";
     if (kind != "dataset" && kind != "proposal" && kind != "publication" && kind != "log") {
-      Reject(Status::InvalidArgument("kind: '" + text +
-                                     "' is not one of dataset, proposal, publication, log"));
+      return Reject(Status::InvalidArgument("kind: '" + text +
+                                            "' is not one of dataset, proposal, publication, log"));
     }
     return Xapian::Query("K" + kind);
   }
@@ -260,7 +278,11 @@ class WordDecider : public Xapian::ExpandDecider {
 };
 
 // The field a matched term came from, by its prefix.
-MatchReason ReasonOf(const std::string& term) {
+MatchReason ReasonOf(const std::string& stored_term) {
+  // A stemmed fielded word is "Z" + prefix + stem ("ZXTtwin").
+  const bool stemmed_field = stored_term.size() > 2 && stored_term[0] == 'Z' &&
+                             stored_term[1] >= 'A' && stored_term[1] <= 'Z';
+  const std::string term = stemmed_field ? stored_term.substr(1) : stored_term;
   static const std::pair<const char*, const char*> kPrefixes[] = {
       {"XC", "concept"},  {"XP", "path"}, {"XA", "pi"},     {"XI", "instrument"},
       {"XD", "detector"}, {"XT", "tag"},  {"XF", "format"}, {"XM", "mode"},
@@ -310,12 +332,13 @@ class Searcher::Impl {
     parser_.add_prefix("detector", "XD");
     parser_.add_prefix("tag", "XT");
     parser_.add_boolean_prefix("year", "Y");
-    parser_.add_boolean_prefix("mode", (new ModeField())->release());
-    parser_.add_boolean_prefix("kind", (new KindField())->release());
+    parser_.add_boolean_prefix("mode", (new ModeField(&field_error_))->release());
+    parser_.add_boolean_prefix("kind", (new KindField(&field_error_))->release());
     parser_.add_boolean_prefix("format", (new FormatField())->release());
     const std::string unique;  // an empty grouping: every range is its own filter (ANDed)
     for (const auto& [name, slot, kind] : RangeFields()) {
-      parser_.add_boolean_prefix(name, (new RangeField(name, slot, kind))->release(), &unique);
+      parser_.add_boolean_prefix(name, (new RangeField(&field_error_, name, slot, kind))->release(),
+                                 &unique);
     }
   }
 
@@ -361,12 +384,12 @@ class Searcher::Impl {
     try {
       const std::string text = RewriteComparisons(query.text, RangeFieldNames());
       const bool full = query.ranking == Ranking::kFull;
-      Xapian::Query parsed = Parse(text, Xapian::Query::OP_OR, full);
+      SCISEARCH_ASSIGN_OR_RETURN(Xapian::Query parsed, Parse(text, Xapian::Query::OP_OR, full));
       results.corrected = SuggestSpelling(query.text);
       if (full && CountWords(text) > 1 && CountWords(text) <= kMaxAllWordsQuery) {
         // Items with every word of a short query come first: the all-words query
         // adds its weight to theirs. Items with some of the words still follow.
-        Xapian::Query all = Parse(text, Xapian::Query::OP_AND, full);
+        SCISEARCH_ASSIGN_OR_RETURN(Xapian::Query all, Parse(text, Xapian::Query::OP_AND, full));
         if (!all.empty() && !IsMatchAll(all)) {
           parsed =
               Xapian::Query(Xapian::Query::OP_OR, parsed,
@@ -445,28 +468,74 @@ class Searcher::Impl {
   }
 
  private:
-  Xapian::Query Parse(const std::string& text, Xapian::Query::op default_op, bool synonyms) {
-    if (CountWords(text) == 0) return Xapian::Query::MatchAll;
+  // Parses `text` (comparisons already rewritten) with `default_op` between
+  // words. kInvalidArgument for a field value that cannot be read.
+  Result<Xapian::Query> Parse(const std::string& text, Xapian::Query::op default_op,
+                              bool synonyms) {
+    if (!HasSearchableWords(text)) return Xapian::Query(Xapian::Query::MatchAll);
     parser_.set_default_op(default_op);
-    unsigned flags = Xapian::QueryParser::FLAG_DEFAULT | Xapian::QueryParser::FLAG_PURE_NOT |
-                     Xapian::QueryParser::FLAG_SPELLING_CORRECTION;
+    unsigned flags = Xapian::QueryParser::FLAG_DEFAULT | Xapian::QueryParser::FLAG_PURE_NOT;
     if (synonyms) {
       flags |= Xapian::QueryParser::FLAG_AUTO_SYNONYMS |
                Xapian::QueryParser::FLAG_AUTO_MULTIWORD_SYNONYMS;
     }
     Xapian::Query parsed;
+    field_error_.clear();
     try {
-      parsed = parser_.parse_query(text, flags);
-    } catch (const Xapian::QueryParserError& e) {
-      // A dangling operator ("gold AND"): read the text as plain words. Errors of
-      // our own fields (a range that is not a number, ...) stay errors.
-      if (e.get_msg().rfind("Syntax:", 0) != 0) throw;
+      parsed = parser_.parse_query(RequireFields(text), flags);
+    } catch (const Xapian::QueryParserError&) {
+      // A dangling operator ("gold AND"): read the text as plain words.
+      field_error_.clear();
       parsed = parser_.parse_query(
           text, flags & ~(Xapian::QueryParser::FLAG_BOOLEAN | Xapian::QueryParser::FLAG_LOVEHATE |
                           Xapian::QueryParser::FLAG_PURE_NOT));
     }
-    if (parsed.empty()) return Xapian::Query::MatchAll;  // only stop words
+    if (!field_error_.empty()) return Status::InvalidArgument(field_error_);
+    if (parsed.empty()) return Xapian::Query(Xapian::Query::MatchAll);
     return parsed;
+  }
+
+  // Whether `text` has anything to search for beyond stop words ("the" alone
+  // browses everything, as the empty query does).
+  bool HasSearchableWords(const std::string& text) const {
+    if (text.find(':') != std::string::npos) return true;
+    const std::string words = nlp::NormaliseForMatching(text);
+    for (size_t start = 0; start < words.size();) {
+      size_t end = words.find(' ', start);
+      if (end == std::string::npos) end = words.size();
+      if (!(*stopper_)(words.substr(start, end - start))) return true;
+      start = end + 1;
+    }
+    return false;
+  }
+
+  // Words given to a field must hold: "oxide pi:ercius" is Ercius's items, oxide
+  // ones first. Marks each such field "+" (required) unless the query has its own
+  // boolean operators, which then say what is required.
+  static std::string RequireFields(const std::string& text) {
+    static const char* const kFields[] = {"pi",  "author", "instrument", "detector",
+                                          "tag", "title",  "path"};
+    for (const char* op : {"AND", "OR", "NOT", "XOR", "NEAR", "ADJ"}) {
+      const std::string padded = std::string(" ") + op + " ";
+      if ((" " + text + " ").find(padded) != std::string::npos) return text;
+    }
+    std::string out;
+    bool in_quote = false;
+    for (size_t i = 0; i < text.size(); ++i) {
+      const bool token_start = i == 0 || text[i - 1] == ' ' || text[i - 1] == '(';
+      if (!in_quote && token_start) {
+        for (const char* field : kFields) {
+          const size_t n = std::char_traits<char>::length(field);
+          if (text.size() > i + n && text[i + n] == ':' && Lower(text.substr(i, n)) == field) {
+            out.push_back('+');
+            break;
+          }
+        }
+      }
+      if (text[i] == '"') in_quote = !in_quote;
+      out.push_back(text[i]);
+    }
+    return out;
   }
 
   // "Did you mean": the query with each word the index does not know (as typed
@@ -518,10 +587,10 @@ class Searcher::Impl {
   }
 
   // Adds the terms of the best first-pass hits, weighted down: they re-rank what
-  // matched and, when `widen` (long queries: pasted text, descriptions), bring in
-  // items that use other words for the same thing. The query's filters (kind,
-  // ranges, boolean fields) and required or excluded words hold for those too.
-  Xapian::Query WithFeedback(const Xapian::Query& query, bool widen) {
+  // matched and bring in items that use other words for the same thing. The
+  // query's filters (kind, ranges, boolean fields) and required or excluded words
+  // hold for those too.
+  Xapian::Query WithFeedback(const Xapian::Query& query) {
     Xapian::Enquire first(db_);
     first.set_query(query);
     first.set_weighting_scheme(Xapian::BM25Weight(kBm25K1, 0, 1, kBm25B, 0.5));
@@ -550,8 +619,8 @@ class Searcher::Impl {
     const Xapian::Query::op type = weighted.get_type();
     const bool any_word = type == Xapian::Query::LEAF_TERM || type == Xapian::Query::OP_OR ||
                           type == Xapian::Query::OP_SYNONYM || type == Xapian::Query::OP_ELITE_SET;
-    Xapian::Query combined(widen && any_word ? Xapian::Query::OP_OR : Xapian::Query::OP_AND_MAYBE,
-                           weighted, expansion);
+    Xapian::Query combined(any_word ? Xapian::Query::OP_OR : Xapian::Query::OP_AND_MAYBE, weighted,
+                           expansion);
     if (filters.empty()) return combined;
     return Xapian::Query(Xapian::Query::OP_FILTER, combined,
                          Xapian::Query(Xapian::Query::OP_AND, filters.begin(), filters.end()));
@@ -565,8 +634,12 @@ class Searcher::Impl {
     const bool ranked = request.sort == SortOrder::kRelevance;
     Xapian::Query final_query = query;
     const bool has_words = query.get_length() > 0 && !IsMatchAll(query);
-    if (feedback && ranked && has_words && db_.get_doccount() > kFeedbackDocs) {
-      final_query = WithFeedback(query, widen);
+    // Feedback is for long queries (pasted text, descriptions), where it finds the
+    // items that say the same in other words. A short query's own words decide: its
+    // best hits' thirty other terms would outweigh them (a proposal's abstract lifting
+    // its datasets above the file actually named so).
+    if (feedback && widen && ranked && has_words && db_.get_doccount() > kFeedbackDocs) {
+      final_query = WithFeedback(query);
     }
     enquire.set_query(final_query);
     enquire.set_weighting_scheme(Xapian::BM25Weight(kBm25K1, 0, 1, kBm25B, 0.5));
@@ -676,6 +749,7 @@ class Searcher::Impl {
 
   catalog::Catalog& catalog_;
   Xapian::Database db_;
+  std::string field_error_;  // the first field error of the current parse (CheckedField)
   Xapian::Stem stemmer_;
   std::unique_ptr<Xapian::SimpleStopper> stopper_;
   Xapian::QueryParser parser_;

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "test_paths.h"
@@ -201,6 +202,176 @@ TEST_F(CliTest, SimulateWritesAFacilityAndCatalogOnlyWritesRecords) {
   run = Scisearch({"list", "--json", "--data-dir", data.string()}, scratch_);
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_EQ(std::count(run.out.begin(), run.out.end(), '\n'), 50) << run.out;
+}
+
+// --- Search (issue 4): add-docs, reindex, search --------------------------------
+
+// Writes `text` to `path`.
+void WriteText(const fs::path& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+std::vector<std::string> Columns(const std::string& line) {
+  std::vector<std::string> columns;
+  std::istringstream in(line);
+  for (std::string c; in >> c;) columns.push_back(c);
+  return columns;
+}
+
+TEST_F(CliTest, AddDocsReportsBadLinesByNumberAndLoadsTheRest) {
+  const fs::path data = scratch_ / "data";
+  const fs::path docs = scratch_ / "papers.jsonl";
+  WriteText(docs,
+            "{\"id\": \"paper-1\", \"title\": \"Gold nanorods\", \"text\": \"gold nanorods grown "
+            "in solution\", \"venue\": \"Nano Letters\"}\n"
+            "{\"id\": \"paper-2\", \"title\": \n"
+            "{\"title\": \"a paper without id\", \"text\": \"gold\"}\n"
+            "{\"id\": \"paper-4\", \"title\": \"Platinum cubes\", \"text\": \"platinum cubes, "
+            "gold seeds\", \"authors\": [\"A. Author\"], \"date\": \"2012-03-04\"}\n");
+  CommandResult run = Scisearch(
+      {"add-docs", docs.string(), "--kind", "publication", "--data-dir", data.string()}, scratch_);
+  EXPECT_EQ(run.exit_code, 1) << run.err;
+  EXPECT_NE(run.err.find(docs.string() + ":2:"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find(docs.string() + ":3:"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("id"), std::string::npos) << run.err;
+  EXPECT_EQ(run.err.find(":1:"), std::string::npos) << run.err;
+  EXPECT_EQ(run.err.find(":4:"), std::string::npos) << run.err;
+
+  // The good lines are searchable, with the ids add-docs was given.
+  run = Scisearch({"search", "gold", "--json", "--data-dir", data.string()}, scratch_);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const auto j = nlohmann::json::parse(run.out);
+  std::set<std::string> ids;
+  for (const auto& hit : j["hits"]) ids.insert(hit["id"].get<std::string>());
+  EXPECT_EQ(ids, (std::set<std::string>{"paper-1", "paper-4"})) << run.out;
+  EXPECT_EQ(j["total"], 2);
+
+  // Unknown fields are kept in the catalog (its documents table, read with sqlite3).
+  if (::system("command -v sqlite3 >/dev/null 2>&1") == 0) {
+    const std::string cmd = "sqlite3 '" + (data / "catalog.sqlite").string() +
+                            "' \"SELECT json_extract(fields, '$.venue') FROM documents WHERE "
+                            "id = 'paper-1'\"";
+    FILE* pipe = ::popen(cmd.c_str(), "r");
+    ASSERT_NE(pipe, nullptr);
+    char buf[256] = {};
+    const size_t n = std::fread(buf, 1, sizeof buf - 1, pipe);
+    ::pclose(pipe);
+    EXPECT_EQ(std::string(buf, n), "Nano Letters\n");
+  }
+}
+
+TEST_F(CliTest, SearchJsonTrecBatchAndReindex) {
+  const fs::path data = scratch_ / "data";
+  const fs::path docs = scratch_ / "docs.jsonl";
+  std::string lines;
+  for (int i = 0; i < 12; ++i) {
+    lines += "{\"id\": \"D" + std::to_string(i) + "\", \"title\": \"Note " + std::to_string(i) +
+             "\", \"text\": \"" + (i % 3 ? "gold nanorods" : "platinum cubes") +
+             " imaged at atomic resolution\", \"date\": \"2011-10-" + std::to_string(10 + i) +
+             "\"}\n";
+  }
+  WriteText(docs, lines);
+  CommandResult run = Scisearch(
+      {"add-docs", docs.string(), "--kind", "log", "--data-dir", data.string()}, scratch_);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+
+  run = Scisearch({"search", "gold nanorods", "--json", "--top", "5", "--data-dir", data.string()},
+                  scratch_);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  auto j = nlohmann::json::parse(run.out);
+  ASSERT_TRUE(j["hits"].is_array());
+  EXPECT_EQ(j["hits"].size(), 5u);
+  EXPECT_EQ(j["total"], 8);
+  EXPECT_TRUE(j["facets"].is_object());
+  ASSERT_TRUE(j["facets"]["kind"].is_array());
+  EXPECT_EQ(j["facets"]["kind"][0]["value"], "log");
+  EXPECT_EQ(j["facets"]["kind"][0]["count"], 8);
+  for (const auto& hit : j["hits"]) {
+    EXPECT_EQ(hit["kind"], "log");
+    EXPECT_NE(hit["snippet"].get<std::string>().find("<b>"), std::string::npos) << hit;
+  }
+
+  // TREC run lines: qid Q0 docid rank score tag, ranks 1..n, the add-docs ids.
+  run = Scisearch({"search", "platinum", "--format", "trec", "--run-tag", "mytag", "--top", "10",
+                   "--data-dir", data.string()},
+                  scratch_);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const auto trec = Lines(run.out);
+  ASSERT_GE(trec.size(), 4u) << run.out;
+  std::set<std::string> platinum = {"D0", "D3", "D6", "D9"};
+  for (size_t i = 0; i < trec.size(); ++i) {
+    const auto c = Columns(trec[i]);
+    ASSERT_EQ(c.size(), 6u) << trec[i];
+    EXPECT_EQ(c[0], "1");
+    EXPECT_EQ(c[1], "Q0");
+    EXPECT_EQ(c[3], std::to_string(i + 1));
+    EXPECT_NO_THROW((void)std::stod(c[4]));
+    EXPECT_EQ(c[5], "mytag");
+    if (i < 4) {
+      EXPECT_EQ(platinum.count(c[2]), 1u) << trec[i];
+    }
+  }
+
+  // A batch of queries.
+  const fs::path queries = scratch_ / "queries.jsonl";
+  WriteText(queries,
+            "{\"id\": \"q1\", \"text\": \"platinum cubes\"}\n"
+            "{\"id\": 2, \"text\": \"gold\"}\n");
+  run = Scisearch({"search", "--queries", queries.string(), "--format", "trec", "--top", "3",
+                   "--run-tag", "batch", "--data-dir", data.string()},
+                  scratch_);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  std::map<std::string, std::vector<std::string>> by_query;
+  for (const std::string& line : Lines(run.out)) {
+    const auto c = Columns(line);
+    ASSERT_EQ(c.size(), 6u) << line;
+    EXPECT_EQ(c[5], "batch");
+    by_query[c[0]].push_back(c[3]);
+  }
+  EXPECT_EQ(by_query["q1"], (std::vector<std::string>{"1", "2", "3"}));
+  EXPECT_EQ(by_query["2"], (std::vector<std::string>{"1", "2", "3"}));
+  EXPECT_EQ(by_query.size(), 2u) << run.out;
+
+  // Paging: --offset gives the next ranks.
+  run = Scisearch({"search", "gold", "--format", "trec", "--top", "3", "--offset", "3",
+                   "--data-dir", data.string()},
+                  scratch_);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const auto page = Lines(run.out);
+  ASSERT_EQ(page.size(), 3u);
+  EXPECT_EQ(Columns(page[0])[3], "4");
+
+  // reindex prints how many items it indexed.
+  run = Scisearch({"reindex", "--data-dir", data.string()}, scratch_);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.out.find("12 items"), std::string::npos) << run.out;
+
+  // A field value that cannot be read: one line naming the field, no results.
+  run = Scisearch({"search", "gold mode:banana", "--data-dir", data.string()}, scratch_);
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_NE(run.err.find("mode"), std::string::npos) << run.err;
+  EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
+}
+
+TEST_F(CliTest, SearchWithoutCatalogFailsNamingThePath) {
+  const fs::path nowhere = scratch_ / "no data here";
+  CommandResult run = Scisearch({"search", "gold", "--data-dir", nowhere.string()}, scratch_);
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_TRUE(run.out.empty()) << run.out;
+  EXPECT_NE(run.err.find(nowhere.string()), std::string::npos) << run.err;
+  EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
+  EXPECT_FALSE(fs::exists(nowhere / "catalog.sqlite"));  // searching creates nothing
+
+  run = Scisearch({"reindex", "--data-dir", nowhere.string()}, scratch_);
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_NE(run.err.find(nowhere.string()), std::string::npos) << run.err;
 }
 
 }  // namespace
