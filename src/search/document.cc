@@ -167,6 +167,31 @@ std::string PackFacets(const std::vector<std::string>& single_values,
   return packed;
 }
 
+namespace {
+
+// A bijection of [0, 2^bits): xor-shifts and multiplications by odd numbers are
+// each invertible modulo a power of two.
+uint32_t Scramble(uint32_t x, int bits) {
+  const uint32_t mask = (uint32_t(1) << bits) - 1;
+  x &= mask;
+  x ^= x >> (bits / 2);
+  x = (x * 0x2c1b3c6dU) & mask;
+  x ^= x >> (bits / 2 - 1);
+  x = (x * 0x297a2d39U) & mask;
+  x ^= x >> (bits / 2);
+  return x;
+}
+
+}  // namespace
+
+Xapian::docid DatasetDocid(int64_t dataset_id) {
+  return Scramble(uint32_t(dataset_id), 31) + 1;  // 1 .. 2^31
+}
+
+Xapian::docid DocumentDocid(int64_t row) {
+  return (uint32_t(1) << 31) + 1 + Scramble(uint32_t(row), 30);  // 2^31 + 1 .. 2^31 + 2^30
+}
+
 std::string DatasetItemId(int64_t dataset_id) { return "dataset:" + std::to_string(dataset_id); }
 
 std::string UniqueTerm(const std::string& item_id) { return "Q" + item_id; }

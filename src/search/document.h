@@ -73,6 +73,13 @@ inline constexpr const char* kCatalogIdKey = "scisearch.catalog_id";
 // The item id of a dataset ("dataset:<id>") and of a document (its own id), and
 // the catalog's change item of each ("dataset:<id>", "document:<id>").
 std::string DatasetItemId(int64_t dataset_id);
+
+// The Xapian document number of a dataset (by catalog id) and of a document (by
+// its catalog row). Numbers are a scrambled permutation of the ids, datasets below
+// 2^31 and documents above: the matcher meets items in number order, so the items a
+// facet sample sees first are spread over the whole catalog, not its oldest part.
+Xapian::docid DatasetDocid(int64_t dataset_id);
+Xapian::docid DocumentDocid(int64_t row);
 std::string UniqueTerm(const std::string& item_id);
 
 // What a dataset's document shows of its proposal and session (looked up once per

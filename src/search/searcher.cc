@@ -19,10 +19,9 @@ namespace {
 using internal::Slot;
 
 constexpr size_t kMaxQueryBytes = 8192;
-// In queries of up to this many words, items with every word rank first; longer
-// queries (pasted text) are ranked on their words alone.
+// A query of two to this many words asks for items with every word (then those
+// with some); longer queries (pasted text, descriptions) rank items on any word.
 constexpr int kMaxAllWordsQuery = 6;
-constexpr double kAllWordsBoost = 0.5;
 
 // BM25 at its textbook parameters: on CISI (bench/ir_eval.sh) k1 = 1.6 would
 // gain a little, too little to risk over-fitting one collection.
@@ -384,21 +383,44 @@ class Searcher::Impl {
     try {
       const std::string text = RewriteComparisons(query.text, RangeFieldNames());
       const bool full = query.ranking == Ranking::kFull;
-      SCISEARCH_ASSIGN_OR_RETURN(Xapian::Query parsed, Parse(text, Xapian::Query::OP_OR, full));
+      const int words = CountWords(text);
       results.corrected = SuggestSpelling(query.text);
-      if (full && CountWords(text) > 1 && CountWords(text) <= kMaxAllWordsQuery) {
-        // Items with every word of a short query come first: the all-words query
-        // adds its weight to theirs. Items with some of the words still follow.
+      if (full && words > 1 && words <= kMaxAllWordsQuery) {
+        // A short query means items with every word: they are what the total and
+        // facets count. A page they do not fill goes on with items that have some
+        // of the words; when none has them all, the query is read as any word.
         SCISEARCH_ASSIGN_OR_RETURN(Xapian::Query all, Parse(text, Xapian::Query::OP_AND, full));
-        if (!all.empty() && !IsMatchAll(all)) {
-          parsed =
-              Xapian::Query(Xapian::Query::OP_OR, parsed,
-                            Xapian::Query(Xapian::Query::OP_SCALE_WEIGHT, all, kAllWordsBoost));
+        SCISEARCH_ASSIGN_OR_RETURN(Xapian::Query all_of_kind, WithKind(all, query.kind));
+        SCISEARCH_RETURN_IF_ERROR(Run(all_of_kind, query, false, false, results));
+        if (results.total > 0) {
+          const int64_t shown = int64_t(results.hits.size());
+          if (shown < query.limit && !IsMatchAll(all)) {
+            SCISEARCH_ASSIGN_OR_RETURN(Xapian::Query any, Parse(text, Xapian::Query::OP_OR, full));
+            SCISEARCH_ASSIGN_OR_RETURN(
+                Xapian::Query some_of_kind,
+                WithKind(Xapian::Query(Xapian::Query::OP_AND_NOT, any, all), query.kind));
+            Query rest = query;
+            rest.offset = std::max<int64_t>(0, query.offset - results.total);
+            rest.limit = query.limit - shown;
+            rest.facets = false;
+            Results more;
+            SCISEARCH_RETURN_IF_ERROR(Run(some_of_kind, rest, false, false, more));
+            for (Hit& hit : more.hits) {
+              hit.rank = query.offset + int64_t(results.hits.size()) + 1;
+              results.hits.push_back(std::move(hit));
+            }
+          }
+          results.seconds =
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+          return results;
         }
+        results = Results();
+        results.query = query.text;
+        results.corrected = SuggestSpelling(query.text);
       }
+      SCISEARCH_ASSIGN_OR_RETURN(Xapian::Query parsed, Parse(text, Xapian::Query::OP_OR, full));
       SCISEARCH_ASSIGN_OR_RETURN(Xapian::Query filtered, WithKind(parsed, query.kind));
-      SCISEARCH_RETURN_IF_ERROR(
-          Run(filtered, query, full, CountWords(text) > kMaxAllWordsQuery, results));
+      SCISEARCH_RETURN_IF_ERROR(Run(filtered, query, full, words > kMaxAllWordsQuery, results));
     } catch (const Xapian::QueryParserError& e) {
       return Status::InvalidArgument(e.get_msg());
     } catch (const Xapian::DatabaseModifiedError&) {
