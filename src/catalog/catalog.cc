@@ -886,7 +886,7 @@ std::vector<std::string> ReadJsonStrings(const std::string& text) {
 constexpr const char* kSelectDocument =
     "SELECT id, kind, title, text, authors, IFNULL(date, ''), IFNULL(doi, ''), IFNULL(pi, ''), "
     "fields, (SELECT json_group_array(proposal_id) FROM document_proposals "
-    "WHERE document_id = documents.id), rowid FROM documents WHERE id = ?1";
+    "WHERE document_id = documents.id) FROM documents WHERE id = ?1";
 
 DocumentRecord ReadDocument(const Statement& s) {
   return DocumentRecord{.id = s.Text(0),
@@ -898,8 +898,7 @@ DocumentRecord ReadDocument(const Statement& s) {
                         .doi = s.Text(6),
                         .pi = s.Text(7),
                         .proposals = ReadJsonStrings(s.Text(9)),
-                        .fields_json = s.Text(8),
-                        .row = s.Int(10)};
+                        .fields_json = s.Text(8)};
 }
 
 }  // namespace
@@ -918,7 +917,7 @@ Result<std::vector<DocumentRecord>> Catalog::DocumentsOfProposal(const std::stri
   SCISEARCH_ASSIGN_OR_RETURN(
       Statement * s,
       statements_->Get("SELECT d.id, d.kind, d.title, '', d.authors, IFNULL(d.date, ''), "
-                       "IFNULL(d.doi, ''), IFNULL(d.pi, ''), d.fields, '[]', d.rowid "
+                       "IFNULL(d.doi, ''), IFNULL(d.pi, ''), d.fields, '[]' "
                        "FROM document_proposals l JOIN documents d ON d.id = l.document_id "
                        "WHERE l.proposal_id = ?1 ORDER BY d.id = ?1 DESC, d.date, d.id"));
   s->Bind(1, proposal_id);

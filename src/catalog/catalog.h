@@ -183,7 +183,6 @@ struct DocumentRecord {
   std::string pi;
   std::vector<std::string> proposals;  // the proposals it belongs to or acknowledges
   std::string fields_json = "{}";      // the source's other fields, a JSON object
-  int64_t row = 0;  // its row number in the catalog, stable for its life (reads fill it)
 };
 
 // One tag of a dataset as stored.

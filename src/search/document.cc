@@ -167,29 +167,13 @@ std::string PackFacets(const std::vector<std::string>& single_values,
   return packed;
 }
 
-namespace {
+std::string SampleTerm(int bucket) { return "XS" + std::to_string(bucket); }
 
-// A bijection of [0, 2^bits): xor-shifts and multiplications by odd numbers are
-// each invertible modulo a power of two.
-uint32_t Scramble(uint32_t x, int bits) {
-  const uint32_t mask = (uint32_t(1) << bits) - 1;
-  x &= mask;
-  x ^= x >> (bits / 2);
-  x = (x * 0x2c1b3c6dU) & mask;
-  x ^= x >> (bits / 2 - 1);
-  x = (x * 0x297a2d39U) & mask;
-  x ^= x >> (bits / 2);
-  return x;
-}
-
-}  // namespace
-
-Xapian::docid DatasetDocid(int64_t dataset_id) {
-  return Scramble(uint32_t(dataset_id), 31) + 1;  // 1 .. 2^31
-}
-
-Xapian::docid DocumentDocid(int64_t row) {
-  return (uint32_t(1) << 31) + 1 + Scramble(uint32_t(row), 30);  // 2^31 + 1 .. 2^31 + 2^30
+int SampleBucket(const std::string& item_id) {
+  uint64_t hash = 14695981039346656037ull;  // FNV-1a, then a final mix of the high bits
+  for (unsigned char c : item_id) hash = (hash ^ c) * 1099511628211ull;
+  hash ^= hash >> 29;
+  return int(hash % kSampleBuckets);
 }
 
 std::string DatasetItemId(int64_t dataset_id) { return "dataset:" + std::to_string(dataset_id); }
@@ -294,6 +278,7 @@ Xapian::Document MakeDatasetDocument(const catalog::DatasetRow& dataset,
   }
   doc.add_boolean_term("Kdataset");
   doc.add_boolean_term(UniqueTerm(item_id));
+  doc.add_boolean_term(SampleTerm(SampleBucket(item_id)));
 
   // Tags, strongest first; rejected ones are not the item's.
   std::vector<std::string> tags;
@@ -406,6 +391,7 @@ Xapian::Document MakeTextDocument(const catalog::DocumentRecord& document,
   AddConcepts(doc, document.title + " " + document.text);
   doc.add_boolean_term("K" + document.kind);
   doc.add_boolean_term(UniqueTerm(document.id));
+  doc.add_boolean_term(SampleTerm(SampleBucket(document.id)));
   std::string year;
   if (std::optional<double> seconds = IsoToEpochSeconds(document.date)) {
     AddValue(doc, kDate, seconds);

@@ -74,12 +74,12 @@ inline constexpr const char* kCatalogIdKey = "scisearch.catalog_id";
 // the catalog's change item of each ("dataset:<id>", "document:<id>").
 std::string DatasetItemId(int64_t dataset_id);
 
-// The Xapian document number of a dataset (by catalog id) and of a document (by
-// its catalog row). Numbers are a scrambled permutation of the ids, datasets below
-// 2^31 and documents above: the matcher meets items in number order, so the items a
-// facet sample sees first are spread over the whole catalog, not its oldest part.
-Xapian::docid DatasetDocid(int64_t dataset_id);
-Xapian::docid DocumentDocid(int64_t row);
+// Every item carries one boolean term "XS<bucket>", its bucket drawn from a hash
+// of its id: facet counts over a large result set are made exactly over the items
+// of a few buckets (an unbiased sample) and scaled.
+inline constexpr int kSampleBuckets = 64;
+std::string SampleTerm(int bucket);
+int SampleBucket(const std::string& item_id);
 std::string UniqueTerm(const std::string& item_id);
 
 // What a dataset's document shows of its proposal and session (looked up once per

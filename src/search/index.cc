@@ -123,8 +123,7 @@ Result<bool> IndexItem(catalog::Catalog& catalog, Xapian::WritableDatabase& db,
       return false;
     }
     SCISEARCH_ASSIGN_OR_RETURN(LinkedContext context, contexts.For(*dataset));
-    db.replace_document(internal::DatasetDocid(id),
-                        internal::MakeDatasetDocument(*dataset, context, generator));
+    db.replace_document(term, internal::MakeDatasetDocument(*dataset, context, generator));
     return true;
   }
   if (item.rfind(kDocumentPrefix, 0) == 0) {
@@ -136,11 +135,7 @@ Result<bool> IndexItem(catalog::Catalog& catalog, Xapian::WritableDatabase& db,
       db.delete_document(term);
       return false;
     }
-    // A document replaced under another row (deleted and added again) leaves its
-    // old number: the unique term finds it.
-    db.delete_document(term);
-    db.replace_document(internal::DocumentDocid(document->row),
-                        internal::MakeTextDocument(*document, generator));
+    db.replace_document(term, internal::MakeTextDocument(*document, generator));
     return true;
   }
   return Status::Corrupt("catalog change item '" + item + "' is of no known kind");

@@ -84,9 +84,10 @@ struct Query {
   SortOrder sort = SortOrder::kRelevance;
   Ranking ranking = Ranking::kFull;
   bool facets = true;
-  // Facet counts are exact over up to this many matching items; beyond, they are
-  // scaled estimates (Facets::approximate).
-  int64_t facet_sample = 20000;
+  // Facet counts (and the total) are exact up to this many matching items; beyond,
+  // they are counted over an unbiased sample of about this many and scaled
+  // (Results::facets_approximate).
+  int64_t facet_sample = 5000;
   // The user asking; "" = anonymous. Reserved for embargo filtering.
   std::string user;
 };

@@ -673,21 +673,11 @@ class Searcher::Impl {
       by_date.add_value(internal::kDate, newest, newest ? "" : std::string(16, '\xff'));
       enquire.set_sort_by_key_then_relevance(&by_date, false);
     }
-    FacetSpy facets;
-    if (request.facets) enquire.add_matchspy(&facets);
-    const Xapian::doccount check_at_least =
-        request.facets ? Xapian::doccount(std::max<int64_t>(request.facet_sample, 0)) : 0;
-    Xapian::MSet mset = enquire.get_mset(Xapian::doccount(request.offset),
-                                         Xapian::doccount(request.limit), check_at_least);
+    Xapian::MSet mset =
+        enquire.get_mset(Xapian::doccount(request.offset), Xapian::doccount(request.limit));
     results.total = mset.get_matches_estimated();
     results.total_exact = mset.get_matches_lower_bound() == mset.get_matches_upper_bound();
-    if (request.facets) {
-      const double scale = facets.seen() > 0 && results.total > facets.seen()
-                               ? double(results.total) / double(facets.seen())
-                               : 1.0;
-      results.facets_approximate = scale != 1.0;
-      results.facets = facets.Facets(scale, 10);
-    }
+    if (request.facets) CountFacets(final_query, request.facet_sample, results);
     int64_t rank = request.offset;
     for (Xapian::MSetIterator it = mset.begin(); it != mset.end(); ++it) {
       const Xapian::Document doc = it.get_document();
@@ -711,6 +701,46 @@ class Searcher::Impl {
       results.hits.push_back(std::move(hit));
     }
     return Status::Ok();
+  }
+
+  // Counts the facets of every item `query` matches, in a second pass that computes
+  // no weights. Up to `sample` matches (by the first pass's estimate) every item is
+  // counted, and the total is made exact too; beyond, only the items of enough
+  // sample buckets (internal::SampleTerm: a hash of the id, so an unbiased sample)
+  // to hold about `sample` of them, and the counts are scaled to the total.
+  void CountFacets(const Xapian::Query& query, int64_t sample, Results& results) {
+    sample = std::max<int64_t>(sample, 1);
+    int buckets = internal::kSampleBuckets;
+    if (results.total > sample) {
+      buckets =
+          int(std::ceil(double(internal::kSampleBuckets) * double(sample) / double(results.total)));
+      buckets = std::clamp(buckets, 1, internal::kSampleBuckets);
+    }
+    Xapian::Query counted(Xapian::Query::OP_SCALE_WEIGHT, query, 0);
+    if (buckets < internal::kSampleBuckets) {
+      std::vector<Xapian::Query> in_sample;
+      for (int b = 0; b < buckets; ++b) in_sample.emplace_back(internal::SampleTerm(b));
+      counted =
+          Xapian::Query(Xapian::Query::OP_FILTER, counted,
+                        Xapian::Query(Xapian::Query::OP_OR, in_sample.begin(), in_sample.end()));
+    }
+    Xapian::Enquire counter(db_);
+    counter.set_query(counted);
+    counter.set_weighting_scheme(Xapian::BoolWeight());
+    FacetSpy spy;
+    counter.add_matchspy(&spy);
+    counter.get_mset(0, 0, db_.get_doccount());
+    // Scaled by the share of the matches the sample holds (the first pass's
+    // estimate of them), which varies less than the share of buckets.
+    results.facets_approximate = buckets < internal::kSampleBuckets;
+    const double scale = results.facets_approximate && spy.seen() > 0
+                             ? double(results.total) / double(spy.seen())
+                             : 1.0;
+    results.facets = spy.Facets(scale, 10);
+    if (!results.facets_approximate) {
+      results.total = spy.seen();
+      results.total_exact = true;
+    }
   }
 
   static bool IsMatchAll(const Xapian::Query& query) {
