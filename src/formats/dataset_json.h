@@ -75,13 +75,14 @@ class MetadataBuilder {
     map.reserve(frame.members.size());
     if (HasRepeatedKey(frame.members)) {
       // The rare slow path, one lookup per member.
-      for (auto& [key, value] : frame.members) {
+      for (auto& member : frame.members) {
+        const std::string& key = member.first;  // (clang 14 cannot capture a binding)
         auto it = std::find_if(map.begin(), map.end(),
-                               [&](const auto& member) { return member.first == key; });
+                               [&key](const auto& existing) { return existing.first == key; });
         if (it != map.end()) {
-          it->second = std::move(value);
+          it->second = std::move(member.second);
         } else {
-          map.emplace_back(std::move(key), std::move(value));
+          map.emplace_back(std::move(member.first), std::move(member.second));
         }
       }
     } else {
