@@ -88,8 +88,6 @@ struct Query {
   // they are counted over an unbiased sample of about this many and scaled
   // (Results::facets_approximate).
   int64_t facet_sample = 5000;
-  // The user asking; "" = anonymous. Reserved for embargo filtering.
-  std::string user;
 };
 
 // One field or tag through which a hit matched the query.
