@@ -301,13 +301,17 @@ MatchReason ReasonOf(const std::string& stored_term) {
   return {"text", term};
 }
 
+// The whitespace-separated words of `text` that are not "field:value" (filters
+// and ranges are no words to match all of).
 int CountWords(std::string_view text) {
   int words = 0;
-  bool in_word = false;
-  for (char c : text) {
-    const bool space = c == ' ' || c == '\t' || c == '\n' || c == '\r';
-    if (!space && !in_word) ++words;
-    in_word = !space;
+  size_t start = 0;
+  while (start < text.size()) {
+    const size_t end = std::min(text.find_first_of(" \t\n\r", start), text.size());
+    if (end > start && text.substr(start, end - start).find(':') == std::string_view::npos) {
+      ++words;
+    }
+    start = end + 1;
   }
   return words;
 }
