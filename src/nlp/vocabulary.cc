@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <unordered_map>
 
+#include "common/hash.h"
+
 namespace scisearch::nlp {
 namespace {
 
@@ -278,11 +280,8 @@ std::vector<std::string_view> FindConcepts(std::string_view text) {
 }
 
 std::string VocabularyFingerprint() {
-  uint64_t hash = 14695981039346656037ull;  // FNV-1a over ids and forms
-  auto mix = [&hash](std::string_view text) {
-    for (unsigned char c : text) hash = (hash ^ c) * 1099511628211ull;
-    hash = (hash ^ 0xff) * 1099511628211ull;
-  };
+  uint64_t hash = Fnv1a("");  // over ids and forms, each ended by a byte no text has
+  auto mix = [&hash](std::string_view text) { hash = Fnv1a("\xff", Fnv1a(text, hash)); };
   for (const Concept& concept_entry : Concepts()) {
     mix(concept_entry.id);
     for (std::string_view form : concept_entry.forms) mix(form);

@@ -1,12 +1,15 @@
 #include "search/document.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "common/hash.h"
 #include "formats/formats.h"
+#include "formats/text.h"
 #include "nlp/vocabulary.h"
 #include "search/query_syntax.h"
 
@@ -29,14 +32,6 @@ double SourceWeight(const catalog::TagRow& tag) {
 Xapian::termcount TagWdf(const catalog::TagRow& tag) {
   const double confidence = std::clamp(tag.confidence > 0 ? tag.confidence : 0.5, 0.0, 1.0);
   return Xapian::termcount(1 + std::lround(4 * SourceWeight(tag) * confidence));
-}
-
-std::string Lowercase(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
-  }
-  return out;
 }
 
 // File and folder names separate words with '_', '-', '.' and '/', which Xapian
@@ -167,12 +162,18 @@ std::string PackFacets(const std::vector<std::string>& single_values,
   return packed;
 }
 
+int64_t AppliedSequence(const Xapian::Database& db) {
+  const std::string text = db.get_metadata(kSequenceKey);
+  int64_t sequence = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), sequence);
+  return error == std::errc() && end == text.data() + text.size() ? sequence : 0;
+}
+
 std::string SampleTerm(int bucket) { return "XS" + std::to_string(bucket); }
 
 int SampleBucket(const std::string& item_id) {
-  uint64_t hash = 14695981039346656037ull;  // FNV-1a, then a final mix of the high bits
-  for (unsigned char c : item_id) hash = (hash ^ c) * 1099511628211ull;
-  hash ^= hash >> 29;
+  uint64_t hash = Fnv1a(item_id);
+  hash ^= hash >> 29;  // the low bits of FNV-1a alone mix poorly
   return int(hash % kSampleBuckets);
 }
 
@@ -181,7 +182,7 @@ std::string DatasetItemId(int64_t dataset_id) { return "dataset:" + std::to_stri
 std::string UniqueTerm(const std::string& item_id) { return "Q" + item_id; }
 
 std::string ModeTerm(std::string_view mode_name) {
-  std::string term = "XM" + Lowercase(mode_name);
+  std::string term = "XM" + formats::AsciiLower(mode_name);
   std::replace(term.begin(), term.end(), ' ', '-');
   return term;
 }
@@ -272,7 +273,7 @@ Xapian::Document MakeDatasetDocument(const catalog::DatasetRow& dataset,
     all_text += " · " + mode;
   }
   if (!dataset.format.empty()) {
-    doc.add_boolean_term("XF" + Lowercase(dataset.format));
+    doc.add_boolean_term("XF" + formats::AsciiLower(dataset.format));
     generator.index_text(dataset.format);
     generator.increase_termpos();
   }

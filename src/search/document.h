@@ -70,6 +70,11 @@ inline constexpr const char* kSequenceKey = "scisearch.catalog_sequence";
 inline constexpr const char* kVocabularyKey = "scisearch.vocabulary";
 inline constexpr const char* kCatalogIdKey = "scisearch.catalog_id";
 
+// The catalog change sequence `db` has applied (its kSequenceKey), 0 when none or
+// unreadable: re-applying every change is harmless. Throws Xapian::Error as the
+// database does.
+int64_t AppliedSequence(const Xapian::Database& db);
+
 // The item id of a dataset ("dataset:<id>") and of a document (its own id), and
 // the catalog's change item of each ("dataset:<id>", "document:<id>").
 std::string DatasetItemId(int64_t dataset_id);

@@ -90,14 +90,6 @@ void RefreshSynonyms(Xapian::WritableDatabase& db) {
   db.set_metadata(internal::kVocabularyKey, fingerprint);
 }
 
-int64_t ParseSequence(const std::string& text) {
-  try {
-    return text.empty() ? 0 : std::stoll(text);
-  } catch (const std::exception&) {
-    return 0;  // unreadable: start over, re-applying every change is harmless
-  }
-}
-
 // Brings the index's document of `item` ("dataset:<id>" or "document:<id>") in
 // line with the catalog: replaced when the item exists (and, for a dataset, is
 // "ok"), deleted otherwise. Returns whether a document was written.
@@ -183,7 +175,7 @@ Result<IndexStats> UpdateDatabase(catalog::Catalog& catalog, const fs::path& dir
   SCISEARCH_ASSIGN_OR_RETURN(const int64_t latest, catalog.ChangeSequence());
   try {
     Xapian::WritableDatabase db(dir.string(), Xapian::DB_CREATE_OR_OPEN);
-    int64_t applied = ParseSequence(db.get_metadata(internal::kSequenceKey));
+    int64_t applied = internal::AppliedSequence(db);
     // An index of another catalog (this one was made anew, or restored from an
     // older backup) is emptied and built again from every item.
     if (db.get_doccount() > 0 &&

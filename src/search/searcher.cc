@@ -8,6 +8,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "formats/text.h"
 #include "nlp/vocabulary.h"
 #include "search/document.h"
 #include "search/query_syntax.h"
@@ -105,14 +106,6 @@ class RangeField : public CheckedField {
   QuantityKind kind_;
 };
 
-std::string Lower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
-  }
-  return out;
-}
-
 Xapian::Query AnyTerm(const std::vector<std::string>& terms) {
   return Xapian::Query(Xapian::Query::OP_OR, terms.begin(), terms.end());
 }
@@ -122,7 +115,7 @@ class ModeField : public CheckedField {
  public:
   using CheckedField::CheckedField;
   Xapian::Query operator()(const std::string& text) override {
-    std::string key = Lower(text);
+    std::string key = formats::AsciiLower(text);
     std::replace(key.begin(), key.end(), '_', ' ');
     std::replace(key.begin(), key.end(), '-', ' ');
     static const std::map<std::string, std::vector<std::string>> kAliases = {
@@ -171,7 +164,7 @@ class KindField : public CheckedField {
  public:
   using CheckedField::CheckedField;
   Xapian::Query operator()(const std::string& text) override {
-    std::string kind = Lower(text);
+    std::string kind = formats::AsciiLower(text);
     if (kind.size() > 1 && kind.back() == 's') kind.pop_back();
     if (kind == "file" || kind == "data") kind = "dataset";
     if (kind == "paper") kind = "publication";
@@ -187,7 +180,7 @@ class KindField : public CheckedField {
 class FormatField : public Xapian::FieldProcessor {
  public:
   Xapian::Query operator()(const std::string& text) override {
-    std::string format = Lower(text);
+    std::string format = formats::AsciiLower(text);
     if (!format.empty() && format.front() == '.') format.erase(0, 1);
     static const std::map<std::string, std::vector<std::string>> kAliases = {
         {"ser", {"tia"}},
@@ -388,7 +381,8 @@ class Searcher::Impl {
       const std::string text = RewriteComparisons(query.text, RangeFieldNames());
       const bool full = query.ranking == Ranking::kFull;
       const int words = CountWords(text);
-      results.corrected = SuggestSpelling(query.text);
+      std::string corrected = SuggestSpelling(query.text);
+      results.corrected = corrected;
       if (full && words > 1 && words <= kMaxAllWordsQuery) {
         // A short query means items with every word: they are what the total and
         // facets count. A page they do not fill goes on with items that have some
@@ -420,7 +414,7 @@ class Searcher::Impl {
         }
         results = Results();
         results.query = query.text;
-        results.corrected = SuggestSpelling(query.text);
+        results.corrected = std::move(corrected);
       }
       SCISEARCH_ASSIGN_OR_RETURN(Xapian::Query parsed, Parse(text, Xapian::Query::OP_OR, full));
       SCISEARCH_ASSIGN_OR_RETURN(Xapian::Query filtered, WithKind(parsed, query.kind));
@@ -474,14 +468,11 @@ class Searcher::Impl {
 
   Result<int64_t> Lag() {
     SCISEARCH_ASSIGN_OR_RETURN(int64_t latest, catalog_.ChangeSequence());
-    int64_t applied = 0;
     try {
-      const std::string text = db_.get_metadata(internal::kSequenceKey);
-      applied = text.empty() ? 0 : std::stoll(text);
-    } catch (const std::exception&) {
-      applied = 0;
+      return std::max<int64_t>(0, latest - internal::AppliedSequence(db_));
+    } catch (const Xapian::Error& e) {
+      return Status::IoError("reading the search index: " + e.get_msg());
     }
-    return std::max<int64_t>(0, latest - applied);
   }
 
   Status Reopen() {
@@ -552,7 +543,8 @@ class Searcher::Impl {
       if (!in_quote && token_start) {
         for (const char* field : kFields) {
           const size_t n = std::char_traits<char>::length(field);
-          if (text.size() > i + n && text[i + n] == ':' && Lower(text.substr(i, n)) == field) {
+          if (text.size() > i + n && text[i + n] == ':' &&
+              formats::AsciiLower(text.substr(i, n)) == field) {
             out.push_back('+');
             break;
           }
@@ -584,7 +576,7 @@ class Searcher::Impl {
         const bool letters = core.size() >= 3 && std::all_of(core.begin(), core.end(), [](char c) {
                                return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
                              });
-        const std::string lower = Lower(core);
+        const std::string lower = formats::AsciiLower(core);
         if (letters && !kOperators.count(core) && !stopper_->operator()(lower) &&
             !db_.term_exists(lower) && !db_.term_exists("Z" + stemmer_(lower))) {
           // One edit for short words, two for longer: "gold" is not "tld".

@@ -249,14 +249,6 @@ Result<size_t> LeadingNavigateAxes(const SignalToWrite& signal, const std::strin
   return navigate;
 }
 
-uint64_t Fnv1a(std::string_view text, uint64_t hash) {
-  for (unsigned char c : text) {
-    hash ^= c;
-    hash *= 0x100000001b3ull;
-  }
-  return hash;
-}
-
 Hash128 Fnv1a128(std::string_view key) {
   Hash128 hash;
   hash.high = Fnv1a(key);

@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "common/hash.h"  // Fnv1a, for names and identifiers that depend only on the acquisition
 #include "common/status.h"
 #include "simulate/writers.h"
 
@@ -112,9 +113,6 @@ Result<size_t> LeadingNavigateAxes(const SignalToWrite& signal, const std::strin
 
 // ---------------------------------------------------------------------------
 // Bytes.
-
-// 64-bit FNV-1a, for names and identifiers that depend only on the acquisition.
-uint64_t Fnv1a(std::string_view text, uint64_t hash = 0xcbf29ce484222325ull);
 
 // 128 bits derived from `key` (two chained FNV-1a hashes), for UUIDs that depend only on the
 // acquisition, so that the same acquisition always gives the same file bytes.
