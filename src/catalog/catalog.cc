@@ -9,6 +9,8 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <map>
+#include <set>
 #include <system_error>
 #include <unordered_map>
 
@@ -255,7 +257,8 @@ void BindFields(Statement& s, int first, const formats::NormalisedFields* f) {
 #define SCISEARCH_DATASET_COLUMNS                                                          \
   "id, path, root, format, state, error, fingerprint, size_bytes, mtime, first_seen, "     \
   "last_seen, ingest_run_id, acquired, instrument, mode, beam_energy_kev, magnification, " \
-  "pixel_size, pixel_size_units, detector, proposal_id, session_id, embargo_until"
+  "pixel_size, pixel_size_units, detector, proposal_id, session_id, embargo_until, "       \
+  "(SELECT json_group_array(name) FROM signals WHERE dataset_id = datasets.id)"
 constexpr const char* kDatasetColumns = SCISEARCH_DATASET_COLUMNS;
 constexpr const char* kSelectDatasetByPath =
     "SELECT " SCISEARCH_DATASET_COLUMNS " FROM datasets WHERE path = ?1";
@@ -275,6 +278,16 @@ constexpr const char* kSelectTags =
     "IFNULL(validated_by, '') FROM tags WHERE dataset_id = ?1 "
     "ORDER BY state = 'rejected', state = 'accepted' DESC, confidence DESC, value";
 
+std::vector<std::string> ReadJsonStrings(const std::string& text) {
+  std::vector<std::string> out;
+  const nlohmann::json array = nlohmann::json::parse(text, nullptr, false);
+  if (!array.is_array()) return out;
+  for (const auto& item : array) {
+    if (item.is_string()) out.push_back(item.get<std::string>());
+  }
+  return out;
+}
+
 DatasetRow ReadDatasetRow(const Statement& s) {
   DatasetRow r;
   r.id = s.Int(0);
@@ -293,6 +306,7 @@ DatasetRow ReadDatasetRow(const Statement& s) {
   r.proposal_id = s.Text(20);
   r.session_id = s.Text(21);
   r.embargo_until = s.Text(22);
+  r.signal_names = ReadJsonStrings(s.Text(23));
   return r;
 }
 
@@ -762,6 +776,11 @@ Status Catalog::PutProposal(const ProposalRecord& p) {
            BindOptional(*s, 7, p.end_date);
            BindOptional(*s, 8, p.release_date);
            SCISEARCH_RETURN_IF_ERROR(s->Run());
+           // Sessions logged before their proposal arrived point at it now.
+           SCISEARCH_ASSIGN_OR_RETURN(Statement * adopt,
+                                      statements_->Get("UPDATE sessions SET proposal_id = ?1 "
+                                                       "WHERE proposal_named = ?1"));
+           SCISEARCH_RETURN_IF_ERROR(adopt->Bind(1, p.id).Run());
            nlohmann::ordered_json fields = {
                {"team", p.team}, {"end_date", p.end_date}, {"release_date", p.release_date}};
            return PutDocumentUnlocked({.id = p.id,
@@ -782,8 +801,9 @@ Status Catalog::PutSession(const SessionRecord& r) {
            SCISEARCH_ASSIGN_OR_RETURN(
                Statement * s,
                statements_->Get("INSERT OR REPLACE INTO sessions (id, instrument, user, pi, "
-                                "proposal_id, start, \"end\", notes) VALUES (?1, ?2, ?3, ?4, "
-                                "?5, ?6, ?7, ?8)"));
+                                "proposal_id, start, \"end\", notes, proposal_named) VALUES "
+                                "(?1, ?2, ?3, ?4, (SELECT id FROM proposals WHERE id = ?5), ?6, "
+                                "?7, ?8, ?5)"));
            s->Bind(1, r.id).Bind(2, r.instrument).Bind(3, r.user).Bind(4, r.pi);
            BindOptional(*s, 5, r.proposal_id);
            s->Bind(6, r.start).Bind(7, r.end).Bind(8, r.notes);
@@ -873,16 +893,6 @@ Status Catalog::PutDocument(const DocumentRecord& document) {
 
 namespace {
 
-std::vector<std::string> ReadJsonStrings(const std::string& text) {
-  std::vector<std::string> out;
-  const nlohmann::json array = nlohmann::json::parse(text, nullptr, false);
-  if (!array.is_array()) return out;
-  for (const auto& item : array) {
-    if (item.is_string()) out.push_back(item.get<std::string>());
-  }
-  return out;
-}
-
 constexpr const char* kSelectDocument =
     "SELECT id, kind, title, text, authors, IFNULL(date, ''), IFNULL(doi, ''), IFNULL(pi, ''), "
     "fields, (SELECT json_group_array(proposal_id) FROM document_proposals "
@@ -959,6 +969,195 @@ Result<std::vector<ItemChange>> Catalog::ChangesSince(int64_t after) {
     SCISEARCH_ASSIGN_OR_RETURN(bool row, s->Step());
     if (!row) break;
     out.push_back(ItemChange{s->Text(0), s->Int(1)});
+  }
+  return out;
+}
+
+Status Catalog::PutPerson(const PersonRecord& person) {
+  if (person.id.empty()) return Status::InvalidArgument("catalog: person id is empty");
+  return Atomically([&]() -> Status {
+           SCISEARCH_ASSIGN_OR_RETURN(Statement * s,
+                                      statements_->Get("INSERT OR REPLACE INTO people (id, name, "
+                                                       "institution) VALUES (?1, ?2, ?3)"));
+           return s->Bind(1, person.id).Bind(2, person.name).Bind(3, person.institution).Run();
+         })
+      .WithContext("writing person " + person.id);
+}
+
+Result<std::vector<PersonRecord>> Catalog::ListPeople() {
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement s, Statement::Prepare(db_, "SELECT id, name, institution FROM people ORDER BY id"));
+  std::vector<PersonRecord> out;
+  while (true) {
+    SCISEARCH_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back({s.Text(0), s.Text(1), s.Text(2)});
+  }
+  return out;
+}
+
+Result<std::vector<ProposalRecord>> Catalog::ListProposals() {
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement s, Statement::Prepare(db_,
+                                      "SELECT id, IFNULL(title, ''), IFNULL(abstract, ''), "
+                                      "IFNULL(pi, ''), team, IFNULL(start_date, ''), "
+                                      "IFNULL(end_date, ''), IFNULL(release_date, '') "
+                                      "FROM proposals ORDER BY id"));
+  std::vector<ProposalRecord> out;
+  while (true) {
+    SCISEARCH_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back({.id = s.Text(0),
+                   .title = s.Text(1),
+                   .abstract = s.Text(2),
+                   .pi = s.Text(3),
+                   .team = ReadJsonStrings(s.Text(4)),
+                   .start_date = s.Text(5),
+                   .end_date = s.Text(6),
+                   .release_date = s.Text(7)});
+  }
+  return out;
+}
+
+Result<std::vector<SessionRecord>> Catalog::ListSessions() {
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement s,
+      Statement::Prepare(db_,
+                         "SELECT id, IFNULL(instrument, ''), IFNULL(user, ''), IFNULL(pi, ''), "
+                         "IFNULL(proposal_named, IFNULL(proposal_id, '')), IFNULL(start, ''), "
+                         "IFNULL(\"end\", ''), IFNULL(notes, '') FROM sessions "
+                         "ORDER BY instrument, start, id"));
+  std::vector<SessionRecord> out;
+  while (true) {
+    SCISEARCH_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back({.id = s.Text(0),
+                   .instrument = s.Text(1),
+                   .user = s.Text(2),
+                   .pi = s.Text(3),
+                   .proposal_id = s.Text(4),
+                   .start = s.Text(5),
+                   .end = s.Text(6),
+                   .notes = s.Text(7)});
+  }
+  return out;
+}
+
+Result<std::vector<PublicationRecord>> Catalog::ListPublications() {
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement s,
+      Statement::Prepare(db_,
+                         "SELECT doi, title, IFNULL(abstract, ''), authors, "
+                         "IFNULL(date, ''), proposals FROM publications ORDER BY doi"));
+  std::vector<PublicationRecord> out;
+  while (true) {
+    SCISEARCH_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back({.doi = s.Text(0),
+                   .title = s.Text(1),
+                   .abstract = s.Text(2),
+                   .authors = ReadJsonStrings(s.Text(3)),
+                   .date = s.Text(4),
+                   .proposals = ReadJsonStrings(s.Text(5))});
+  }
+  return out;
+}
+
+Status Catalog::PutDatasetContextUnlocked(const DatasetContext& context) {
+  static const std::set<std::string> kLinkKinds = {"session", "proposal", "publication"};
+  static const std::set<std::string> kTagSources = {
+      "path", "metadata", "text", "image", "expert", "log", "proposal", "publication"};
+  for (const LinkRecord& link : context.links) {
+    if (!kLinkKinds.count(link.kind)) {
+      return Status::InvalidArgument("link kind '" + link.kind +
+                                     "' is not one of session, proposal, publication");
+    }
+  }
+  for (const TagSuggestion& tag : context.tags) {
+    if (!kTagSources.count(tag.source)) {
+      return Status::InvalidArgument("tag source '" + tag.source + "' is unknown");
+    }
+  }
+  const int64_t id = context.dataset_id;
+  SCISEARCH_ASSIGN_OR_RETURN(Statement * drop_links,
+                             statements_->Get("DELETE FROM dataset_links WHERE dataset_id = ?1"));
+  SCISEARCH_RETURN_IF_ERROR(drop_links->Bind(1, id).Run());
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement * add_link,
+      statements_->Get("INSERT OR REPLACE INTO dataset_links (dataset_id, kind, target_id, "
+                       "confidence, evidence) VALUES (?1, ?2, ?3, ?4, ?5)"));
+  // The best known target of each kind becomes the dataset's own session / proposal.
+  std::map<std::string, const LinkRecord*> best;
+  for (const LinkRecord& link : context.links) {
+    add_link->Reset();
+    SCISEARCH_RETURN_IF_ERROR(add_link->Bind(1, id)
+                                  .Bind(2, link.kind)
+                                  .Bind(3, link.target_id)
+                                  .Bind(4, link.confidence)
+                                  .Bind(5, link.evidence)
+                                  .Run());
+    const LinkRecord*& b = best[link.kind];
+    if (b == nullptr || link.confidence > b->confidence) b = &link;
+  }
+  auto best_id = [&](const char* kind) {
+    auto it = best.find(kind);
+    return it == best.end() ? std::string() : it->second->target_id;
+  };
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement * point,
+      statements_->Get("UPDATE datasets SET session_id = (SELECT id FROM sessions WHERE id = ?2), "
+                       "proposal_id = (SELECT id FROM proposals WHERE id = ?3), "
+                       "embargo_until = ?4 WHERE id = ?1"));
+  point->Bind(1, id).Bind(2, best_id("session")).Bind(3, best_id("proposal"));
+  BindOptional(*point, 4, context.embargo_until);
+  SCISEARCH_RETURN_IF_ERROR(point->Run());
+  if (sqlite3_changes(db_) == 0) {
+    return Status::NotFound("catalog: no dataset with id " + std::to_string(id));
+  }
+  SCISEARCH_ASSIGN_OR_RETURN(Statement * drop_tag,
+                             statements_->Get("DELETE FROM tags WHERE dataset_id = ?1 AND "
+                                              "source = ?2 AND state = 'suggested'"));
+  for (const std::string& source : context.tag_sources) {
+    drop_tag->Reset();
+    SCISEARCH_RETURN_IF_ERROR(drop_tag->Bind(1, id).Bind(2, source).Run());
+  }
+  // A tag someone accepted or rejected keeps its state; its evidence is refreshed.
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement * add_tag,
+      statements_->Get("INSERT INTO tags (dataset_id, value, source, confidence, evidence, "
+                       "created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'context') "
+                       "ON CONFLICT(dataset_id, value, source) DO UPDATE SET "
+                       "confidence = excluded.confidence, evidence = excluded.evidence"));
+  const std::string now = NowIso();
+  for (const TagSuggestion& tag : context.tags) {
+    add_tag->Reset();
+    SCISEARCH_RETURN_IF_ERROR(add_tag->Bind(1, id)
+                                  .Bind(2, tag.value)
+                                  .Bind(3, tag.source)
+                                  .Bind(4, tag.confidence)
+                                  .Bind(5, tag.evidence)
+                                  .Bind(6, now)
+                                  .Run());
+  }
+  return Status::Ok();
+}
+
+Status Catalog::PutDatasetContext(const DatasetContext& context) {
+  return Atomically([&] { return PutDatasetContextUnlocked(context); })
+      .WithContext("writing the context of dataset " + std::to_string(context.dataset_id));
+}
+
+Result<std::vector<LinkRecord>> Catalog::DatasetLinks(int64_t dataset_id) {
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement * s,
+      statements_->Get("SELECT kind, target_id, confidence, evidence FROM dataset_links "
+                       "WHERE dataset_id = ?1 ORDER BY kind DESC, confidence DESC, target_id"));
+  s->Bind(1, dataset_id);
+  std::vector<LinkRecord> out;
+  while (true) {
+    SCISEARCH_ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) break;
+    out.push_back({s->Text(0), s->Text(1), s->Real(2), s->Text(3)});
   }
   return out;
 }
@@ -1306,6 +1505,11 @@ Status Catalog::BatchWriter::PutThumbnails(int64_t dataset_id, const std::string
 Status Catalog::BatchWriter::PutDocument(const DocumentRecord& document) {
   SCISEARCH_RETURN_IF_ERROR(Begin());
   return AfterWrite(catalog_.PutDocument(document));
+}
+
+Status Catalog::BatchWriter::PutDatasetContext(const DatasetContext& context) {
+  SCISEARCH_RETURN_IF_ERROR(Begin());
+  return AfterWrite(catalog_.PutDatasetContext(context));
 }
 
 Status Catalog::BatchWriter::Flush() {

@@ -185,6 +185,33 @@ struct DocumentRecord {
   std::string fields_json = "{}";      // the source's other fields, a JSON object
 };
 
+// A person of the facility: a user, PI or author. Logs name people by id,
+// folders by surname, papers by display name.
+struct PersonRecord {
+  std::string id;  // "jsmith"; the display name when the source gives no id
+  std::string name;
+  std::string institution;
+};
+
+// Why a dataset belongs to a session, a proposal or a publication.
+struct LinkRecord {
+  std::string kind;  // "session", "proposal" or "publication"
+  std::string target_id;
+  double confidence = 0;  // 0..1
+  std::string evidence;   // the reasons, for people: "acquired 2011-10-13T16:20 inside ..."
+};
+
+// What the context enrichers concluded about one dataset. PutDatasetContext
+// replaces the dataset's earlier conclusions: all its links, and its suggested
+// tags of `tag_sources`. Tags someone accepted or rejected stay as they are.
+struct DatasetContext {
+  int64_t dataset_id = 0;
+  std::vector<LinkRecord> links;
+  std::vector<TagSuggestion> tags;
+  std::vector<std::string> tag_sources;  // the sources these tags come from
+  std::string embargo_until;             // the linked proposal's release date; "" = public
+};
+
 // One tag of a dataset as stored.
 struct TagRow {
   std::string value;
@@ -238,9 +265,10 @@ struct DatasetRow {
   std::string embargo_until;         // "" = public
   formats::NormalisedFields fields;  // the first signal's, with the most telling mode of all
                                      // (a spectrum image with its survey image: spectrum image)
-  std::vector<FileStat> files;       // filled by GetDataset only
-  std::vector<SignalRow> signals;    // filled by GetDataset only
-  std::vector<TagRow> tags;          // filled by GetDataset only, strongest first
+  std::vector<std::string> signal_names;  // every signal's name (detector), in order
+  std::vector<FileStat> files;            // filled by GetDataset only
+  std::vector<SignalRow> signals;         // filled by GetDataset only
+  std::vector<TagRow> tags;               // filled by GetDataset only, strongest first
 };
 
 struct CatalogCounts {
@@ -328,6 +356,26 @@ class Catalog {
   Status PutProposal(const ProposalRecord& proposal);
   Status PutSession(const SessionRecord& session);
   Status PutPublication(const PublicationRecord& publication);
+
+  // Inserts or replaces the person `person.id` (kInvalidArgument when empty).
+  Status PutPerson(const PersonRecord& person);
+
+  // Every person, proposal, session (proposal_id: the one its log names, known
+  // or not) and publication, ordered by id (sessions by instrument and start).
+  Result<std::vector<PersonRecord>> ListPeople();
+  Result<std::vector<ProposalRecord>> ListProposals();
+  Result<std::vector<SessionRecord>> ListSessions();
+  Result<std::vector<PublicationRecord>> ListPublications();
+
+  // Replaces what the context enrichers concluded about `context.dataset_id`
+  // (see DatasetContext) in one transaction, and points the dataset's session_id
+  // and proposal_id at its most confident link of each kind that the catalog
+  // knows. kNotFound when no dataset has that id; kInvalidArgument for a link of
+  // an unknown kind or a tag of an unknown source.
+  Status PutDatasetContext(const DatasetContext& context);
+
+  // The links of dataset `dataset_id`, most confident first within each kind.
+  Result<std::vector<LinkRecord>> DatasetLinks(int64_t dataset_id);
 
   // Inserts or replaces the document `document.id`. kInvalidArgument for an empty
   // id, an unknown kind or fields_json that is not a JSON object.
@@ -423,6 +471,7 @@ class Catalog {
     Status PutThumbnails(int64_t dataset_id, const std::string& fingerprint,
                          ThumbnailOutcome outcome, const std::vector<Thumbnail>& thumbnails);
     Status PutDocument(const DocumentRecord& document);
+    Status PutDatasetContext(const DatasetContext& context);
     // Commits the open batch, if any.
     Status Flush();
     // Writes in the open batch.
@@ -454,6 +503,7 @@ class Catalog {
   // Fills d.files, d.signals and d.tags.
   Status ReadDatasetDetail(DatasetRow& d);
   Status PutDocumentUnlocked(const DocumentRecord& document);
+  Status PutDatasetContextUnlocked(const DatasetContext& context);
   Status RecordErrorUnlocked(int64_t run_id, const ErrorRecord& record);
   Status PutThumbnailsUnlocked(int64_t dataset_id, const std::string& fingerprint,
                                ThumbnailOutcome outcome, const std::vector<Thumbnail>& thumbnails);

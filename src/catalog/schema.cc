@@ -379,6 +379,30 @@ CREATE TRIGGER documents_log_index_delete AFTER DELETE ON documents WHEN OLD.kin
     WHERE item IN (SELECT 'dataset:' || id FROM datasets WHERE session_id = OLD.id);
 END;
 )sql",
+    // 5: the context of each dataset (issue 5). People of the facility (users, PIs,
+    //    authors), whom logs name by id and folders and papers by name. Each link of a
+    //    dataset to a session, proposal or publication keeps its confidence and the
+    //    evidence for it; datasets.session_id and proposal_id hold the best ones.
+    R"sql(
+CREATE TABLE people (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL DEFAULT '',
+  institution TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE dataset_links (
+  dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+  kind TEXT NOT NULL CHECK (kind IN ('session', 'proposal', 'publication')),
+  target_id TEXT NOT NULL,
+  confidence REAL NOT NULL,
+  evidence TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (dataset_id, kind, target_id)
+) WITHOUT ROWID;
+CREATE INDEX dataset_links_target ON dataset_links(kind, target_id);
+-- A log may name a proposal the catalog does not know yet: the session keeps it here
+-- until the proposal arrives (sessions.proposal_id must name a known proposal).
+ALTER TABLE sessions ADD COLUMN proposal_named TEXT;
+UPDATE sessions SET proposal_named = proposal_id;
+)sql",
 };
 
 constexpr int kVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));

@@ -10,6 +10,8 @@
 #include <string>
 
 #include "catalog/catalog.h"
+#include "cli/context_commands.h"
+#include "cli/keyphrase_command.h"
 #include "cli/search_commands.h"
 #include "formats/formats.h"
 #include "ingest/ingest.h"
@@ -103,6 +105,7 @@ int RunIngest(const fs::path& data_dir, const fs::path& root, int jobs, bool thu
   auto summary = ingest::Ingest(**catalog, root, options);
   if (!summary.ok()) return Fail(summary.status());
   if (summary->interrupted) return 130;
+  LinkAfterWrite(**catalog, summary->root, /*quiet=*/false);
   UpdateIndexAfterWrite(**catalog, /*quiet=*/false);
   // Name the files that could not be read, so the operator can act on them.
   auto errors = (*catalog)->ListErrors(summary->run_id);
@@ -283,15 +286,45 @@ int Main(int argc, char** argv) {
       app.add_subcommand("reindex", "Rebuild the search index from the catalog, from scratch");
   add_data_dir(reindexer);
 
-  std::string docs_file, docs_kind = "publication";
-  auto* add_docs =
-      app.add_subcommand("add-docs", "Load proposals, publications or log entries from JSON lines");
-  add_docs->add_option("FILE", docs_file, "One JSON object a line: id, title, text, ...")
+  std::vector<std::string> docs_paths;
+  std::string docs_kind = "publication", docs_log_config;
+  auto* add_docs = app.add_subcommand(
+      "add-docs", "Load user logs, proposals or publications (CSV, JSON, JSON lines, text, PDF)");
+  add_docs
+      ->add_option("PATH", docs_paths,
+                   "Files or folders: logs as CSV/JSON, proposals and publications as JSON "
+                   "(lines), publications also as .txt and .pdf")
       ->required();
-  add_docs->add_option("--kind", docs_kind, "What the documents are")
-      ->check(CLI::IsMember({"proposal", "publication", "log"}))
+  add_docs->add_option("--kind", docs_kind, "What the documents are (auto: by folder and content)")
+      ->check(CLI::IsMember({"proposal", "publication", "log", "auto"}))
       ->capture_default_str();
+  add_docs->add_option("--log-config", docs_log_config,
+                       "JSON mapping a log's columns: {\"columns\": {\"start\": \"Begin\"}, "
+                       "\"instrument\": \"TitanX\"} (docs/context.md)");
   add_data_dir(add_docs);
+
+  std::string link_root;
+  auto* linker = app.add_subcommand(
+      "link", "Link datasets to their sessions, proposals and papers, and tag them from context");
+  linker->add_option("--root", link_root, "Only the datasets under this folder");
+  add_data_dir(linker);
+
+  std::string show_reference;
+  bool show_json = false;
+  auto* shower = app.add_subcommand(
+      "show", "What the catalog knows of one dataset: fields, links with evidence, tags");
+  shower->add_option("DATASET", show_reference, "A file of the dataset, or dataset:ID")->required();
+  shower->add_flag("--json", show_json, "Print one JSON object");
+  add_data_dir(shower);
+
+  std::string keyphrases_in;
+  int keyphrases_top = 10;
+  auto* keyphraser = app.add_subcommand(
+      "keyphrases", "Print the ranked keyphrases of each {\"id\",\"text\"} JSON line");
+  keyphraser->add_option("--in", keyphrases_in, "JSON lines with id and text")->required();
+  keyphraser->add_option("--top", keyphrases_top, "Keyphrases per text")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
 
   SearchCommand search_command;
   bool search_json = false;
@@ -336,7 +369,10 @@ int Main(int argc, char** argv) {
   if (*ingester) return RunIngest(data_dir, ingest_root, jobs, !no_thumbnails);
   if (*lister) return RunList(data_dir, list_state, list_json);
   if (*reindexer) return RunReindex(data_dir);
-  if (*add_docs) return RunAddDocs(data_dir, docs_file, docs_kind);
+  if (*linker) return RunLink(data_dir, link_root);
+  if (*shower) return RunShow(data_dir, show_reference, show_json);
+  if (*keyphraser) return RunKeyphrases(keyphrases_in, keyphrases_top, std::cout, std::cerr);
+  if (*add_docs) return RunAddDocs(data_dir, docs_paths, docs_kind, docs_log_config);
   if (*searcher) {
     if (search_json) search_command.output = "json";
     const int sources = !search_command.text.empty() + !search_command.queries_file.empty() +

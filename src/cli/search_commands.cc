@@ -5,7 +5,6 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "context/documents.h"
 #include "search/search.h"
 
 namespace scisearch::cli {
@@ -174,22 +173,6 @@ int RunReindex(const fs::path& data_dir) {
               stats->seconds > 0 ? double(stats->items_indexed) / stats->seconds : 0.0,
               static_cast<long long>(stats->sequence));
   return 0;
-}
-
-int RunAddDocs(const fs::path& data_dir, const fs::path& jsonl, const std::string& kind) {
-  auto catalog = catalog::Catalog::Open(data_dir);
-  if (!catalog.ok()) return Fail(catalog.status());
-  const std::string name = jsonl.string();
-  Result<context::LoadSummary> summary = context::LoadDocumentsJsonl(
-      **catalog, jsonl, kind, [&name](int64_t line, const std::string& reason) {
-        std::fprintf(stderr, "scisearch: %s:%lld: %s\n", name.c_str(), static_cast<long long>(line),
-                     reason.c_str());
-      });
-  if (!summary.ok()) return Fail(summary.status());
-  std::fprintf(stderr, "%s: %lld documents loaded, %lld lines failed\n", name.c_str(),
-               static_cast<long long>(summary->loaded), static_cast<long long>(summary->failed));
-  UpdateIndexAfterWrite(**catalog, /*quiet=*/false);
-  return summary->failed > 0 ? 1 : 0;
 }
 
 int RunSearch(const fs::path& data_dir, const SearchCommand& command) {

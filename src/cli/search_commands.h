@@ -1,4 +1,4 @@
-// The search subcommands of the command line (reindex, add-docs, search), apart
+// The search subcommands of the command line (reindex, search), apart
 // from main.cc so that only main.cc pays for CLI11. Each returns the process's
 // exit status and prints errors as one line "scisearch: <reason>" on stderr.
 #pragma once
@@ -20,9 +20,6 @@ int Fail(const Status& status, int exit_code = 1);
 void UpdateIndexAfterWrite(catalog::Catalog& catalog, bool quiet);
 
 int RunReindex(const std::filesystem::path& data_dir);
-
-int RunAddDocs(const std::filesystem::path& data_dir, const std::filesystem::path& jsonl,
-               const std::string& kind);
 
 struct SearchCommand {
   std::string text;          // one query, or

@@ -318,6 +318,68 @@ std::string IsoFromUnixSeconds(double seconds) {
   return buf;
 }
 
+std::optional<int64_t> UnixSecondsFromIso(std::string_view iso) {
+  auto digits = [&](size_t at, size_t n) -> std::optional<int> {
+    if (at + n > iso.size()) return std::nullopt;
+    int v = 0;
+    for (size_t i = at; i < at + n; ++i) {
+      if (iso[i] < '0' || iso[i] > '9') return std::nullopt;
+      v = v * 10 + (iso[i] - '0');
+    }
+    return v;
+  };
+  const auto year = digits(0, 4), month = digits(5, 2), day = digits(8, 2);
+  if (!year || !month || !day || iso[4] != '-' || iso[7] != '-') return std::nullopt;
+  static constexpr int kDaysInMonth[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const bool leap = (*year % 4 == 0 && *year % 100 != 0) || *year % 400 == 0;
+  if (*month < 1 || *month > 12 || *day < 1 || *day > kDaysInMonth[*month - 1] ||
+      (*month == 2 && *day == 29 && !leap)) {
+    return std::nullopt;
+  }
+  int hour = 0, minute = 0, second = 0;
+  size_t rest = 10;
+  if (iso.size() > 10) {
+    if (iso[10] != 'T' && iso[10] != ' ') return std::nullopt;
+    const auto h = digits(11, 2), m = digits(14, 2);
+    if (!h || !m || iso[13] != ':' || *h > 23 || *m > 59) return std::nullopt;
+    hour = *h;
+    minute = *m;
+    rest = 16;
+    if (iso.size() > 16 && iso[16] == ':') {
+      const auto s = digits(17, 2);
+      if (!s || *s > 60) return std::nullopt;
+      second = *s;
+      rest = 19;
+    }
+    if (rest < iso.size() && iso[rest] == '.') {
+      ++rest;
+      while (rest < iso.size() && iso[rest] >= '0' && iso[rest] <= '9') ++rest;
+    }
+  }
+  // Days from civil (Howard Hinnant's algorithm).
+  const int64_t y = *year - (*month <= 2 ? 1 : 0);
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const int64_t yoe = y - era * 400;
+  const int64_t mp = (*month + 9) % 12;
+  const int64_t doy = (153 * mp + 2) / 5 + *day - 1;
+  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  int64_t seconds = (era * 146097 + doe - 719468) * 86400 + hour * 3600 + minute * 60 + second;
+  const std::string_view zone = iso.substr(std::min(rest, iso.size()));
+  if (zone.empty()) return seconds;
+  if (zone == "Z") return seconds;
+  if ((zone[0] == '+' || zone[0] == '-') && (zone.size() == 6 || zone.size() == 5)) {
+    const std::string_view z = zone.substr(1);
+    const bool colon = z.size() == 5;
+    if (colon && z[2] != ':') return std::nullopt;
+    const int zh = (z[0] - '0') * 10 + (z[1] - '0');
+    const int zm = (z[colon ? 3 : 2] - '0') * 10 + (z[colon ? 4 : 3] - '0');
+    if (zh < 0 || zh > 23 || zm < 0 || zm > 59) return std::nullopt;
+    const int64_t offset = zh * 3600 + zm * 60;
+    return zone[0] == '+' ? seconds - offset : seconds + offset;
+  }
+  return std::nullopt;
+}
+
 Mode ModeFromText(std::string_view text) {
   const std::string s = AsciiLower(text);
   if (s.empty()) return Mode::kUnknown;

@@ -23,6 +23,12 @@ std::optional<std::string> ParseDateAndTime(std::string_view date, std::string_v
                                             bool day_first = false);
 // ISO 8601 (UTC, "Z") from seconds since 1970-01-01.
 std::string IsoFromUnixSeconds(double seconds);
+// The inverse: seconds since 1970-01-01 of "YYYY-MM-DD[THH:MM[:SS]]" (a space may
+// stand for the T; fractions ignored). A zone ("Z", "+01:00") is applied; a time
+// without one is read as written, on the same clock as other zoneless times (a
+// facility's log and its instruments). Nullopt for anything else or a date that
+// does not exist.
+std::optional<int64_t> UnixSecondsFromIso(std::string_view iso);
 
 // The mode named by free text such as TIA's "STEM nP SA Zoom Diffraction", Velox's
 // "STEM"/"TEM", DM's "Imaging"/"Diffraction", an SEM's "SE"/"BSE". Returns kUnknown

@@ -142,6 +142,88 @@ const std::vector<Concept>& Concepts() {
        "carbon nanotube",
        K::kMaterial,
        {"carbon nanotube", "carbon nanotubes", "cnt", "cnts", "swcnt", "mwcnt"}},
+      {"zns", "zinc sulfide", K::kMaterial, {"zns", "zinc sulfide", "zinc sulphide"}},
+      {"inp", "indium phosphide", K::kMaterial, {"inp", "indium phosphide"}},
+      {"inas", "indium arsenide", K::kMaterial, {"inas", "indium arsenide"}},
+      {"wse2", "tungsten diselenide", K::kMaterial, {"wse2", "tungsten diselenide"}},
+      {"mose2", "molybdenum diselenide", K::kMaterial, {"mose2", "molybdenum diselenide"}},
+      {"bi2se3", "bismuth selenide", K::kMaterial, {"bi2se3", "bismuth selenide"}},
+      {"bi2te3", "bismuth telluride", K::kMaterial, {"bi2te3", "bismuth telluride"}},
+      {"sic", "silicon carbide", K::kMaterial, {"sic", "silicon carbide"}},
+      {"si3n4", "silicon nitride", K::kMaterial, {"si3n4", "silicon nitride"}},
+      {"zro2", "zirconium dioxide", K::kMaterial, {"zro2", "zirconia", "zirconium dioxide"}},
+      {"hfo2", "hafnium dioxide", K::kMaterial, {"hfo2", "hafnia", "hafnium dioxide"}},
+      {"nio", "nickel oxide", K::kMaterial, {"nio", "nickel oxide"}},
+      {"co3o4", "cobalt oxide", K::kMaterial, {"co3o4", "cobalt oxide"}},
+      {"cuo", "copper oxide", K::kMaterial, {"cuo", "cupric oxide"}},
+      {"cu2o", "cuprous oxide", K::kMaterial, {"cu2o", "cuprous oxide"}},
+      {"sno2", "tin dioxide", K::kMaterial, {"sno2", "tin dioxide", "tin oxide"}},
+      {"mgo", "magnesium oxide", K::kMaterial, {"mgo", "magnesium oxide", "periclase"}},
+      {"fe2o3", "hematite", K::kMaterial, {"fe2o3", "hematite"}},
+      {"bifeo3", "bismuth ferrite", K::kMaterial, {"bifeo3", "bismuth ferrite", "bfo"}},
+      {"pbtio3", "lead titanate", K::kMaterial, {"pbtio3", "lead titanate", "pto"}},
+      {"licoo2", "lithium cobalt oxide", K::kMaterial, {"licoo2", "lithium cobalt oxide", "lco"}},
+      {"lsmo",
+       "lanthanum strontium manganite",
+       K::kMaterial,
+       {"lsmo", "lanthanum strontium manganite"},
+       {"La", "Sr", "Mn", "O"}},
+      {"ysz",
+       "yttria-stabilised zirconia",
+       K::kMaterial,
+       {"ysz", "yttria stabilised zirconia", "yttria stabilized zirconia"},
+       {"Y", "Zr", "O"}},
+      {"ybco",
+       "yttrium barium copper oxide",
+       K::kMaterial,
+       {"ybco", "yttrium barium copper oxide", "yba2cu3o7"},
+       {"Y", "Ba", "Cu", "O"}},
+      {"ito", "indium tin oxide", K::kMaterial, {"ito", "indium tin oxide"}, {"In", "Sn", "O"}},
+      {"pt3ni",
+       "platinum nickel",
+       K::kMaterial,
+       {"pt3ni", "ptni", "platinum nickel", "pt ni alloy"},
+       {"Pt", "Ni"}},
+      {"316l",
+       "316L stainless steel",
+       K::kMaterial,
+       {"316l", "ss316", "ss316l", "316 steel", "316l stainless steel", "316 stainless steel"},
+       {"Fe", "Cr", "Ni", "Mo"}},
+      {"t91",
+       "ferritic-martensitic steel",
+       K::kMaterial,
+       {"t91", "t91 steel", "ht9", "fm steel", "ferritic martensitic steel"},
+       {"Fe", "Cr", "Mo"}},
+      {"ti-6al-4v",
+       "Ti-6Al-4V",
+       K::kMaterial,
+       {"ti 6al 4v", "ti6al4v", "ti64", "ti 6 4", "titanium alloy"},
+       {"Ti", "Al", "V"}},
+      {"aa2024",
+       "AA2024",
+       K::kMaterial,
+       {"aa2024", "al 2024", "2024 aluminium", "2024 aluminum", "aluminium alloy 2024"},
+       {"Al", "Cu", "Mg"}},
+      {"inconel-718",
+       "Inconel 718",
+       K::kMaterial,
+       {"inconel 718", "in718", "inconel", "alloy 718"},
+       {"Ni", "Cr", "Fe", "Nb"}},
+      {"zeolite-y",
+       "zeolite Y",
+       K::kMaterial,
+       {"zeolite y", "nay", "nay zeolite", "faujasite", "fau", "usy"},
+       {"Na", "Si", "Al", "O"}},
+      {"zsm-5",
+       "ZSM-5",
+       K::kMaterial,
+       {"zsm 5", "zsm5", "zeolite zsm 5", "mfi", "mfi zeolite", "h zsm 5"},
+       {"Si", "Al", "O"}},
+      {"zif-8", "ZIF-8", K::kMaterial, {"zif 8", "zif8"}, {"Zn", "C", "N"}},
+      {"mof",
+       "metal-organic framework",
+       K::kMaterial,
+       {"mof", "mofs", "metal organic framework", "metal organic frameworks"}},
       {"zeolite", "zeolite", K::kMaterial, {"zeolite", "zeolites"}},
       {"perovskite", "perovskite", K::kMaterial, {"perovskite", "perovskites"}},
       {"steel", "steel", K::kMaterial, {"steel", "steels", "uhcs", "ultrahigh carbon steel"}},
@@ -207,18 +289,6 @@ struct FormIndex {
   std::unordered_map<std::string_view, std::vector<Entry>> by_first_word;
 };
 
-std::vector<std::string_view> SplitWords(std::string_view text) {
-  std::vector<std::string_view> words;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t end = text.find(' ', start);
-    if (end == std::string_view::npos) end = text.size();
-    if (end > start) words.push_back(text.substr(start, end - start));
-    start = end + 1;
-  }
-  return words;
-}
-
 const FormIndex& Forms() {
   static const FormIndex index = [] {
     FormIndex built;
@@ -236,6 +306,18 @@ const FormIndex& Forms() {
 }
 
 }  // namespace
+
+std::vector<std::string_view> SplitWords(std::string_view text) {
+  std::vector<std::string_view> words;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find(' ', start);
+    if (end == std::string_view::npos) end = text.size();
+    if (end > start) words.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return words;
+}
 
 std::span<const Concept> DomainVocabulary() { return Concepts(); }
 

@@ -29,6 +29,10 @@ struct Concept {
   // Every way of writing it, lowercase, words separated by single spaces, hyphens
   // written as spaces ("high angle annular dark field"); the label's own form included.
   std::vector<std::string_view> forms;
+  // For a material that no formula names (an alloy, a zeolite, a framework): the
+  // symbols of its principal elements ("Fe", "Cr", "Ni", "Mo" for 316L steel).
+  // Empty otherwise: a formula's elements come from the chemistry rules.
+  std::vector<std::string_view> composition = {};
 };
 
 // Every concept of the vocabulary, in a fixed order. The returned span refers to
@@ -40,6 +44,10 @@ std::span<const Concept> DomainVocabulary();
 // "high angle annular dark field". Bytes of other scripts (UTF-8) are kept as they
 // are. The form in which Concept::forms are written and matched.
 std::string NormaliseForMatching(std::string_view text);
+
+// The words of `text` between single spaces (empty words skipped), as views into
+// `text`: the words of a NormaliseForMatching result.
+std::vector<std::string_view> SplitWords(std::string_view text);
 
 // The ids of the concepts whose forms occur in `text` (whole words, after
 // NormaliseForMatching), each once, in vocabulary order.

@@ -350,7 +350,15 @@ TEST(CatalogTest, ProposalsSessionsPublicationsAndLinks) {
   SessionRecord orphan = session;
   orphan.id = "x";
   orphan.proposal_id = "P-none";
-  EXPECT_FALSE(c.PutSession(orphan).ok());  // its proposal must exist
+  // A log may name a proposal before it arrives: the session keeps the name and
+  // points at the proposal once it is there.
+  ASSERT_TRUE(c.PutSession(orphan).ok());
+  EXPECT_EQ(Query(tmp.path(), "SELECT IFNULL(proposal_id, 'null') FROM sessions WHERE id = 'x'"),
+            "null");
+  ProposalRecord late = p;
+  late.id = "P-none";
+  ASSERT_TRUE(c.PutProposal(late).ok());
+  EXPECT_EQ(Query(tmp.path(), "SELECT proposal_id FROM sessions WHERE id = 'x'"), "P-none");
   ASSERT_TRUE(
       c.PutPublication(
            {"10.1000/xyz", "PbSe superlattices", "abstract", {"A. Smith"}, "2012-05-01", {p.id}})
