@@ -258,7 +258,8 @@ void BindFields(Statement& s, int first, const formats::NormalisedFields* f) {
   "id, path, root, format, state, error, fingerprint, size_bytes, mtime, first_seen, "     \
   "last_seen, ingest_run_id, acquired, instrument, mode, beam_energy_kev, magnification, " \
   "pixel_size, pixel_size_units, detector, proposal_id, session_id, embargo_until, "       \
-  "(SELECT json_group_array(name) FROM signals WHERE dataset_id = datasets.id)"
+  "(SELECT json_group_array(name) FROM signals WHERE dataset_id = datasets.id), "          \
+  "context_fingerprint"
 constexpr const char* kDatasetColumns = SCISEARCH_DATASET_COLUMNS;
 constexpr const char* kSelectDatasetByPath =
     "SELECT " SCISEARCH_DATASET_COLUMNS " FROM datasets WHERE path = ?1";
@@ -307,6 +308,7 @@ DatasetRow ReadDatasetRow(const Statement& s) {
   r.session_id = s.Text(21);
   r.embargo_until = s.Text(22);
   r.signal_names = ReadJsonStrings(s.Text(23));
+  r.context_fingerprint = s.Text(24);
   return r;
 }
 
@@ -323,7 +325,7 @@ constexpr const char* kUpsertDataset =
     "instrument = excluded.instrument, mode = excluded.mode, "
     "beam_energy_kev = excluded.beam_energy_kev, magnification = excluded.magnification, "
     "pixel_size = excluded.pixel_size, pixel_size_units = excluded.pixel_size_units, "
-    "detector = excluded.detector, thumbnail_state = NULL "
+    "detector = excluded.detector, thumbnail_state = NULL, context_fingerprint = NULL "
     "RETURNING id";
 constexpr const char* kDeleteFiles = "DELETE FROM dataset_files WHERE dataset_id = ?1";
 constexpr const char* kUpsertFile =
@@ -1107,9 +1109,10 @@ Status Catalog::PutDatasetContextUnlocked(const DatasetContext& context) {
       Statement * point,
       statements_->Get("UPDATE datasets SET session_id = (SELECT id FROM sessions WHERE id = ?2), "
                        "proposal_id = (SELECT id FROM proposals WHERE id = ?3), "
-                       "embargo_until = ?4 WHERE id = ?1"));
+                       "embargo_until = ?4, context_fingerprint = ?5 WHERE id = ?1"));
   point->Bind(1, id).Bind(2, best_id("session")).Bind(3, best_id("proposal"));
   BindOptional(*point, 4, context.embargo_until);
+  BindOptional(*point, 5, context.fingerprint);
   SCISEARCH_RETURN_IF_ERROR(point->Run());
   if (sqlite3_changes(db_) == 0) {
     return Status::NotFound("catalog: no dataset with id " + std::to_string(id));

@@ -210,6 +210,9 @@ struct DatasetContext {
   std::vector<TagSuggestion> tags;
   std::vector<std::string> tag_sources;  // the sources these tags come from
   std::string embargo_until;             // the linked proposal's release date; "" = public
+  // A hash of all of the above, kept with the dataset (DatasetRow::context_fingerprint)
+  // so that the next run can leave an unchanged dataset alone.
+  std::string fingerprint;
 };
 
 // One tag of a dataset as stored.
@@ -266,6 +269,7 @@ struct DatasetRow {
   formats::NormalisedFields fields;  // the first signal's, with the most telling mode of all
                                      // (a spectrum image with its survey image: spectrum image)
   std::vector<std::string> signal_names;  // every signal's name (detector), in order
+  std::string context_fingerprint;        // DatasetContext::fingerprint last written; ""
   std::vector<FileStat> files;            // filled by GetDataset only
   std::vector<SignalRow> signals;         // filled by GetDataset only
   std::vector<TagRow> tags;               // filled by GetDataset only, strongest first

@@ -400,6 +400,10 @@ CREATE TABLE dataset_links (
 CREATE INDEX dataset_links_target ON dataset_links(kind, target_id);
 -- A log may name a proposal the catalog does not know yet: the session keeps it here
 -- until the proposal arrives (sessions.proposal_id must name a known proposal).
+-- What the context stage last wrote of a dataset (a hash), so that re-linking
+-- rewrites, and re-indexes, only the datasets whose context changed. A new version
+-- of the files clears it.
+ALTER TABLE datasets ADD COLUMN context_fingerprint TEXT;
 ALTER TABLE sessions ADD COLUMN proposal_named TEXT;
 UPDATE sessions SET proposal_named = proposal_id;
 )sql",

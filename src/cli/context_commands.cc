@@ -22,14 +22,14 @@ bool LinkAfterWrite(catalog::Catalog& catalog, const std::string& root, bool qui
     return false;
   }
   if (!quiet) {
-    std::fprintf(stderr,
-                 "linked: %lld datasets: %lld to a session, %lld to a proposal, %lld to "
-                 "publications; %lld context tags in %.1f s\n",
-                 static_cast<long long>(summary->datasets),
-                 static_cast<long long>(summary->with_session),
-                 static_cast<long long>(summary->with_proposal),
-                 static_cast<long long>(summary->with_publications),
-                 static_cast<long long>(summary->tags), summary->seconds);
+    std::fprintf(
+        stderr,
+        "linked: %lld datasets: %lld to a session, %lld to a proposal, %lld to "
+        "publications; %lld context tags; %lld unchanged; in %.1f s\n",
+        static_cast<long long>(summary->datasets), static_cast<long long>(summary->with_session),
+        static_cast<long long>(summary->with_proposal),
+        static_cast<long long>(summary->with_publications), static_cast<long long>(summary->tags),
+        static_cast<long long>(summary->unchanged), summary->seconds);
   }
   return true;
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -9,6 +10,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "common/hash.h"
 #include "context/path_facts.h"
 #include "context/tagger.h"
 #include "formats/normalise.h"
@@ -247,10 +249,21 @@ std::optional<std::pair<const Booking*, double>> FindBooking(const std::vector<B
   return std::make_pair(best, confidence);
 }
 
-std::string Format(double confidence) {
-  char buffer[16];
-  std::snprintf(buffer, sizeof buffer, "%.2f", confidence);
-  return buffer;
+// What a run concluded of a dataset, hashed (see DatasetContext::fingerprint).
+std::string Fingerprint(const catalog::DatasetContext& context) {
+  uint64_t h = Fnv1a(context.embargo_until);
+  auto mix = [&h](const std::string& text, double number) {
+    h = Fnv1a(text, h);
+    h = Fnv1a("\x1f" + std::to_string(std::llround(number * 1e6)) + "\x1e", h);
+  };
+  for (const LinkRecord& l : context.links)
+    mix(l.kind + "\x1f" + l.target_id + "\x1f" + l.evidence, l.confidence);
+  for (const catalog::TagSuggestion& t : context.tags) {
+    mix(t.value + "\x1f" + t.source + "\x1f" + t.evidence, t.confidence);
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return hex;
 }
 
 }  // namespace
@@ -426,10 +439,15 @@ Result<LinkSummary> LinkCatalog(catalog::Catalog& catalog, const LinkOptions& op
     context.tags = ContextTags(evidence);
     context.tag_sources = ContextTagSources();
     if (proposal != nullptr) context.embargo_until = proposal->release_date;
+    context.fingerprint = Fingerprint(context);
     summary.with_session += session != nullptr;
     summary.with_proposal += proposal != nullptr;
     summary.with_publications += !papers.empty();
     summary.tags += static_cast<int64_t>(context.tags.size());
+    if (context.fingerprint == d.context_fingerprint) {
+      ++summary.unchanged;
+      continue;
+    }
     SCISEARCH_RETURN_IF_ERROR(batch.PutDatasetContext(context));
   }
   SCISEARCH_RETURN_IF_ERROR(batch.Flush());

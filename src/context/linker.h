@@ -33,7 +33,8 @@ struct LinkSummary {
   int64_t with_session = 0;       // linked to a session
   int64_t with_proposal = 0;      // linked to a proposal
   int64_t with_publications = 0;  // linked to at least one publication
-  int64_t tags = 0;               // context tags written
+  int64_t tags = 0;               // context tags of the datasets considered
+  int64_t unchanged = 0;          // datasets whose context was already as concluded
   double seconds = 0;
 };
 

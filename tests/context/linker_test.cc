@@ -11,9 +11,9 @@
 namespace scisearch::context {
 namespace {
 
-using ::scisearch::testing::TempDir;
 using catalog::Catalog;
 using catalog::DatasetRecord;
+using ::scisearch::testing::TempDir;
 
 // A facility of two instruments, two proposals and a paper, as the user logs and
 // the proposal office would record them.
@@ -27,28 +27,40 @@ class LinkerTest : public ::testing::Test {
     ASSERT_TRUE(c.PutPerson({"jsmith", "Jane Smith", "LBNL"}).ok());
     ASSERT_TRUE(c.PutPerson({"mercius", "Mia Ercius", "LBNL"}).ok());
     // The log names a proposal that arrives later: the session adopts it then.
-    ASSERT_TRUE(c.PutSession({"TitanX-20111013-1", "TitanX", "jsmith", "jsmith", "P-1",
-                              "2011-10-13T09:00:00", "2011-10-13T17:00:00",
-                              "PbSe cubes, HAADF at 300 kV"})
-                    .ok());
+    ASSERT_TRUE(
+        c.PutSession({"TitanX-20111013-1", "TitanX", "jsmith", "jsmith", "P-1",
+                      "2011-10-13T09:00:00", "2011-10-13T17:00:00", "PbSe cubes, HAADF at 300 kV"})
+            .ok());
     ASSERT_TRUE(c.PutSession({"TitanX-20111013-2", "TitanX", "mercius", "mercius", "P-2",
                               "2011-10-13T18:00:00", "2011-10-14T02:00:00", "gold"})
                     .ok());
     ASSERT_TRUE(c.PutSession({"Helios-20111013-1", "Helios", "mercius", "mercius", "P-2",
                               "2011-10-13T08:00:00", "2011-10-13T20:00:00", ""})
                     .ok());
-    ASSERT_TRUE(c.PutProposal({"P-1", "Shape control of lead selenide nanocrystals",
-                               "We image PbSe nanocrystals.", "jsmith", {"jsmith"}, "2011-01-01",
-                               "2012-12-31", "2013-06-30"})
+    ASSERT_TRUE(c.PutProposal({"P-1",
+                               "Shape control of lead selenide nanocrystals",
+                               "We image PbSe nanocrystals.",
+                               "jsmith",
+                               {"jsmith"},
+                               "2011-01-01",
+                               "2012-12-31",
+                               "2013-06-30"})
                     .ok());
-    ASSERT_TRUE(c.PutProposal({"P-2", "Gold catalysts", "Au particles.", "mercius", {"mercius"},
-                               "2011-01-01", "2012-12-31", "2012-01-01"})
+    ASSERT_TRUE(c.PutProposal({"P-2",
+                               "Gold catalysts",
+                               "Au particles.",
+                               "mercius",
+                               {"mercius"},
+                               "2011-01-01",
+                               "2012-12-31",
+                               "2012-01-01"})
                     .ok());
-    ASSERT_TRUE(c.PutPublication({"10.1000/early", "An earlier paper", "", {"Jane Smith"},
-                                  "2010-05-01", {"P-1"}})
-                    .ok());
-    ASSERT_TRUE(c.PutPublication({"10.1000/pbse", "Cubes of PbSe", "", {"Jane Smith"},
-                                  "2012-03-01", {"P-1"}})
+    ASSERT_TRUE(
+        c.PutPublication(
+             {"10.1000/early", "An earlier paper", "", {"Jane Smith"}, "2010-05-01", {"P-1"}})
+            .ok());
+    ASSERT_TRUE(c.PutPublication(
+                     {"10.1000/pbse", "Cubes of PbSe", "", {"Jane Smith"}, "2012-03-01", {"P-1"}})
                     .ok());
     run_ = *c.StartRun("/facility");
   }
@@ -145,8 +157,8 @@ TEST_F(LinkerTest, ClockSkewIsToleratedAtLowerConfidence) {
 TEST_F(LinkerTest, TheInstrumentDecidesBetweenOverlappingBookings) {
   // 19:00 is inside the second Titan booking and inside the Helios one.
   const int64_t titan = Put("TitanX/a.emi", formats::Mode::kStemImage, "2011-10-13T19:00:00");
-  const int64_t helios = Put("Helios/b.tif", formats::Mode::kSemImage, "2011-10-13T19:00:00",
-                             "ETD", "FEI Helios");
+  const int64_t helios =
+      Put("Helios/b.tif", formats::Mode::kSemImage, "2011-10-13T19:00:00", "ETD", "FEI Helios");
   // No folder names the instrument: the time alone fits two bookings.
   const int64_t unknown = Put("misc/c.tif", formats::Mode::kSemImage, "2011-10-13T19:00:00");
   ASSERT_TRUE(LinkCatalog(*catalog_, {}).ok());
@@ -173,15 +185,27 @@ TEST_F(LinkerTest, InstrumentNamesAreLearnedFromTheFolders) {
 }
 
 TEST_F(LinkerTest, RelinkingKeepsExpertDecisionsAndReplacesMachineConclusions) {
-  const int64_t id = Put("TitanX/Smith/20111013 PbSe/x.emi", formats::Mode::kStemImage,
-                         "2011-10-13T10:00:00");
+  const int64_t id =
+      Put("TitanX/Smith/20111013 PbSe/x.emi", formats::Mode::kStemImage, "2011-10-13T10:00:00");
   ASSERT_TRUE(LinkCatalog(*catalog_, {}).ok());
   const auto first = catalog_->GetDatasetById(id)->tags.size();
   ASSERT_GT(first, 0u);
-  // Run again: the same tags, not twice as many; the same links.
-  ASSERT_TRUE(LinkCatalog(*catalog_, {}).ok());
+  // Run again: the same tags, not twice as many; the same links; nothing rewritten.
+  const int64_t changes = *catalog_->ChangeSequence();
+  auto again = LinkCatalog(*catalog_, {});
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->unchanged, 1);
+  EXPECT_EQ(*catalog_->ChangeSequence(), changes);
   EXPECT_EQ(catalog_->GetDatasetById(id)->tags.size(), first);
   EXPECT_EQ(Links(id, "session").size(), 1u);
+  // A changed log entry changes the evidence: the datasets of its session are rewritten.
+  ASSERT_TRUE(catalog_
+                  ->PutSession({"TitanX-20111013-1", "TitanX", "jsmith", "jsmith", "P-1",
+                                "2011-10-13T09:00:00", "2011-10-13T17:00:00", "new notes"})
+                  .ok());
+  auto after_log = LinkCatalog(*catalog_, {});
+  ASSERT_TRUE(after_log.ok());
+  EXPECT_EQ(after_log->unchanged, 0);
 }
 
 TEST_F(LinkerTest, ATimeFromTheFolderAndFileNamesIsUsedWhenTheInstrumentHasNone) {
@@ -206,7 +230,9 @@ TEST(TaggerTest, MergesNearDuplicatesAndRanksByConfidence) {
   ASSERT_FALSE(tags.empty());
   int pbse = 0;
   for (size_t i = 0; i < tags.size(); ++i) {
-    if (i > 0) EXPECT_GE(tags[i - 1].confidence, tags[i].confidence);
+    if (i > 0) {
+      EXPECT_GE(tags[i - 1].confidence, tags[i].confidence);
+    }
     EXPECT_GT(tags[i].confidence, 0);
     EXPECT_LE(tags[i].confidence, 1);
     EXPECT_FALSE(tags[i].evidence.empty());
