@@ -8,12 +8,13 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   clang-14 libclang-rt-14-dev clang-format
-  libsqlite3-dev sqlite3 libxapian-dev libstemmer-dev libpoppler-cpp-dev
+  libsqlite3-dev sqlite3 libxapian-dev libstemmer-dev libpoppler-cpp-dev libcpp-httplib-dev
   libhdf5-dev
   libtiff-dev libpng-dev libjpeg-dev zlib1g-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-numpy
+  nodejs npm chromium
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3-hyperspy time postgresql libpq-dev)
@@ -21,6 +22,11 @@ fi
 
 missing=()
 for p in "${packages[@]}"; do
+  # Node.js may come from another Debian-format archive whose nodejs package
+  # provides npm (and conflicts with Debian's): a working command is enough.
+  if [[ $p == nodejs || $p == npm ]] && command -v "${p/nodejs/node}" >/dev/null; then
+    continue
+  fi
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$p")
   fi

@@ -15,6 +15,7 @@
 #include "context/tagger.h"
 #include "formats/normalise.h"
 #include "formats/text.h"
+#include "nlp/keyphrases.h"
 #include "nlp/vocabulary.h"
 
 namespace scisearch::context {
@@ -66,6 +67,7 @@ class ContextIndex {
         if (m.is_string()) materials_[p.id].push_back(m.get<std::string>());
       }
     }
+    SCISEARCH_RETURN_IF_ERROR(ExtractKeyphrases());
     for (const SessionRecord& s : sessions_) {
       const std::optional<int64_t> start = formats::UnixSecondsFromIso(s.start);
       const std::optional<int64_t> end = formats::UnixSecondsFromIso(s.end);
@@ -144,6 +146,11 @@ class ContextIndex {
   }
 
   const PathVocabulary& known() const { return known_; }
+  // The keyphrases of a proposal's or a publication's title and text.
+  std::vector<std::string> Keyphrases(const std::string& id) const {
+    auto it = keyphrases_.find(id);
+    return it == keyphrases_.end() ? std::vector<std::string>{} : it->second;
+  }
   const std::map<std::string, std::vector<Booking>>& bookings() const { return bookings_; }
   const ProposalRecord* Proposal(const std::string& id) const {
     auto it = proposal_by_id_.find(id);
@@ -181,6 +188,29 @@ class ContextIndex {
   std::map<std::string, std::vector<Booking>> bookings_;  // by instrument, by start
   std::unordered_map<std::string, std::vector<Paper>> papers_of_;
   PathVocabulary known_;
+  std::unordered_map<std::string, std::vector<std::string>> keyphrases_;
+
+  // Keyphrases of every proposal and publication, ranked against all of them and
+  // the logs' notes: the facility's own corpus.
+  Status ExtractKeyphrases() {
+    constexpr size_t kPerDocument = 5;
+    SCISEARCH_ASSIGN_OR_RETURN(nlp::PhraseStatistics corpus, nlp::PhraseStatistics::Create());
+    SCISEARCH_ASSIGN_OR_RETURN(nlp::KeyphraseExtractor extractor,
+                               nlp::KeyphraseExtractor::Create());
+    std::vector<std::pair<std::string, std::string>> texts;  // id, text
+    for (const ProposalRecord& p : proposals_) texts.push_back({p.id, p.title + ". " + p.abstract});
+    for (const PublicationRecord& p : publications_) {
+      texts.push_back({p.doi, p.title + ". " + p.abstract});
+    }
+    for (const auto& [id, text] : texts) corpus.Add(text);
+    for (const SessionRecord& s : sessions_) corpus.Add(s.notes);
+    for (const auto& [id, text] : texts) {
+      for (const nlp::Keyphrase& k : extractor.Extract(text, &corpus, kPerDocument)) {
+        keyphrases_[id].push_back(k.phrase);
+      }
+    }
+    return Status::Ok();
+  }
 };
 
 std::string RelativePath(const DatasetRow& d) {
@@ -431,6 +461,12 @@ Result<LinkSummary> LinkCatalog(catalog::Catalog& catalog, const LinkOptions& op
     evidence.proposal_confidence = proposal_confidence;
     if (proposal != nullptr) evidence.proposal_materials = index.Materials(proposal->id);
     evidence.publications = papers;
+    if (proposal != nullptr) evidence.proposal_keyphrases = index.Keyphrases(proposal->id);
+    for (const PublicationRecord* pub : papers) {
+      for (std::string& k : index.Keyphrases(pub->doi)) {
+        evidence.publication_keyphrases.push_back(std::move(k));
+      }
+    }
     evidence.publication_confidence = paper_confidence;
 
     catalog::DatasetContext context;

@@ -329,6 +329,17 @@ std::vector<TagSuggestion> ContextTags(const DatasetEvidence& evidence) {
       ConceptTags(material, "proposal", weight, weight, why, tags);
     }
   }
+  // What the proposal and the papers are about, in their own words: weak tags.
+  for (size_t i = 0; i < evidence.proposal_keyphrases.size(); ++i) {
+    tags.Add(evidence.proposal_keyphrases[i], "proposal",
+             evidence.proposal_confidence * (0.4 - 0.02 * double(i)),
+             "a keyphrase of proposal " + (evidence.proposal ? evidence.proposal->id : ""));
+  }
+  for (size_t i = 0; i < evidence.publication_keyphrases.size(); ++i) {
+    tags.Add(evidence.publication_keyphrases[i], "publication",
+             evidence.publication_confidence * (0.3 - 0.02 * double(i)),
+             "a keyphrase of its publications");
+  }
   // The session's log: notes about the sample and the work, for the whole session.
   if (evidence.session != nullptr && !evidence.session->notes.empty()) {
     ChemistryTags(evidence.session->notes, nlp::TextStyle::kProse, "log",

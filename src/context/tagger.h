@@ -19,7 +19,7 @@ namespace scisearch::context {
 // (not linked); they must outlive the call.
 struct DatasetEvidence {
   const catalog::DatasetRow* dataset = nullptr;
-  std::string relative_path;  // under the ingest root: "TitanX/Smith/2011/..."
+  std::string relative_path;              // under the ingest root: "TitanX/Smith/2011/..."
   const PathFacts* path_facts = nullptr;  // of relative_path; parsed here when null
   const catalog::SessionRecord* session = nullptr;
   double session_confidence = 0;
@@ -29,6 +29,10 @@ struct DatasetEvidence {
   std::vector<std::string> proposal_materials;
   std::vector<const catalog::PublicationRecord*> publications;
   double publication_confidence = 0;
+  // The ranked keyphrases of the proposal's and the publications' texts (against
+  // the facility's own documents): weak tags, for search and for experts to accept.
+  std::vector<std::string> proposal_keyphrases;
+  std::vector<std::string> publication_keyphrases;
 };
 
 // The ranked tags of `evidence` (strongest first), one per concept, with the
