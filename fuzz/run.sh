@@ -8,7 +8,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 shared="$root/../shared/data/formats"
 declare -A patterns=(
   [tia]='*.ser' [emi]='*.emi' [dm3]='*.dm3' [dm4]='*.dm4' [emd]='*.emd'
-  [mrc]='*.mrc' [tiff]='*.tif' [png]='*.png' [jpeg]='*.jpg' [gzip]='*.gz')
+  [mrc]='*.mrc' [tiff]='*.tif' [png]='*.png' [jpeg]='*.jpg' [gzip]='*.gz' [context]='')
 # A damaged HDF5 file can send the library into a loop; the EMD reader then gives up
 # after SCISEARCH_HDF5_TIMEOUT seconds (twice: it retries once on a fresh worker). Keep
 # that well below libFuzzer's -timeout, so the reader's own deadline is what is exercised.
@@ -18,8 +18,18 @@ for name in "${!patterns[@]}"; do
   bin="$build/fuzz/fuzz_$name"
   [[ -x "$bin" ]] || { echo "fuzz: missing $bin" >&2; status=1; continue; }
   corpus=$(mktemp -d)
+  if [[ $name == context ]]; then
+    # Seeds of the text the context stage reads: a log, a path, prose with chemistry.
+    printf 'user,pi,proposal,start,end,notes\r\njs,aa,P-1,2011-10-13T09:00,13/10/2011 17:00,"PbSe, ""cubes"""\r\n' \
+      > "$corpus/log.csv"
+    printf 'TitanX/Ferreira/2012/20121011 - fau crystal 2/17.57.52 Spectrum Acquire_0008_1.ser' \
+      > "$corpus/path.txt"
+    printf 'In this work, La0.7Sr0.3MnO3 and CdSe@ZnS (doi 10.1021/nl.5b01234) were imaged by HAADF.' \
+      > "$corpus/prose.txt"
+  fi
   for dir in "$root/testdata" "$shared"; do
-    [[ -d "$dir" ]] && find "$dir" -name "${patterns[$name]}" -size -3M -exec cp {} "$corpus/" \; 2>/dev/null || true
+    [[ -n ${patterns[$name]} && -d "$dir" ]] &&
+      find "$dir" -name "${patterns[$name]}" -size -3M -exec cp {} "$corpus/" \; 2>/dev/null || true
   done
   # Keep the seeds few and small so each run explores instead of re-reading big files.
   artifacts="$build/fuzz-artifacts/$name/"; mkdir -p "$artifacts"

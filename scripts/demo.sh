@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what scisearch needs, builds it, writes a simulated facility (3,000
 # acquisitions in every format, with user logs, proposals, publications and the
-# truth), adds the real instrument files of testdata/, ingests the whole tree and
-# shows what was catalogued.
+# truth), adds the real instrument files of testdata/, ingests the whole tree, loads
+# the logs, proposals and publications (which links and tags every file), shows
+# what was catalogued and serves the web application on http://localhost:8080.
 # Usage: scripts/demo.sh [DEMO_DIR] [FILES]   (default: ./demo-data 3000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,15 +55,27 @@ echo "== ingest $tree"
 status=0
 build/scisearch ingest "$tree" --data-dir "$demo/scisearch-data" || status=$?
 echo
+echo "== the facility's user logs, proposals and publications (linking runs after each load)"
+for kind in proposal log publication; do
+  build/scisearch add-docs "$tree/${kind}s" --kind "$kind" --data-dir "$demo/scisearch-data"
+done
+echo
 echo "== the catalog"
 build/scisearch list --data-dir "$demo/scisearch-data" | tail -n 15  # the whole list: without tail
 echo
 echo "== search (the index follows the catalog; syntax: docs/search.md)"
-for query in "WSe2 HAADF" "mode:diffraction voltage:200..300kV date:2013..2016" "Ercius EELS"; do
+for query in "WSe2 HAADF" "mode:diffraction voltage:200..300kV date:2013..2016" "Ercius EELS" "tag:selenium"; do
   echo "\$ scisearch search \"$query\" --top 3"
   build/scisearch search "$query" --top 3 --data-dir "$demo/scisearch-data"
   echo
 done
+example=$(find "$tree/TitanX" -name '*.emi' | sort | sed -n 1p)
+echo "\$ scisearch show \"$example\""
+build/scisearch show "$example" --data-dir "$demo/scisearch-data" | sed -n 1,24p
+echo
 echo "Ingest exit status $status (2 = some files could not be read, as intended for the damaged one)."
 echo "Try: build/scisearch inspect \"$tree/Helios/Smith/2016/20160613 Ebeam 5kV/FEI-Helios-Ebeam-8bits.tif\""
 echo "What each simulated file shows (for scoring tags and links): $tree/truth.jsonl"
+echo
+echo "== serving the search, detail and tagging pages on http://localhost:8080 (Ctrl-C stops)"
+exec build/scisearch serve --data-dir "$demo/scisearch-data" --host 127.0.0.1 --port 8080

@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "catalog/sqlite_util.h"
+#include "formats/text.h"
 
 namespace scisearch::catalog {
 
@@ -274,10 +275,27 @@ constexpr const char* kSelectSignals =
     "beam_energy_kev, magnification, pixel_size, pixel_size_units, detector FROM signals "
     "WHERE dataset_id = ?1 ORDER BY idx";
 // Strongest first: what experts accepted, then by confidence; rejected tags last.
+#define SCISEARCH_TAG_COLUMNS                                           \
+  "value, source, IFNULL(confidence, 0), IFNULL(evidence, ''), state, " \
+  "IFNULL(validated_by, ''), IFNULL(validated_at, ''), id, dataset_id"
 constexpr const char* kSelectTags =
-    "SELECT value, source, IFNULL(confidence, 0), IFNULL(evidence, ''), state, "
-    "IFNULL(validated_by, '') FROM tags WHERE dataset_id = ?1 "
+    "SELECT " SCISEARCH_TAG_COLUMNS
+    " FROM tags WHERE dataset_id = ?1 "
     "ORDER BY state = 'rejected', state = 'accepted' DESC, confidence DESC, value";
+constexpr const char* kSelectTagById = "SELECT " SCISEARCH_TAG_COLUMNS " FROM tags WHERE id = ?1";
+#undef SCISEARCH_TAG_COLUMNS
+
+TagRow ReadTagRow(const Statement& s) {
+  return TagRow{.value = s.Text(0),
+                .source = s.Text(1),
+                .confidence = s.Real(2),
+                .evidence = s.Text(3),
+                .state = s.Text(4),
+                .validated_by = s.Text(5),
+                .validated_at = s.Text(6),
+                .id = s.Int(7),
+                .dataset_id = s.Int(8)};
+}
 
 std::vector<std::string> ReadJsonStrings(const std::string& text) {
   std::vector<std::string> out;
@@ -1321,8 +1339,7 @@ Status Catalog::ReadDatasetDetail(DatasetRow& d) {
   while (true) {
     SCISEARCH_ASSIGN_OR_RETURN(bool more, tags->Step());
     if (!more) break;
-    d.tags.push_back(TagRow{tags->Text(0), tags->Text(1), tags->Real(2), tags->Text(3),
-                            tags->Text(4), tags->Text(5)});
+    d.tags.push_back(ReadTagRow(*tags));
   }
   return Status::Ok();
 }
@@ -1403,7 +1420,7 @@ Result<CatalogCounts> Catalog::Counts() {
                          "(SELECT COUNT(*) FROM dataset_files), (SELECT COUNT(*) FROM signals), "
                          "(SELECT COALESCE(SUM(metadata_leaves), 0) FROM signals), "
                          "(SELECT COUNT(*) FROM thumbnails), "
-                         "(SELECT COUNT(*) FROM tags)"));
+                         "(SELECT COUNT(*) FROM tags), (SELECT COUNT(*) FROM documents)"));
   SCISEARCH_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return Status::Internal("catalog: counts returned no row");
   CatalogCounts c;
@@ -1415,6 +1432,20 @@ Result<CatalogCounts> Catalog::Counts() {
   c.metadata_entries = s.Int(5);
   c.thumbnails = s.Int(6);
   c.tags = s.Int(7);
+  c.documents = s.Int(8);
+  return c;
+}
+
+Result<CatalogCounts> Catalog::QuickCounts() {
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement * s, statements_->Get("SELECT (SELECT COUNT(*) FROM datasets WHERE state = 'ok'), "
+                                      "(SELECT COUNT(*) FROM documents)"));
+  SCISEARCH_ASSIGN_OR_RETURN(bool row, s->Step());
+  if (!row) return Status::Internal("catalog: counts returned no row");
+  CatalogCounts c;
+  c.datasets_ok = s->Int(0);
+  c.documents = s->Int(1);
+  s->Reset();
   return c;
 }
 
@@ -1452,6 +1483,400 @@ Status Catalog::IntegrityCheck() {
                            std::to_string(fk.Int(1)) + " refers to a missing " + fk.Text(2));
   }
   return Status::Ok();
+}
+
+// --- Lists for the web application ----------------------------------------
+
+Result<std::vector<DatasetSummary>> Catalog::SummariseDatasets(const std::vector<int64_t>& ids) {
+  std::vector<DatasetSummary> out;
+  if (ids.empty()) return out;
+  nlohmann::json id_array = nlohmann::json::array();
+  for (int64_t id : ids) id_array.push_back(id);
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement * s,
+      statements_->Get(
+          "SELECT d.id, d.path, IFNULL(d.format, ''), IFNULL(d.instrument, ''), "
+          "IFNULL(d.mode, ''), IFNULL(d.acquired, ''), IFNULL(d.proposal_id, ''), "
+          "COALESCE(p.pi, s.pi, ''), IFNULL(d.embargo_until, ''), "
+          "EXISTS (SELECT 1 FROM thumbnails t WHERE t.dataset_id = d.id AND t.signal_idx = 0) "
+          "FROM json_each(?1) j JOIN datasets d ON d.id = j.value "
+          "LEFT JOIN proposals p ON p.id = d.proposal_id "
+          "LEFT JOIN sessions s ON s.id = d.session_id ORDER BY j.key"));
+  s->Bind(1, id_array.dump());
+  while (true) {
+    SCISEARCH_ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) break;
+    out.push_back(DatasetSummary{.id = s->Int(0),
+                                 .path = s->Text(1),
+                                 .format = s->Text(2),
+                                 .instrument = s->Text(3),
+                                 .mode = s->Text(4),
+                                 .acquired = s->Text(5),
+                                 .proposal_id = s->Text(6),
+                                 .pi = s->Text(7),
+                                 .embargo_until = s->Text(8),
+                                 .has_thumbnail = s->Int(9) != 0});
+  }
+  return out;
+}
+
+Result<std::vector<int>> Catalog::ThumbnailSignals(int64_t dataset_id) {
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement * s,
+      statements_->Get(
+          "SELECT signal_idx FROM thumbnails WHERE dataset_id = ?1 ORDER BY signal_idx"));
+  s->Bind(1, dataset_id);
+  std::vector<int> out;
+  while (true) {
+    SCISEARCH_ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) break;
+    out.push_back(static_cast<int>(s->Int(0)));
+  }
+  return out;
+}
+
+Result<std::vector<TagValueCount>> Catalog::TagValuesWithPrefix(const std::string& prefix,
+                                                                int64_t limit) {
+  std::vector<TagValueCount> out;
+  if (limit <= 0) return out;
+  // A range over the NOCASE index (tags_value_nocase) instead of LIKE, whose
+  // wildcards a prefix may contain; the scan is capped so that a one-letter prefix
+  // over millions of tags stays fast.
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement * s, statements_->Get("SELECT value, COUNT(*) AS n FROM (SELECT value FROM tags "
+                                      "WHERE value COLLATE NOCASE >= ?1 AND state != 'rejected' "
+                                      "AND (?2 = '' OR value COLLATE NOCASE < ?2) "
+                                      "ORDER BY value COLLATE NOCASE LIMIT 20000) "
+                                      "GROUP BY value ORDER BY n DESC, value LIMIT ?3"));
+  // The first string above every string with the prefix: the prefix with its last
+  // byte raised (bytes 0xff dropped first); "" when there is none (no upper bound).
+  std::string upper = prefix;
+  while (!upper.empty() && static_cast<unsigned char>(upper.back()) == 0xff) upper.pop_back();
+  if (!upper.empty()) upper.back() = static_cast<char>(upper.back() + 1);
+  s->Bind(1, prefix).Bind(2, upper).Bind(3, limit);
+  while (true) {
+    SCISEARCH_ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) break;
+    out.push_back(TagValueCount{s->Text(0), s->Int(1)});
+  }
+  return out;
+}
+
+// --- People's work -----------------------------------------------------------
+
+namespace {
+
+// `value` trimmed, or kInvalidArgument naming what is wrong with it.
+Result<std::string> CleanTagValue(const std::string& value) {
+  const std::string trimmed(formats::TrimSpace(value));
+  if (trimmed.empty()) return Status::InvalidArgument("tag value is empty");
+  if (trimmed.size() > 200) {
+    return Status::InvalidArgument("tag value is longer than 200 bytes (" +
+                                   std::to_string(trimmed.size()) + ")");
+  }
+  if (!formats::IsValidUtf8(trimmed)) {
+    return Status::InvalidArgument("tag value is not valid UTF-8");
+  }
+  for (unsigned char c : trimmed) {
+    if (c < 0x20 || c == 0x7f) {
+      return Status::InvalidArgument("tag value contains a control character");
+    }
+  }
+  return trimmed;
+}
+
+Status CheckUser(const std::string& user) {
+  if (user.empty()) return Status::InvalidArgument("user is empty: name who makes the change");
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status Catalog::AppendTagEvent(const TagRow& tag, const char* action, const std::string& user,
+                               const std::string& at) {
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement * s,
+      statements_->Get("INSERT INTO tag_events (tag_id, dataset_id, value, source, action, "
+                       "user, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
+  return s->Bind(1, tag.id)
+      .Bind(2, tag.dataset_id)
+      .Bind(3, tag.value)
+      .Bind(4, tag.source)
+      .Bind(5, action)
+      .Bind(6, user)
+      .Bind(7, at)
+      .Run();
+}
+
+Result<TagRow> Catalog::GetTag(int64_t tag_id) {
+  SCISEARCH_ASSIGN_OR_RETURN(Statement * s, statements_->Get(kSelectTagById));
+  s->Bind(1, tag_id);
+  SCISEARCH_ASSIGN_OR_RETURN(bool row, s->Step());
+  if (!row) return Status::NotFound("catalog: no tag with id " + std::to_string(tag_id));
+  TagRow tag = ReadTagRow(*s);
+  s->Reset();
+  return tag;
+}
+
+Result<TagRow> Catalog::AddExpertTag(int64_t dataset_id, const std::string& value,
+                                     const std::string& user) {
+  SCISEARCH_RETURN_IF_ERROR(CheckUser(user));
+  SCISEARCH_ASSIGN_OR_RETURN(const std::string clean, CleanTagValue(value));
+  TagRow tag;
+  Status s = Atomically([&]() -> Status {
+    SCISEARCH_ASSIGN_OR_RETURN(Statement * exists,
+                               statements_->Get("SELECT 1 FROM datasets WHERE id = ?1"));
+    exists->Bind(1, dataset_id);
+    SCISEARCH_ASSIGN_OR_RETURN(bool found, exists->Step());
+    exists->Reset();
+    if (!found)
+      return Status::NotFound("catalog: no dataset with id " + std::to_string(dataset_id));
+    const std::string now = NowIso();
+    SCISEARCH_ASSIGN_OR_RETURN(
+        Statement * ins,
+        statements_->Get(
+            "INSERT INTO tags (dataset_id, value, source, confidence, evidence, "
+            "created_at, created_by, validated_by, validated_at, state) "
+            "VALUES (?1, ?2, 'expert', 1, '', ?3, ?4, ?4, ?3, 'accepted') "
+            "ON CONFLICT(dataset_id, value, source) DO UPDATE SET "
+            "state = 'accepted', confidence = 1, validated_by = excluded.validated_by, "
+            "validated_at = excluded.validated_at RETURNING id"));
+    ins->Bind(1, dataset_id).Bind(2, clean).Bind(3, now).Bind(4, user);
+    SCISEARCH_ASSIGN_OR_RETURN(bool row, ins->Step());
+    if (!row) return Status::Internal("catalog: adding a tag returned no id");
+    const int64_t id = ins->Int(0);
+    ins->Reset();
+    SCISEARCH_ASSIGN_OR_RETURN(tag, GetTag(id));
+    return AppendTagEvent(tag, "add", user, now);
+  });
+  if (!s.ok())
+    return s.WithContext("adding tag '" + clean + "' to dataset " + std::to_string(dataset_id));
+  return tag;
+}
+
+Result<TagRow> Catalog::SetTagState(int64_t tag_id, const std::string& state,
+                                    const std::string& user) {
+  SCISEARCH_RETURN_IF_ERROR(CheckUser(user));
+  if (state != "accepted" && state != "rejected") {
+    return Status::InvalidArgument("tag state must be accepted or rejected, not '" + state + "'");
+  }
+  TagRow tag;
+  Status s = Atomically([&]() -> Status {
+    const std::string now = NowIso();
+    SCISEARCH_ASSIGN_OR_RETURN(
+        Statement * up,
+        statements_->Get("UPDATE tags SET state = ?2, validated_by = ?3, validated_at = ?4 "
+                         "WHERE id = ?1"));
+    SCISEARCH_RETURN_IF_ERROR(up->Bind(1, tag_id).Bind(2, state).Bind(3, user).Bind(4, now).Run());
+    if (sqlite3_changes(db_) == 0) {
+      return Status::NotFound("catalog: no tag with id " + std::to_string(tag_id));
+    }
+    SCISEARCH_ASSIGN_OR_RETURN(tag, GetTag(tag_id));
+    return AppendTagEvent(tag, state == "accepted" ? "accept" : "reject", user, now);
+  });
+  if (!s.ok()) return s;
+  return tag;
+}
+
+Result<TagRow> Catalog::RemoveTag(int64_t tag_id, const std::string& user) {
+  SCISEARCH_RETURN_IF_ERROR(CheckUser(user));
+  TagRow before;
+  Status s = Atomically([&]() -> Status {
+    SCISEARCH_ASSIGN_OR_RETURN(before, GetTag(tag_id));
+    const std::string now = NowIso();
+    if (before.source == "expert") {
+      SCISEARCH_ASSIGN_OR_RETURN(Statement * del,
+                                 statements_->Get("DELETE FROM tags WHERE id = ?1"));
+      SCISEARCH_RETURN_IF_ERROR(del->Bind(1, tag_id).Run());
+    } else {
+      SCISEARCH_ASSIGN_OR_RETURN(
+          Statement * up, statements_->Get("UPDATE tags SET state = 'rejected', validated_by = ?2, "
+                                           "validated_at = ?3 WHERE id = ?1"));
+      SCISEARCH_RETURN_IF_ERROR(up->Bind(1, tag_id).Bind(2, user).Bind(3, now).Run());
+    }
+    return AppendTagEvent(before, "remove", user, now);
+  });
+  if (!s.ok()) return s;
+  return before;
+}
+
+Result<int64_t> Catalog::CountDatasetsTaggedBy(const std::string& user) {
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement * s,
+      statements_->Get("SELECT COUNT(DISTINCT dataset_id) FROM tag_events WHERE user = ?1"));
+  s->Bind(1, user);
+  SCISEARCH_ASSIGN_OR_RETURN(bool row, s->Step());
+  const int64_t n = row ? s->Int(0) : 0;
+  s->Reset();
+  return n;
+}
+
+Result<QueueEntry> Catalog::QueueEntryOf(int64_t dataset_id, const std::string& path) {
+  // Both counts are range scans of the covering index datasets_state_path.
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement * s,
+      statements_->Get("SELECT (SELECT COUNT(*) FROM datasets WHERE state = 'ok' AND path <= ?1), "
+                       "(SELECT COUNT(*) FROM datasets WHERE state = 'ok')"));
+  s->Bind(1, path);
+  SCISEARCH_ASSIGN_OR_RETURN(bool row, s->Step());
+  if (!row) return Status::Internal("catalog: counting the tagging queue returned no row");
+  QueueEntry entry{.dataset_id = dataset_id, .position = s->Int(0), .total = s->Int(1)};
+  s->Reset();
+  return entry;
+}
+
+Result<QueueEntry> Catalog::NextDatasetByPath(int64_t after_id) {
+  std::string after_path;
+  if (after_id != 0) {
+    SCISEARCH_ASSIGN_OR_RETURN(Statement * p,
+                               statements_->Get("SELECT path FROM datasets WHERE id = ?1"));
+    p->Bind(1, after_id);
+    SCISEARCH_ASSIGN_OR_RETURN(bool row, p->Step());
+    if (!row) return Status::NotFound("catalog: no dataset with id " + std::to_string(after_id));
+    after_path = p->Text(0);
+    p->Reset();
+  }
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement * next,
+      statements_->Get("SELECT id, path FROM datasets WHERE state = 'ok' AND path > ?1 "
+                       "ORDER BY path LIMIT 1"));
+  for (const std::string& from : {after_path, std::string()}) {  // then wrap to the first
+    next->Reset();
+    next->Bind(1, from);
+    SCISEARCH_ASSIGN_OR_RETURN(bool row, next->Step());
+    if (!row) continue;
+    const int64_t id = next->Int(0);
+    const std::string path = next->Text(1);
+    next->Reset();
+    return QueueEntryOf(id, path);
+  }
+  return Status::NotFound("catalog: no dataset to tag (none in state ok)");
+}
+
+Result<QueueEntry> Catalog::RandomDataset(uint64_t draw, int64_t not_id) {
+  // A random id between the smallest and the largest, then the first dataset in
+  // state "ok" from there (wrapping): ids are dense, so nearly uniform.
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement * range,
+      statements_->Get("SELECT IFNULL(MIN(id), 0), IFNULL(MAX(id), 0) FROM datasets"));
+  SCISEARCH_ASSIGN_OR_RETURN(bool has_range, range->Step());
+  const int64_t lo = has_range ? range->Int(0) : 0;
+  const int64_t hi = has_range ? range->Int(1) : 0;
+  range->Reset();
+  const int64_t start =
+      hi >= lo && hi > 0 ? lo + static_cast<int64_t>(draw % static_cast<uint64_t>(hi - lo + 1)) : 0;
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement * pick,
+      statements_->Get("SELECT id, path FROM datasets WHERE state = 'ok' AND id >= ?1 AND id != ?2 "
+                       "ORDER BY id LIMIT 1"));
+  for (int64_t from : {start, int64_t{0}}) {
+    pick->Reset();
+    pick->Bind(1, from).Bind(2, not_id);
+    SCISEARCH_ASSIGN_OR_RETURN(bool row, pick->Step());
+    if (!row) continue;
+    const int64_t id = pick->Int(0);
+    const std::string path = pick->Text(1);
+    pick->Reset();
+    return QueueEntryOf(id, path);
+  }
+  // Only `not_id` is left (or nothing is).
+  if (not_id != 0) {
+    SCISEARCH_ASSIGN_OR_RETURN(
+        Statement * only,
+        statements_->Get("SELECT path FROM datasets WHERE state = 'ok' AND id = ?1"));
+    only->Bind(1, not_id);
+    SCISEARCH_ASSIGN_OR_RETURN(bool row, only->Step());
+    if (row) {
+      const std::string path = only->Text(0);
+      only->Reset();
+      return QueueEntryOf(not_id, path);
+    }
+  }
+  return Status::NotFound("catalog: no dataset to tag (none in state ok)");
+}
+
+Result<int64_t> Catalog::LogQuery(const QueryLogRecord& query) {
+  const nlohmann::json filters = nlohmann::json::parse(query.filters_json, nullptr, false);
+  if (!filters.is_object()) {
+    return Status::InvalidArgument("query log: filters_json is not a JSON object");
+  }
+  int64_t id = 0;
+  Status s = Atomically([&]() -> Status {
+    SCISEARCH_ASSIGN_OR_RETURN(
+        Statement * ins,
+        statements_->Get("INSERT INTO queries (text, filters, user, at, total, took_ms) "
+                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
+    ins->Bind(1, query.text).Bind(2, query.filters_json);
+    BindOptional(*ins, 3, query.user);
+    ins->Bind(4, NowIso()).Bind(5, query.total).Bind(6, query.took_ms);
+    SCISEARCH_RETURN_IF_ERROR(ins->Run());
+    id = sqlite3_last_insert_rowid(db_);
+    return Status::Ok();
+  });
+  if (!s.ok()) return s.WithContext("query log");
+  return id;
+}
+
+Status Catalog::LogClick(const ClickRecord& click) {
+  if (click.item.empty()) return Status::InvalidArgument("click: item is empty");
+  if (click.rank < 1) return Status::InvalidArgument("click: rank must be 1 or more");
+  return Atomically([&]() -> Status {
+    SCISEARCH_ASSIGN_OR_RETURN(Statement * exists,
+                               statements_->Get("SELECT 1 FROM queries WHERE id = ?1"));
+    exists->Bind(1, click.query_id);
+    SCISEARCH_ASSIGN_OR_RETURN(bool found, exists->Step());
+    exists->Reset();
+    if (!found) {
+      return Status::NotFound("click: no query with id " + std::to_string(click.query_id));
+    }
+    SCISEARCH_ASSIGN_OR_RETURN(
+        Statement * ins, statements_->Get("INSERT INTO clicks (query_id, item, rank, user, at) "
+                                          "VALUES (?1, ?2, ?3, ?4, ?5)"));
+    ins->Bind(1, click.query_id).Bind(2, click.item).Bind(3, click.rank);
+    BindOptional(*ins, 4, click.user);
+    ins->Bind(5, NowIso());
+    return ins->Run();
+  });
+}
+
+Result<std::vector<QueryLogRecord>> Catalog::RecentQueries(int64_t limit) {
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement * s,
+      statements_->Get("SELECT id, text, filters, IFNULL(user, ''), at, total, took_ms "
+                       "FROM queries ORDER BY id DESC LIMIT ?1"));
+  s->Bind(1, limit);
+  std::vector<QueryLogRecord> out;
+  while (true) {
+    SCISEARCH_ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) break;
+    out.push_back(QueryLogRecord{.id = s->Int(0),
+                                 .text = s->Text(1),
+                                 .filters_json = s->Text(2),
+                                 .user = s->Text(3),
+                                 .at = s->Text(4),
+                                 .total = s->Int(5),
+                                 .took_ms = s->Real(6)});
+  }
+  return out;
+}
+
+Result<std::vector<ClickRecord>> Catalog::ClicksOfQuery(int64_t query_id) {
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement * s,
+      statements_->Get("SELECT query_id, item, rank, IFNULL(user, ''), at FROM clicks "
+                       "WHERE query_id = ?1 ORDER BY id"));
+  s->Bind(1, query_id);
+  std::vector<ClickRecord> out;
+  while (true) {
+    SCISEARCH_ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) break;
+    out.push_back(ClickRecord{.query_id = s->Int(0),
+                              .item = s->Text(1),
+                              .rank = s->Int(2),
+                              .user = s->Text(3),
+                              .at = s->Text(4)});
+  }
+  return out;
 }
 
 // --- BatchWriter -----------------------------------------------------------

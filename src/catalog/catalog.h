@@ -223,6 +223,56 @@ struct TagRow {
   std::string evidence;
   std::string state;  // "suggested", "accepted", "rejected"
   std::string validated_by;
+  std::string validated_at;  // ISO 8601 UTC; "" when nobody validated it
+  int64_t id = 0;            // the tag's catalog id (the web API's tag id)
+  int64_t dataset_id = 0;
+};
+
+// The most telling facts of a dataset, for a line in a list of search results.
+struct DatasetSummary {
+  int64_t id = 0;
+  std::string path;
+  std::string format;
+  std::string instrument;  // "" when unknown
+  std::string mode;        // formats::ModeName of the dataset's mode
+  std::string acquired;    // ISO 8601; "" when unknown
+  std::string proposal_id;
+  std::string pi;  // the linked proposal's PI, else the linked session's; "" when neither
+  std::string embargo_until;
+  bool has_thumbnail = false;  // signal 0 has a thumbnail
+};
+
+// A dataset's place in the tagging queue: the datasets in state "ok", by path.
+struct QueueEntry {
+  int64_t dataset_id = 0;
+  int64_t position = 0;  // 1-based, in path order
+  int64_t total = 0;     // datasets in the queue
+};
+
+// One search as the query log keeps it.
+struct QueryLogRecord {
+  int64_t id = 0;            // given by LogQuery
+  std::string text;          // the query as typed
+  std::string filters_json;  // a JSON object: facet filters, kind, sort, paging
+  std::string user;          // "" when anonymous
+  std::string at;            // ISO 8601 UTC; set by LogQuery
+  int64_t total = 0;         // matching items
+  double took_ms = 0;
+};
+
+// One click on a search result.
+struct ClickRecord {
+  int64_t query_id = 0;
+  std::string item;  // the item id clicked ("dataset:12", a DOI, ...)
+  int64_t rank = 0;  // its 1-based rank in the results
+  std::string user;
+  std::string at;  // ISO 8601 UTC; set by LogClick
+};
+
+// A tag value the catalog holds, with the number of datasets carrying it.
+struct TagValueCount {
+  std::string value;
+  int64_t count = 0;
 };
 
 // An item whose searchable content changed at catalog change sequence `seq`.
@@ -284,6 +334,7 @@ struct CatalogCounts {
   int64_t metadata_entries = 0;
   int64_t thumbnails = 0;
   int64_t tags = 0;
+  int64_t documents = 0;
 };
 
 // Counters of one ingest run.
@@ -445,10 +496,69 @@ class Catalog {
   // The thumbnail of signal `signal_index` of dataset `dataset_id`; kNotFound if none.
   Result<Thumbnail> GetThumbnail(int64_t dataset_id, int signal_index);
   Result<CatalogCounts> Counts();
+  // As Counts, but only datasets_ok and documents (the rest 0): read from indexes,
+  // cheap enough at a million datasets for every health check.
+  Result<CatalogCounts> QuickCounts();
   // The ingest_errors rows of a run, in insertion order.
   Result<std::vector<IngestErrorRow>> ListErrors(int64_t run_id);
   // Runs PRAGMA integrity_check and foreign_key_check; OK when both are clean.
   Status IntegrityCheck();
+
+  // The summaries of the datasets `ids` (any state), in the order of `ids`; ids the
+  // catalog does not know are left out. One query for the whole list.
+  Result<std::vector<DatasetSummary>> SummariseDatasets(const std::vector<int64_t>& ids);
+  // The indexes of the signals of dataset `dataset_id` that have a thumbnail, ascending.
+  Result<std::vector<int>> ThumbnailSignals(int64_t dataset_id);
+  // Tag values (of tags not rejected) that start with `prefix`, ignoring the case of
+  // ASCII letters, most used first, at most `limit`. Counts are exact for values
+  // carried by fewer than some ten thousand tags of the prefix, and lower bounds beyond.
+  Result<std::vector<TagValueCount>> TagValuesWithPrefix(const std::string& prefix, int64_t limit);
+
+  // --- People's work: tags, the tagging queue, the query log ------------------
+  // Every tag change below is one transaction that also appends a tag_events row
+  // (who, what, when), and advances the dataset's change sequence (the search index
+  // re-indexes it on its next UpdateIndex). `user` names the person (non-empty).
+
+  // Adds `value` (trimmed; 1-200 bytes of valid UTF-8 without control characters) to
+  // dataset `dataset_id` as `user`'s own tag: source "expert", state "accepted",
+  // confidence 1, validated by `user` now. Adding a value the dataset already has as
+  // an expert tag accepts that tag again. Returns the tag as stored. kNotFound for an
+  // unknown dataset, kInvalidArgument for a bad value or an empty user.
+  Result<TagRow> AddExpertTag(int64_t dataset_id, const std::string& value,
+                              const std::string& user);
+  // Sets tag `tag_id` to `state` ("accepted" or "rejected") as validated by `user` now,
+  // and returns it. A tag ingest or the context stage re-derives keeps this state.
+  // kNotFound for an unknown tag, kInvalidArgument for another state or an empty user.
+  Result<TagRow> SetTagState(int64_t tag_id, const std::string& state, const std::string& user);
+  // Removes tag `tag_id` on behalf of `user`: an expert tag is deleted; a machine's tag
+  // is kept as rejected by `user`, so that no later run suggests it again. Returns the
+  // tag as it was before. kNotFound for an unknown tag.
+  Result<TagRow> RemoveTag(int64_t tag_id, const std::string& user);
+  // Tag `tag_id` as stored; kNotFound if none.
+  Result<TagRow> GetTag(int64_t tag_id);
+  // How many datasets `user` added, accepted, rejected or removed a tag of.
+  Result<int64_t> CountDatasetsTaggedBy(const std::string& user);
+
+  // The dataset in state "ok" that follows dataset `after_id` in path order (the first
+  // after the last: the queue wraps), with its place in the queue; `after_id` 0 gives
+  // the first. kNotFound when `after_id` is no dataset or no dataset is in state "ok".
+  Result<QueueEntry> NextDatasetByPath(int64_t after_id);
+  // A dataset in state "ok" picked by `draw` (a uniformly random number from the
+  // caller), other than `not_id` when there is another; with its place in the queue.
+  // kNotFound when no dataset is in state "ok".
+  Result<QueueEntry> RandomDataset(uint64_t draw, int64_t not_id = 0);
+
+  // Appends `query` (text, filters_json, user, total, took_ms) to the query log and
+  // returns its id. kInvalidArgument when filters_json is not a JSON object.
+  Result<int64_t> LogQuery(const QueryLogRecord& query);
+  // Appends a click on `click.item` at `click.rank` of the results of query
+  // `click.query_id`. kNotFound for an unknown query, kInvalidArgument for an empty
+  // item or a rank below 1.
+  Status LogClick(const ClickRecord& click);
+  // The latest `limit` queries, newest first.
+  Result<std::vector<QueryLogRecord>> RecentQueries(int64_t limit);
+  // The clicks on the results of query `query_id`, in the order they came.
+  Result<std::vector<ClickRecord>> ClicksOfQuery(int64_t query_id);
 
   // --- Batching -----------------------------------------------------------
 
@@ -511,6 +621,11 @@ class Catalog {
   Status RecordErrorUnlocked(int64_t run_id, const ErrorRecord& record);
   Status PutThumbnailsUnlocked(int64_t dataset_id, const std::string& fingerprint,
                                ThumbnailOutcome outcome, const std::vector<Thumbnail>& thumbnails);
+  // Appends the tag_events row of `action` on `tag` by `user` at `at`.
+  Status AppendTagEvent(const TagRow& tag, const char* action, const std::string& user,
+                        const std::string& at);
+  // The queue entry of dataset `dataset_id`, whose path is `path`.
+  Result<QueueEntry> QueueEntryOf(int64_t dataset_id, const std::string& path);
 
   std::filesystem::path data_dir_;
   sqlite3* db_;  // owned; closed in the destructor after the cached statements

@@ -407,6 +407,47 @@ ALTER TABLE datasets ADD COLUMN context_fingerprint TEXT;
 ALTER TABLE sessions ADD COLUMN proposal_named TEXT;
 UPDATE sessions SET proposal_named = proposal_id;
 )sql",
+    // 6: the web application (issue 6). The query log and the clicks on its results
+    //    (what people look for and open: the facility's evidence for judging ranking),
+    //    and every change people make to tags, with who and when (tag_events: an
+    //    expert tag that is removed is deleted from tags but keeps its history here).
+    //    Indexes for the tagging queue (datasets in state ok by path) and for tag
+    //    completion (values by prefix, ignoring case).
+    R"sql(
+CREATE TABLE queries (
+  id INTEGER PRIMARY KEY,
+  text TEXT NOT NULL,
+  filters TEXT NOT NULL DEFAULT '{}',  -- JSON object: facet filters, kind, sort, paging
+  user TEXT,
+  at TEXT NOT NULL,
+  total INTEGER NOT NULL DEFAULT 0,
+  took_ms REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX queries_at ON queries(at);
+CREATE TABLE clicks (
+  id INTEGER PRIMARY KEY,
+  query_id INTEGER NOT NULL REFERENCES queries(id) ON DELETE CASCADE,
+  item TEXT NOT NULL,
+  rank INTEGER NOT NULL,
+  user TEXT,
+  at TEXT NOT NULL
+);
+CREATE INDEX clicks_query ON clicks(query_id);
+CREATE TABLE tag_events (
+  id INTEGER PRIMARY KEY,
+  tag_id INTEGER NOT NULL,  -- no foreign key: a deleted tag keeps its history
+  dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+  value TEXT NOT NULL,
+  source TEXT NOT NULL,
+  action TEXT NOT NULL CHECK (action IN ('add', 'accept', 'reject', 'remove')),
+  user TEXT NOT NULL,
+  at TEXT NOT NULL
+);
+CREATE INDEX tag_events_user ON tag_events(user, dataset_id);
+CREATE INDEX tag_events_dataset ON tag_events(dataset_id);
+CREATE INDEX datasets_state_path ON datasets(state, path);
+CREATE INDEX tags_value_nocase ON tags(value COLLATE NOCASE);
+)sql",
 };
 
 constexpr int kVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));

@@ -13,6 +13,7 @@
 #include "cli/context_commands.h"
 #include "cli/keyphrase_command.h"
 #include "cli/search_commands.h"
+#include "cli/serve_command.h"
 #include "formats/formats.h"
 #include "ingest/ingest.h"
 #include "simulate/simulate.h"
@@ -359,6 +360,20 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   add_data_dir(searcher);
 
+  ServeCommand serve_command;
+  auto* server_app = app.add_subcommand("serve", "Serve the web UI and the JSON API (docs/api.md)");
+  server_app->add_option("--host", serve_command.host, "Address to listen on")
+      ->capture_default_str();
+  server_app->add_option("--port", serve_command.port, "Port to listen on (0: any free port)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65535));
+  server_app->add_option("--threads", serve_command.threads, "Requests served at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  server_app->add_option("--web-root", serve_command.web_root,
+                         "Folder of the web UI (default: the installed one)");
+  add_data_dir(server_app);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -373,6 +388,10 @@ int Main(int argc, char** argv) {
   if (*shower) return RunShow(data_dir, show_reference, show_json);
   if (*keyphraser) return RunKeyphrases(keyphrases_in, keyphrases_top, std::cout, std::cerr);
   if (*add_docs) return RunAddDocs(data_dir, docs_paths, docs_kind, docs_log_config);
+  if (*server_app) {
+    serve_command.data_dir = data_dir;
+    return RunServe(serve_command);
+  }
   if (*searcher) {
     if (search_json) search_command.output = "json";
     const int sources = !search_command.text.empty() + !search_command.queries_file.empty() +

@@ -305,17 +305,16 @@ Result<LinkSummary> LinkCatalog(catalog::Catalog& catalog, const LinkOptions& op
   SCISEARCH_ASSIGN_OR_RETURN(std::vector<DatasetRow> datasets,
                              catalog.ListDatasets(options.root, "ok"));
 
-  // Pass 1: the path facts of every dataset, and what the instruments' own names
-  // are (the metadata's "FEI Titan" in folders named "TitanX").
+  // Pass 1: what the instruments' own names are (the metadata's "FEI Titan" in
+  // folders named "TitanX"). The facts are parsed again in pass 2 rather than kept:
+  // a million datasets' facts would not fit comfortably in memory.
   const PathFactsParser parser(index.known());
-  std::vector<PathFacts> facts(datasets.size());
   std::map<std::string, std::map<std::string, int>> instrument_of_name;
-  for (size_t i = 0; i < datasets.size(); ++i) {
-    facts[i] = parser.Parse(RelativePath(datasets[i]));
-    const auto& name = datasets[i].fields.instrument;
-    if (!facts[i].instruments.empty() && name && !name->empty()) {
-      ++instrument_of_name[*name][facts[i].instruments.front().id];
-    }
+  for (const DatasetRow& d : datasets) {
+    const auto& name = d.fields.instrument;
+    if (!name || name->empty()) continue;
+    const PathFacts facts = parser.Parse(RelativePath(d));
+    if (!facts.instruments.empty()) ++instrument_of_name[*name][facts.instruments.front().id];
   }
   // A name maps to an instrument when most files that record it sit in its folder.
   std::map<std::string, std::string> learned_instrument;
@@ -336,7 +335,7 @@ Result<LinkSummary> LinkCatalog(catalog::Catalog& catalog, const LinkOptions& op
   catalog::Catalog::BatchWriter batch(catalog, 500);
   for (size_t i = 0; i < datasets.size(); ++i) {
     const DatasetRow& d = datasets[i];
-    const PathFacts& f = facts[i];
+    const PathFacts f = parser.Parse(RelativePath(d));
     ++summary.datasets;
     std::vector<LinkRecord> links;
 

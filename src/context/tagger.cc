@@ -72,9 +72,13 @@ bool HasWord(const std::string& normalised, std::string_view word) {
 // Technique tags from the operating mode and the detectors (signal names).
 void MetadataTags(const catalog::DatasetRow& d, const std::string& name_words, TagBag& tags) {
   const Mode mode = d.fields.mode;
+  std::vector<std::string> names = d.signal_names;
+  if (d.fields.detector) names.push_back(*d.fields.detector);
   std::string detectors;
-  for (const std::string& s : d.signal_names) detectors += " " + s;
-  if (d.fields.detector) detectors += " " + *d.fields.detector;
+  std::set<std::string> seen;
+  for (const std::string& name : names) {
+    if (!name.empty() && seen.insert(name).second) detectors += " " + name;
+  }
   const std::string det = nlp::NormaliseForMatching(detectors);
   const std::string why = "operating mode " + std::string(formats::ModeName(mode)) +
                           (det.empty() ? "" : ", detectors" + detectors);

@@ -7,8 +7,11 @@
 // against the facility's own corpus (a PhraseStatistics). Candidates are
 // noun-phrase-like runs of 1-4 words bounded by punctuation, stop words and words
 // that cannot begin or end an English noun phrase; candidates with the same
-// Snowball stems ("grain boundaries", "grain boundary") are one candidate. Terms of
-// the domain vocabulary (vocabulary.h) get a bonus.
+// Snowball stems ("grain boundaries", "grain boundary") are one candidate. A phrase
+// the text writes as a whole noun phrase outranks a piece cut out of a longer one
+// ("adaptive wavelet transform", not "adaptive wavelet"). Terms of the domain
+// vocabulary (vocabulary.h) get a bonus. Letters of Latin, Greek and Cyrillic script
+// are compared without case; abstract-database markup ("Al/sub 2/O/sub 3/") is no word.
 //
 // Everything here is deterministic: the same text and corpus give the same ranking
 // on every machine.

@@ -175,6 +175,57 @@ TEST(KeyphrasesTest, PartsThatNeverOccurAloneAreNotListedBesideTheWhole) {
   EXPECT_EQ(RankOf(phrases, "beam electron diffraction"), phrases.size());
 }
 
+TEST(KeyphrasesTest, WholeNounPhrasesOutrankPiecesCutFromLongerOnes) {
+  const KeyphraseExtractor extractor = Extractor();
+  // "neural network" occurs three times, always cut out of a longer noun phrase and
+  // never ending one (without the run features it ranks first);
+  // "robot arm" twice, each time the whole phrase.
+  const std::vector<std::string> phrases = Phrases(extractor.Extract(
+      "Neural network controller for a robot arm. The neural network training data come "
+      "from the robot arm, and neural network weights adapt online.",
+      nullptr, 50));
+  ASSERT_NE(RankOf(phrases, "robot arm"), phrases.size()) << ::testing::PrintToString(phrases);
+  EXPECT_LT(RankOf(phrases, "robot arm"), RankOf(phrases, "neural network"))
+      << ::testing::PrintToString(phrases);
+}
+
+TEST(KeyphrasesTest, SubscriptMarkupOfAbstractDatabasesIsNoWord) {
+  const KeyphraseExtractor extractor = Extractor();
+  const std::vector<std::string> phrases = Phrases(extractor.Extract(
+      "Thin Al/sub 2/O/sub 3/ films on GaAs. The Al/sub 2/O/sub 3/ films and the /sup 1/H "
+      "signal of the GaAs substrate.",
+      nullptr, 50));
+  ASSERT_FALSE(phrases.empty());
+  for (const std::string& phrase : phrases) {
+    for (const std::string& word : Words(phrase)) {
+      EXPECT_NE(word, "sub") << phrase;
+      EXPECT_NE(word, "sup") << phrase;
+    }
+  }
+  // Words written as words stay words ("sub" only after a slash is markup).
+  EXPECT_NE(
+      RankOf(Phrases(extractor.Extract("Sub band coding. Sub band coding of speech.", nullptr, 10)),
+             "sub band coding"),
+      10u);
+}
+
+TEST(KeyphrasesTest, NonAsciiCapitalsFoldToOneCandidate) {
+  const KeyphraseExtractor extractor = Extractor();
+  // Ölfilm / ölfilm, Ångström / ångström, ΔΕ / δε: one candidate each.
+  const std::vector<std::string> phrases = Phrases(extractor.Extract(
+      "Ölfilm thickness at Ångström scale. The ölfilm thickness is measured at ångström "
+      "scale by ΔΕ spectra. The δε spectra are broad.",
+      nullptr, 50));
+  const auto count_containing = [&](std::string_view part) {
+    return std::count_if(phrases.begin(), phrases.end(), [&](const std::string& phrase) {
+      return phrase.find(part) != std::string::npos;
+    });
+  };
+  EXPECT_EQ(count_containing("lfilm thickness"), 1) << ::testing::PrintToString(phrases);
+  EXPECT_EQ(count_containing("ngström scale"), 1) << ::testing::PrintToString(phrases);
+  EXPECT_EQ(count_containing(" spectra"), 1) << ::testing::PrintToString(phrases);
+}
+
 TEST(KeyphrasesTest, CorpusRarityRanksDistinctivePhrasesFirst) {
   const KeyphraseExtractor extractor = Extractor();
   PhraseStatistics corpus = EmptyCorpus();
