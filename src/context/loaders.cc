@@ -1370,7 +1370,10 @@ Result<LogConfig> ParseLogConfig(std::string_view json_text) {
   }
   if (!object.is_object()) return Status::InvalidArgument("log config: not a JSON object");
   LogConfig config;
-  for (const auto& [key, value] : object.items()) {
+  for (const auto& item : object.items()) {
+    // Named references, not structured bindings: clang 14 cannot capture those.
+    const std::string& key = item.key();
+    const ordered_json& value = item.value();
     auto text = [&]() -> Result<std::string> {
       if (!value.is_string()) {
         return Status::InvalidArgument("log config: \"" + key + "\" is not a string");
