@@ -54,6 +54,7 @@ class ContextIndex {
     SCISEARCH_ASSIGN_OR_RETURN(proposals_, catalog.ListProposals());
     SCISEARCH_ASSIGN_OR_RETURN(sessions_, catalog.ListSessions());
     SCISEARCH_ASSIGN_OR_RETURN(publications_, catalog.ListPublications());
+    for (const catalog::PersonRecord& p : people_) name_of_person_[p.id] = p.name;
     for (const ProposalRecord& p : proposals_) {
       proposal_by_id_[p.id] = &p;
       // The proposal's other fields (materials, keywords) live in its document.
@@ -171,11 +172,10 @@ class ContextIndex {
     return it == papers_of_.end() ? kNone : it->second;
   }
   const std::vector<ProposalRecord>& proposals() const { return proposals_; }
+  // The display name of person `id`, else the id itself.
   std::string PersonName(const std::string& id) const {
-    for (const catalog::PersonRecord& p : people_) {
-      if (p.id == id) return p.name.empty() ? id : p.name;
-    }
-    return id;
+    auto it = name_of_person_.find(id);
+    return it == name_of_person_.end() || it->second.empty() ? id : it->second;
   }
 
  private:
@@ -184,6 +184,7 @@ class ContextIndex {
   std::vector<SessionRecord> sessions_;
   std::vector<PublicationRecord> publications_;
   std::unordered_map<std::string, const ProposalRecord*> proposal_by_id_;
+  std::unordered_map<std::string, std::string> name_of_person_;
   std::unordered_map<std::string, std::vector<std::string>> materials_;
   std::map<std::string, std::vector<Booking>> bookings_;  // by instrument, by start
   std::unordered_map<std::string, std::vector<Paper>> papers_of_;

@@ -10,6 +10,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include "formats/text.h"
 #include "nlp/vocabulary.h"
 
 namespace scisearch::nlp {
@@ -82,17 +83,13 @@ constexpr std::array<Element, 118> kElements = {{
 
 const Element& ElementAt(int z) { return kElements[static_cast<size_t>(z - 1)]; }
 
-char AsciiLowerChar(char c) { return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c; }
 bool IsUpper(char c) { return c >= 'A' && c <= 'Z'; }
 bool IsLower(char c) { return c >= 'a' && c <= 'z'; }
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 bool IsLetter(char c) { return IsUpper(c) || IsLower(c); }
 
-std::string Lower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) c = AsciiLowerChar(c);
-  return out;
-}
+// One ASCII lowercasing for the project (formats/text.h).
+std::string Lower(std::string_view text) { return formats::AsciiLower(text); }
 
 // Symbol -> atomic number, exact case and lowercased (for names written in one case).
 struct SymbolIndex {
