@@ -17,57 +17,9 @@
 
 #include "formats/formats.h"
 #include "ingest/crawl.h"
-#include "ingest/thumbnail_slab.h"
 #include "thumbnail/thumbnail.h"
 
 namespace scisearch::ingest {
-namespace internal {
-
-bool HasFrame(const formats::Signal& signal) {
-  const size_t rank = signal.shape.size();
-  if (rank < 2) return false;
-  const formats::Mode mode = signal.fields.mode;
-  if (mode == formats::Mode::kSpectrum || mode == formats::Mode::kSpectrumImage) return false;
-  if (signal.axes.size() == rank && signal.axes[rank - 2].navigate) return false;
-  return true;
-}
-
-std::optional<size_t> ChooseThumbnailSignal(const formats::Dataset& dataset) {
-  std::optional<size_t> first_with_data;
-  for (size_t i = 0; i < dataset.signals.size(); ++i) {
-    const formats::Signal& s = dataset.signals[i];
-    if (s.shape.empty()) continue;
-    if (std::any_of(s.shape.begin(), s.shape.end(), [](int64_t d) { return d <= 0; })) continue;
-    if (HasFrame(s)) return i;
-    if (!first_with_data) first_with_data = i;
-  }
-  return first_with_data;
-}
-
-formats::Hyperslab ThumbnailSlab(const formats::Signal& signal) {
-  const size_t rank = signal.shape.size();
-  formats::Hyperslab slab;
-  slab.start.assign(rank, 0);
-  slab.count.assign(rank, 1);
-  slab.step.assign(rank, 1);
-  if (rank == 0) return slab;
-  if (HasFrame(signal)) {
-    const int64_t h = signal.shape[rank - 2], w = signal.shape[rank - 1];
-    const int64_t longer = std::max(h, w);
-    const int64_t step = std::max<int64_t>(1, (longer + kMaxThumbnailSide - 1) / kMaxThumbnailSide);
-    slab.step[rank - 2] = slab.step[rank - 1] = step;
-    slab.count[rank - 2] = (h + step - 1) / step;
-    slab.count[rank - 1] = (w + step - 1) / step;
-  } else {
-    const int64_t n = signal.shape[rank - 1];
-    const int64_t step = std::max<int64_t>(1, (n + kMaxSpectrumPoints - 1) / kMaxSpectrumPoints);
-    slab.step[rank - 1] = step;
-    slab.count[rank - 1] = (n + step - 1) / step;
-  }
-  return slab;
-}
-
-}  // namespace internal
 
 namespace {
 
@@ -280,13 +232,13 @@ ThumbnailResult MakeThumbnails(const catalog::ThumbnailJob& job,
     auto reader = formats::OpenDataset(job.path, open_options);
     if (!reader.ok()) return failed(reader.status().message());
     const formats::Dataset& dataset = (*reader)->dataset();
-    std::optional<size_t> index = internal::ChooseThumbnailSignal(dataset);
+    std::optional<size_t> index = thumbnail::ChoosePreviewSignal(dataset);
     if (!index) {
       result.outcome = ThumbnailOutcome::kNone;
       return result;
     }
     const formats::Signal& signal = dataset.signals[*index];
-    auto pixels = (*reader)->Read(*index, internal::ThumbnailSlab(signal));
+    auto pixels = (*reader)->Read(*index, thumbnail::PreviewSlab(signal));
     if (!pixels.ok()) return failed(pixels.status().message());
     auto png = thumbnail::RenderThumbnail(*pixels, signal.fields.mode);
     if (!png.ok()) return failed(png.status().message());

@@ -205,6 +205,40 @@ std::vector<double> AreaAverage(const formats::NdArray& data, int64_t height, in
   return sum;
 }
 
+// Area-averages a non-RGB height x width frame to `out` pixels and stretches it so that
+// the 0.5th percentile is 0 and the 99.5th is 1 (values beyond lie outside [0, 1]);
+// diffraction modes are taken on a log scale first. A flat frame is 0.5 everywhere;
+// pixels with no finite input are NaN.
+std::vector<double> StretchedGrey(const formats::NdArray& data, int64_t height, int64_t width,
+                                  Size out, formats::Mode mode) {
+  std::vector<double> values = AreaAverage(data, height, width, out, 0);
+  if (mode == formats::Mode::kDiffraction || mode == formats::Mode::k4dStem) {
+    // Diffraction intensities span decades: show log(1 + I - min).
+    double lowest = std::numeric_limits<double>::infinity();
+    for (double v : values) {
+      if (std::isfinite(v)) lowest = std::min(lowest, v);
+    }
+    for (double& v : values) {
+      if (std::isfinite(v)) v = std::log1p(std::max(0.0, v - lowest));
+    }
+  }
+  std::vector<double> finite;
+  finite.reserve(values.size());
+  for (double v : values) {
+    if (std::isfinite(v)) finite.push_back(v);
+  }
+  double lo = 0, hi = 0;
+  if (!finite.empty()) {
+    lo = Quantile(finite, kLowPercentile);
+    hi = Quantile(finite, kHighPercentile);
+  }
+  for (double& v : values) {
+    if (!std::isfinite(v)) continue;
+    v = hi > lo ? (v - lo) / (hi - lo) : 0.5;  // a flat frame: mid grey, not a misleading black
+  }
+  return values;
+}
+
 // Small frames (a 16 x 16 scan) would be specks in a results page: enlarge them by the
 // largest whole factor that keeps the longer side within max_side, repeating pixels so
 // that each stays a sharp square.
@@ -242,37 +276,12 @@ Result<PngImage> RenderImage(const formats::NdArray& data, int64_t height, int64
     return EncodeEnlarged(pixels, out, 3, max_side);
   }
 
-  std::vector<double> values = AreaAverage(data, height, width, out, 0);
-  if (mode == formats::Mode::kDiffraction || mode == formats::Mode::k4dStem) {
-    // Diffraction intensities span decades: show log(1 + I - min).
-    double lowest = std::numeric_limits<double>::infinity();
-    for (double v : values) {
-      if (std::isfinite(v)) lowest = std::min(lowest, v);
-    }
-    for (double& v : values) {
-      if (std::isfinite(v)) v = std::log1p(std::max(0.0, v - lowest));
-    }
-  }
-  std::vector<double> finite;
-  finite.reserve(n_out);
-  for (double v : values) {
-    if (std::isfinite(v)) finite.push_back(v);
-  }
-  double lo = 0, hi = 0;
-  if (!finite.empty()) {
-    lo = Quantile(finite, kLowPercentile);
-    hi = Quantile(finite, kHighPercentile);
-  }
+  const std::vector<double> values = StretchedGrey(data, height, width, out, mode);
   std::vector<uint8_t> pixels(n_out, 0);
   for (size_t o = 0; o < n_out; ++o) {
     const double v = values[o];
     if (!std::isfinite(v)) continue;
-    if (hi > lo) {
-      const double g = (v - lo) / (hi - lo) * 255.0;
-      pixels[o] = static_cast<uint8_t>(std::clamp(std::lround(g), 0L, 255L));
-    } else {
-      pixels[o] = 128;  // a flat frame: mid grey rather than a misleading black
-    }
+    pixels[o] = static_cast<uint8_t>(std::clamp(std::lround(v * 255.0), 0L, 255L));
   }
   return EncodeEnlarged(pixels, out, 1, max_side);
 }
@@ -357,9 +366,9 @@ Result<PngImage> RenderSpectrum(const formats::NdArray& data, size_t n) {
   return EncodePng(canvas, kPlotWidth, kPlotHeight, 1);
 }
 
-}  // namespace
-
-Result<PngImage> RenderThumbnail(const formats::NdArray& data, formats::Mode mode, int max_side) {
+// The checks RenderThumbnail and PrepareGreyFrame share: a usable max_side and an array whose
+// bytes match its shape.
+Status CheckArray(const formats::NdArray& data, int max_side) {
   if (max_side < 1) {
     return Status::InvalidArgument("thumbnail: max_side must be at least 1, not " +
                                    std::to_string(max_side));
@@ -373,14 +382,107 @@ Result<PngImage> RenderThumbnail(const formats::NdArray& data, formats::Mode mod
                                    std::to_string(count) + " elements of " +
                                    std::string(formats::DTypeName(data.dtype)));
   }
+  return Status::Ok();
+}
+
+// The sizes of the axes that are not 1, slowest first.
+std::vector<int64_t> NonUnitDims(const std::vector<int64_t>& shape) {
   std::vector<int64_t> dims;
-  for (int64_t d : data.shape) {
+  for (int64_t d : shape) {
     if (d != 1) dims.push_back(d);
   }
+  return dims;
+}
+
+}  // namespace
+
+Result<PngImage> RenderThumbnail(const formats::NdArray& data, formats::Mode mode, int max_side) {
+  SCISEARCH_RETURN_IF_ERROR(CheckArray(data, max_side));
+  const std::vector<int64_t> dims = NonUnitDims(data.shape);
   if (dims.size() == 1) return RenderSpectrum(data, size_t(dims[0]));
   if (dims.empty()) return RenderImage(data, 1, 1, mode, max_side);
   // The first frame of a stack is its first height * width elements (C order).
   return RenderImage(data, dims[dims.size() - 2], dims.back(), mode, max_side);
+}
+
+// --- What to preview -----------------------------------------------------
+
+bool HasFrame(const formats::Signal& signal) {
+  const size_t rank = signal.shape.size();
+  if (rank < 2) return false;
+  const formats::Mode mode = signal.fields.mode;
+  if (mode == formats::Mode::kSpectrum || mode == formats::Mode::kSpectrumImage) return false;
+  if (signal.axes.size() == rank && signal.axes[rank - 2].navigate) return false;
+  return true;
+}
+
+std::optional<size_t> ChoosePreviewSignal(const formats::Dataset& dataset) {
+  std::optional<size_t> first_with_data;
+  for (size_t i = 0; i < dataset.signals.size(); ++i) {
+    const formats::Signal& s = dataset.signals[i];
+    if (s.shape.empty()) continue;
+    if (std::any_of(s.shape.begin(), s.shape.end(), [](int64_t d) { return d <= 0; })) continue;
+    if (HasFrame(s)) return i;
+    if (!first_with_data) first_with_data = i;
+  }
+  return first_with_data;
+}
+
+formats::Hyperslab PreviewSlab(const formats::Signal& signal, int64_t max_side) {
+  const size_t rank = signal.shape.size();
+  formats::Hyperslab slab;
+  slab.start.assign(rank, 0);
+  slab.count.assign(rank, 1);
+  slab.step.assign(rank, 1);
+  if (rank == 0) return slab;
+  if (HasFrame(signal)) {
+    const int64_t h = signal.shape[rank - 2], w = signal.shape[rank - 1];
+    const int64_t longer = std::max(h, w);
+    const int64_t step = std::max<int64_t>(1, (longer + max_side - 1) / max_side);
+    slab.step[rank - 2] = slab.step[rank - 1] = step;
+    slab.count[rank - 2] = (h + step - 1) / step;
+    slab.count[rank - 1] = (w + step - 1) / step;
+  } else {
+    const int64_t n = signal.shape[rank - 1];
+    const int64_t step = std::max<int64_t>(1, (n + kMaxSpectrumPoints - 1) / kMaxSpectrumPoints);
+    slab.step[rank - 1] = step;
+    slab.count[rank - 1] = (n + step - 1) / step;
+  }
+  return slab;
+}
+
+Result<GreyFrame> PrepareGreyFrame(const formats::NdArray& data, formats::Mode mode, int max_side) {
+  SCISEARCH_RETURN_IF_ERROR(CheckArray(data, max_side));
+  const std::vector<int64_t> dims = NonUnitDims(data.shape);
+  if (dims.size() < 2) {
+    return Status::InvalidArgument(
+        "vision input: a frame needs two axes longer than 1, the array has " +
+        std::to_string(dims.size()));
+  }
+  const int64_t height = dims[dims.size() - 2], width = dims.back();
+  const Size out = FitInside(height, width, max_side);
+  std::vector<double> values;
+  const bool rgb = data.dtype == DType::kRGB8 || data.dtype == DType::kRGBA8;
+  if (rgb) {
+    // Luminance (ITU-R BT.601) from the area-averaged channels, on the 0-255 scale.
+    const double weights[3] = {0.299, 0.587, 0.114};
+    values.assign(size_t(out.height * out.width), 0.0);
+    for (int c = 0; c < 3; ++c) {
+      const std::vector<double> channel = AreaAverage(data, height, width, out, c);
+      for (size_t o = 0; o < values.size(); ++o) values[o] += weights[c] * channel[o] / 255.0;
+    }
+  } else {
+    values = StretchedGrey(data, height, width, out, mode);
+  }
+  GreyFrame frame;
+  frame.height = int(out.height);
+  frame.width = int(out.width);
+  frame.pixels.resize(values.size());
+  for (size_t o = 0; o < values.size(); ++o) {
+    const double v = values[o];
+    frame.pixels[o] = std::isfinite(v) ? float(std::clamp(v, 0.0, 1.0)) : 0.5f;
+  }
+  return frame;
 }
 
 }  // namespace scisearch::thumbnail

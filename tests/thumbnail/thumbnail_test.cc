@@ -223,4 +223,41 @@ TEST(ThumbnailTest, StacksUseFirstFrameAndBadInputIsRefused) {
 }
 
 }  // namespace
+TEST(PreviewSlabTest, BoundsFramesAndPicksSpectra) {
+  formats::Signal image;
+  image.shape = {5, 4096, 3000};
+  image.axes = {
+      {"frame", 5, 1, 0, "", true}, {"y", 4096, 1, 0, "", false}, {"x", 3000, 1, 0, "", false}};
+  auto slab = PreviewSlab(image);
+  EXPECT_EQ(slab.start, (std::vector<int64_t>{0, 0, 0}));
+  EXPECT_EQ(slab.step, (std::vector<int64_t>{1, 4, 4}));
+  EXPECT_EQ(slab.count, (std::vector<int64_t>{1, 1024, 750}));
+  EXPECT_TRUE(slab.Validate(image.shape).ok());
+
+  formats::Signal si;  // a 5x5 spectrum image with 1024 channels
+  si.shape = {5, 5, 1024};
+  si.axes = {{"y", 5, 1, 0, "", true}, {"x", 5, 1, 0, "", true}, {"energy", 1024, 1, 0, "", false}};
+  EXPECT_FALSE(HasFrame(si));
+  slab = PreviewSlab(si);
+  EXPECT_EQ(slab.count, (std::vector<int64_t>{1, 1, 1024}));
+
+  formats::Signal spectrum_mode = image;
+  spectrum_mode.fields.mode = formats::Mode::kSpectrum;
+  EXPECT_FALSE(HasFrame(spectrum_mode));
+  formats::Signal big_spectrum;
+  big_spectrum.shape = {200000};
+  slab = PreviewSlab(big_spectrum);
+  EXPECT_EQ(slab.step[0], 4);
+  EXPECT_EQ(slab.count[0], 50000);
+  EXPECT_TRUE(slab.Validate(big_spectrum.shape).ok());
+
+  formats::Dataset d;
+  d.signals = {si, image};
+  EXPECT_EQ(ChoosePreviewSignal(d), std::optional<size_t>(1));
+  d.signals = {si};
+  EXPECT_EQ(ChoosePreviewSignal(d), std::optional<size_t>(0));
+  d.signals.clear();
+  EXPECT_FALSE(ChoosePreviewSignal(d).has_value());
+}
+
 }  // namespace scisearch::thumbnail
