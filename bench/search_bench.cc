@@ -6,6 +6,8 @@
 //                --queries Q.jsonl
 //   options: --warmup-passes N (1) --passes N (3) --per-query FILE.tsv --label NAME
 //            --facet-sample N (scisearch: count facets exactly over up to N matches)
+//            --dump-results FILE.jsonl (scisearch: after the timed passes, each query's whole
+//            answer, hits and facets, as JSON: two builds' answers can be compared)
 //
 // Q.jsonl is written by bench/search_queries.py: each line holds the scisearch query
 // text and the same query in structured form (terms, phrases, filters, ranges), from
@@ -161,6 +163,11 @@ class Engine {
  public:
   virtual ~Engine() = default;
   virtual Result<Answer> Run(const BenchQuery& query) = 0;
+  // The engine's whole answer to `query` as one JSON text (--dump-results), for comparing
+  // two builds' hits and facets. kUnsupported where the engine has no such form.
+  virtual Result<std::string> Dump(const BenchQuery& query) {
+    return Status::Unsupported("--dump-results: only for --engine scisearch");
+  }
 };
 
 class ScisearchEngine : public Engine {
@@ -175,13 +182,7 @@ class ScisearchEngine : public Engine {
   }
 
   Result<Answer> Run(const BenchQuery& query) override {
-    scisearch::search::Query q;
-    q.text = query.text;
-    q.kind = "dataset";  // the peers hold datasets only
-    q.limit = 10;
-    q.facets = true;
-    if (facet_sample_ > 0) q.facet_sample = facet_sample_;
-    SCISEARCH_ASSIGN_OR_RETURN(scisearch::search::Results results, searcher_->Search(q));
+    SCISEARCH_ASSIGN_OR_RETURN(scisearch::search::Results results, Search(query));
     Answer a;
     a.total = results.total;
     a.hits = static_cast<int64_t>(results.hits.size());
@@ -189,8 +190,25 @@ class ScisearchEngine : public Engine {
     return a;
   }
 
+  Result<std::string> Dump(const BenchQuery& query) override {
+    SCISEARCH_ASSIGN_OR_RETURN(scisearch::search::Results results, Search(query));
+    results.seconds = 0;  // the same answer twice compares equal
+    return scisearch::search::ResultsToJson(results);
+  }
+
  private:
   ScisearchEngine() = default;
+
+  Result<scisearch::search::Results> Search(const BenchQuery& query) {
+    scisearch::search::Query q;
+    q.text = query.text;
+    q.kind = "dataset";  // the peers hold datasets only
+    q.limit = 10;
+    q.facets = true;
+    if (facet_sample_ > 0) q.facet_sample = facet_sample_;
+    return searcher_->Search(q);
+  }
+
   // Declared first so that it is destroyed last: the Searcher uses it.
   std::unique_ptr<scisearch::catalog::Catalog> catalog_;
   std::unique_ptr<scisearch::search::Searcher> searcher_;
@@ -428,7 +446,7 @@ void PrintRow(const std::string& engine, const std::string& query_class,
 struct Options {
   std::string engine;
   std::string label;  // the engine's name in the report; default the engine
-  fs::path queries, data_dir, fts5_db, per_query;
+  fs::path queries, data_dir, fts5_db, per_query, dump_results;
   std::string pg;
   int warmup_passes = 1, passes = 3;
   int64_t facet_sample = 0;  // 0 = scisearch's default
@@ -437,7 +455,8 @@ struct Options {
 constexpr const char* kUsage =
     "usage: search_bench --engine scisearch|fts5|postgres --queries Q.jsonl\n"
     "         [--data-dir D] [--fts5-db F] [--pg CONNINFO]\n"
-    "         [--warmup-passes N] [--passes N] [--facet-sample N] [--per-query OUT.tsv]\n";
+    "         [--warmup-passes N] [--passes N] [--facet-sample N] [--per-query OUT.tsv]\n"
+    "         [--dump-results OUT.jsonl]\n";
 
 Result<Options> ParseOptions(int argc, char** argv) {
   Options o;
@@ -468,6 +487,8 @@ Result<Options> ParseOptions(int argc, char** argv) {
       o.label = value;
     } else if (flag == "--per-query") {
       o.per_query = value;
+    } else if (flag == "--dump-results") {
+      o.dump_results = value;
     } else if (flag == "--warmup-passes") {
       SCISEARCH_ASSIGN_OR_RETURN(const int64_t v, count(0));
       o.warmup_passes = static_cast<int>(v);
@@ -550,6 +571,15 @@ Status Run(const Options& options) {
     PrintRow(options.label, query_class, samples);
   }
   PrintRow(options.label, "all", all);
+  if (!options.dump_results.empty()) {
+    std::ofstream dump(options.dump_results);
+    if (!dump) return Status::IoError(options.dump_results.string() + ": cannot write");
+    for (const BenchQuery& q : queries) {
+      SCISEARCH_ASSIGN_OR_RETURN(const std::string answer, engine->Dump(q));
+      dump << "{\"id\": " << nlohmann::json(q.id).dump() << ", \"results\": " << answer << "}\n";
+    }
+    if (!dump.flush()) return Status::IoError(options.dump_results.string() + ": write failed");
+  }
   return Status::Ok();
 }
 

@@ -1203,6 +1203,88 @@ TEST_F(SearchTest, FacetsAreScaledFromASample) {
   }
 }
 
+// Facets and totals are counted from the index on a Searcher's first faceted search and
+// from its in-memory facet table afterwards (rebuilt when the index changes): both must
+// give the same answer, exact or sampled.
+TEST_F(SearchTest, FacetCountsAreTheSameFromTheIndexAndFromMemory) {
+  {
+    catalog::Catalog::BatchWriter batch(*catalog_, 500);
+    for (int i = 0; i < 300; ++i) {
+      const std::string text = i % 3 ? "carbon film on copper" : "copper film carbon";
+      ASSERT_TRUE(batch
+                      .PutDocument(Doc("d" + std::to_string(i), i % 4 ? "publication" : "log",
+                                       "Note " + std::to_string(i % 7), text,
+                                       "201" + std::to_string(i % 5) + "-01-01",
+                                       "pi" + std::to_string(i % 6)))
+                      .ok());
+    }
+    ASSERT_TRUE(batch.Flush().ok());
+  }
+  Update();
+  auto facet_map = [](const Results& r) {
+    std::map<std::string, std::map<std::string, int64_t>> out;
+    for (const Facet& f : r.facets) {
+      for (const FacetValue& v : f.values) out[f.name][v.value] = v.count;
+    }
+    return out;
+  };
+  for (const std::string text : {"", "\"carbon film\"", "copper", "film pi:pi3"}) {
+    for (int64_t sample : {int64_t(5000), int64_t(30)}) {
+      Query q;
+      q.text = text;
+      q.facet_sample = sample;
+      searcher_.reset();  // a new Searcher counts from the index first
+      const Results from_index = Run(q);
+      const Results from_memory = Run(q);
+      const Results again = Run(q);
+      SCOPED_TRACE("'" + text + "' sample " + std::to_string(sample));
+      EXPECT_GT(from_index.total, 0);
+      EXPECT_EQ(from_memory.total, from_index.total);
+      EXPECT_EQ(from_memory.facets_approximate, from_index.facets_approximate);
+      EXPECT_EQ(facet_map(from_memory), facet_map(from_index));
+      EXPECT_EQ(facet_map(again), facet_map(from_index));
+    }
+  }
+  // The table follows the index: a new item is counted.
+  Query all;
+  all.text = "copper";
+  const int64_t before = Run(all).total;
+  PutDoc(Doc("new", "proposal", "Copper", "copper grid", "2020-01-01", "pi9"));
+  Update();
+  const Results after = Run(all);
+  EXPECT_EQ(after.total, before + 1);
+  EXPECT_EQ(facet_map(after)["pi"]["pi9"], 1);
+}
+
+// A phrase's matches are estimated by the first pass from a few checked items; the total
+// of a large result set is the sample's own estimate, near the exact count.
+TEST_F(SearchTest, SampledTotalIsNearTheExactCount) {
+  {
+    catalog::Catalog::BatchWriter batch(*catalog_, 500);
+    for (int i = 0; i < 600; ++i) {
+      // One item in five has the phrase; all have both words.
+      const std::string text = i % 5 ? "film over carbon" : "carbon film";
+      ASSERT_TRUE(
+          batch.PutDocument(Doc("d" + std::to_string(i), "publication", "Note", text)).ok());
+    }
+    ASSERT_TRUE(batch.Flush().ok());
+  }
+  Update();
+  Query q;
+  q.text = "\"carbon film\"";
+  const Results exact = Run(q);
+  EXPECT_FALSE(exact.facets_approximate);
+  EXPECT_EQ(exact.total, 120);
+  q.facet_sample = 30;
+  const Results sampled = Run(q);
+  EXPECT_TRUE(sampled.facets_approximate);
+  EXPECT_NEAR(double(sampled.total), 120, 120 * 0.35);
+  EXPECT_EQ(sampled.hits.size(), exact.hits.size());
+  for (size_t i = 0; i < sampled.hits.size() && i < exact.hits.size(); ++i) {
+    EXPECT_EQ(sampled.hits[i].id, exact.hits[i].id);  // hits do not depend on the sample
+  }
+}
+
 // --- Documents from JSON lines ------------------------------------------------------
 
 TEST_F(SearchTest, DocumentsLoaderKeepsUnknownFieldsAndReportsBadLines) {
