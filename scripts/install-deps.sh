@@ -12,6 +12,7 @@ packages=(
   libhdf5-dev
   libtiff-dev libpng-dev libjpeg-dev zlib1g-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
+  libtorch-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-numpy
   nodejs npm chromium

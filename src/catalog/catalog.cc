@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <set>
@@ -114,10 +115,9 @@ std::optional<double> Finite(const std::optional<double>& v) {
   return std::nullopt;
 }
 
-// Dumps JSON, replacing invalid UTF-8 instead of throwing.
-std::string SafeDump(const nlohmann::ordered_json& j) {
-  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
-}
+// Dumps JSON, replacing invalid UTF-8 instead of throwing (DumpJson writes what dump()
+// would, faster: ingest serialises every metadata tree through here).
+std::string SafeDump(const nlohmann::ordered_json& j) { return formats::DumpJson(j); }
 
 constexpr size_t kMaxScalarArrayRows = 16;
 
@@ -356,6 +356,7 @@ constexpr const char* kDeleteThumbnails = "DELETE FROM thumbnails WHERE dataset_
 constexpr const char* kDeleteDerivedTags =
     "DELETE FROM tags WHERE dataset_id = ?1 AND state = 'suggested' AND "
     "source IN ('path', 'metadata', 'text', 'image')";
+constexpr const char* kDeleteEmbedding = "DELETE FROM image_embeddings WHERE dataset_id = ?1";
 constexpr const char* kDeleteSubsumed = "DELETE FROM datasets WHERE path = ?1";
 constexpr const char* kInsertSignal =
     "INSERT INTO signals (dataset_id, idx, name, dtype, shape, axes, acquired, instrument, mode, "
@@ -663,7 +664,8 @@ Result<int64_t> UpsertDatasetRow(Statement& s, int64_t run_id, const std::string
 
 Status Catalog::ReplaceDerivedRows(int64_t dataset_id, const std::vector<FileStat>& files) {
   StatementCache& c = *statements_;
-  for (const char* sql : {kDeleteFiles, kDeleteSignals, kDeleteThumbnails, kDeleteDerivedTags}) {
+  for (const char* sql :
+       {kDeleteFiles, kDeleteSignals, kDeleteThumbnails, kDeleteDerivedTags, kDeleteEmbedding}) {
     SCISEARCH_ASSIGN_OR_RETURN(Statement * del, c.Get(sql));
     del->Bind(1, dataset_id);
     SCISEARCH_RETURN_IF_ERROR(del->Run());
@@ -1135,10 +1137,17 @@ Status Catalog::PutDatasetContextUnlocked(const DatasetContext& context) {
   if (sqlite3_changes(db_) == 0) {
     return Status::NotFound("catalog: no dataset with id " + std::to_string(id));
   }
+  return ReplaceSuggestedTags(id, context.tag_sources, context.tags, "context");
+}
+
+Status Catalog::ReplaceSuggestedTags(int64_t dataset_id, const std::vector<std::string>& sources,
+                                     const std::vector<TagSuggestion>& tags,
+                                     const char* created_by) {
+  const int64_t id = dataset_id;
   SCISEARCH_ASSIGN_OR_RETURN(Statement * drop_tag,
                              statements_->Get("DELETE FROM tags WHERE dataset_id = ?1 AND "
                                               "source = ?2 AND state = 'suggested'"));
-  for (const std::string& source : context.tag_sources) {
+  for (const std::string& source : sources) {
     drop_tag->Reset();
     SCISEARCH_RETURN_IF_ERROR(drop_tag->Bind(1, id).Bind(2, source).Run());
   }
@@ -1146,11 +1155,11 @@ Status Catalog::PutDatasetContextUnlocked(const DatasetContext& context) {
   SCISEARCH_ASSIGN_OR_RETURN(
       Statement * add_tag,
       statements_->Get("INSERT INTO tags (dataset_id, value, source, confidence, evidence, "
-                       "created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'context') "
+                       "created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
                        "ON CONFLICT(dataset_id, value, source) DO UPDATE SET "
                        "confidence = excluded.confidence, evidence = excluded.evidence"));
   const std::string now = NowIso();
-  for (const TagSuggestion& tag : context.tags) {
+  for (const TagSuggestion& tag : tags) {
     add_tag->Reset();
     SCISEARCH_RETURN_IF_ERROR(add_tag->Bind(1, id)
                                   .Bind(2, tag.value)
@@ -1158,6 +1167,7 @@ Status Catalog::PutDatasetContextUnlocked(const DatasetContext& context) {
                                   .Bind(4, tag.confidence)
                                   .Bind(5, tag.evidence)
                                   .Bind(6, now)
+                                  .Bind(7, created_by)
                                   .Run());
   }
   return Status::Ok();
@@ -1940,6 +1950,11 @@ Status Catalog::BatchWriter::PutDatasetContext(const DatasetContext& context) {
   return AfterWrite(catalog_.PutDatasetContext(context));
 }
 
+Status Catalog::BatchWriter::PutImageAnalysis(const ImageAnalysisRecord& analysis) {
+  SCISEARCH_RETURN_IF_ERROR(Begin());
+  return AfterWrite(catalog_.PutImageAnalysis(analysis));
+}
+
 Status Catalog::BatchWriter::Flush() {
   if (!open_) return Status::Ok();
   Status s = ExecSql(catalog_.db_, "COMMIT");
@@ -1950,6 +1965,135 @@ Status Catalog::BatchWriter::Flush() {
   catalog_.in_batch_ = false;
   pending_ = 0;
   return s;
+}
+
+// --- The vision stage -------------------------------------------------------
+
+namespace {
+
+std::vector<uint8_t> EncodeFloats(const std::vector<float>& values) {
+  std::vector<uint8_t> bytes(values.size() * 4);
+  for (size_t i = 0; i < values.size(); ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, &values[i], 4);
+    for (int b = 0; b < 4; ++b) bytes[i * 4 + size_t(b)] = uint8_t(bits >> (8 * b));
+  }
+  return bytes;
+}
+
+std::vector<float> DecodeFloats(const std::vector<uint8_t>& bytes) {
+  std::vector<float> values(bytes.size() / 4);
+  for (size_t i = 0; i < values.size(); ++i) {
+    uint32_t bits = 0;
+    for (int b = 0; b < 4; ++b) bits |= uint32_t(bytes[i * 4 + size_t(b)]) << (8 * b);
+    std::memcpy(&values[i], &bits, 4);
+  }
+  return values;
+}
+
+}  // namespace
+
+Status Catalog::PutImageAnalysisUnlocked(const ImageAnalysisRecord& analysis) {
+  if (analysis.embedding.empty()) return Status::InvalidArgument("the embedding is empty");
+  for (const TagSuggestion& tag : analysis.tags) {
+    if (tag.source != "image") {
+      return Status::InvalidArgument("tag '" + tag.value + "' has source '" + tag.source +
+                                     "', not 'image'");
+    }
+  }
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement * put,
+      statements_->Get("INSERT OR REPLACE INTO image_embeddings (dataset_id, model_id, "
+                       "signal_index, vector, created_at) SELECT id, ?2, ?3, ?4, ?5 "
+                       "FROM datasets WHERE id = ?1"));
+  SCISEARCH_RETURN_IF_ERROR(put->Bind(1, analysis.dataset_id)
+                                .Bind(2, analysis.model_id)
+                                .Bind(3, analysis.signal_index)
+                                .BindBlob(4, EncodeFloats(analysis.embedding))
+                                .Bind(5, NowIso())
+                                .Run());
+  if (sqlite3_changes(db_) == 0) {
+    return Status::NotFound("catalog: no dataset with id " + std::to_string(analysis.dataset_id));
+  }
+  return ReplaceSuggestedTags(analysis.dataset_id, {"image"}, analysis.tags, "vision");
+}
+
+Status Catalog::PutImageAnalysis(const ImageAnalysisRecord& analysis) {
+  return Atomically([&] { return PutImageAnalysisUnlocked(analysis); })
+      .WithContext("writing the image analysis of dataset " + std::to_string(analysis.dataset_id));
+}
+
+Result<std::vector<DatasetPath>> Catalog::DatasetsWithoutImageAnalysis(
+    const std::string& root, const std::string& model_id) {
+  const PathRange r = UnderRoot(root);
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement * s,
+      statements_->Get("SELECT d.id, d.path FROM datasets d LEFT JOIN image_embeddings e "
+                       "ON e.dataset_id = d.id AND e.model_id = ?4 WHERE d.state = 'ok' "
+                       "AND (?1 = '' OR d.path = ?1 OR (d.path >= ?2 AND d.path < ?3)) "
+                       "AND (?4 = '' OR e.dataset_id IS NULL) ORDER BY d.path"));
+  s->Bind(1, r.exact).Bind(2, r.lower).Bind(3, r.upper).Bind(4, model_id);
+  std::vector<DatasetPath> out;
+  while (true) {
+    SCISEARCH_ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) break;
+    out.push_back({s->Int(0), s->Text(1)});
+  }
+  return out;
+}
+
+Result<StoredEmbedding> Catalog::GetImageEmbedding(int64_t dataset_id) {
+  SCISEARCH_ASSIGN_OR_RETURN(Statement * s,
+                             statements_->Get("SELECT model_id, vector FROM image_embeddings "
+                                              "WHERE dataset_id = ?1"));
+  s->Bind(1, dataset_id);
+  SCISEARCH_ASSIGN_OR_RETURN(bool row, s->Step());
+  if (!row) {
+    return Status::NotFound("catalog: dataset " + std::to_string(dataset_id) +
+                            " has no image embedding");
+  }
+  return StoredEmbedding{dataset_id, s->Text(0), DecodeFloats(s->Blob(1))};
+}
+
+Result<std::vector<StoredEmbedding>> Catalog::ImageEmbeddings(const std::string& model_id) {
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement * s,
+      statements_->Get("SELECT e.dataset_id, e.vector FROM image_embeddings e JOIN datasets d "
+                       "ON d.id = e.dataset_id WHERE e.model_id = ?1 AND d.state = 'ok' "
+                       "ORDER BY e.dataset_id"));
+  s->Bind(1, model_id);
+  std::vector<StoredEmbedding> out;
+  while (true) {
+    SCISEARCH_ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) break;
+    out.push_back({s->Int(0), model_id, DecodeFloats(s->Blob(1))});
+  }
+  return out;
+}
+
+Result<std::vector<ValidatedTags>> Catalog::ListValidatedTags() {
+  SCISEARCH_ASSIGN_OR_RETURN(
+      Statement * s,
+      statements_->Get("SELECT d.id, d.path, t.value, t.state FROM tags t JOIN datasets d "
+                       "ON d.id = t.dataset_id WHERE d.state = 'ok' AND t.state IN "
+                       "('accepted', 'rejected') ORDER BY d.path, t.value, t.state"));
+  std::vector<ValidatedTags> out;
+  while (true) {
+    SCISEARCH_ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) break;
+    const int64_t id = s->Int(0);
+    if (out.empty() || out.back().dataset_id != id) out.push_back({id, s->Text(1), {}, {}});
+    ValidatedTags& d = out.back();
+    std::string value = s->Text(2);
+    // A value accepted from one source and rejected from another counts as accepted
+    // ("accepted" sorts before "rejected").
+    if (s->Text(3) == "accepted") {
+      if (d.accepted.empty() || d.accepted.back() != value) d.accepted.push_back(std::move(value));
+    } else if (d.accepted.empty() || d.accepted.back() != value) {
+      if (d.rejected.empty() || d.rejected.back() != value) d.rejected.push_back(std::move(value));
+    }
+  }
+  return out;
 }
 
 }  // namespace scisearch::catalog

@@ -228,6 +228,36 @@ struct TagRow {
   int64_t dataset_id = 0;
 };
 
+// What the vision stage concluded about one dataset's image.
+struct ImageAnalysisRecord {
+  int64_t dataset_id = 0;
+  std::string model_id;  // the model that looked
+  int signal_index = 0;  // the signal whose frame it saw
+  std::vector<float> embedding;
+  std::vector<TagSuggestion> tags;  // all of source "image"
+};
+
+// A stored image embedding.
+struct StoredEmbedding {
+  int64_t dataset_id = 0;
+  std::string model_id;
+  std::vector<float> vector;
+};
+
+// A dataset's tags as people validated them: what a model learns from.
+struct ValidatedTags {
+  int64_t dataset_id = 0;
+  std::string path;
+  std::vector<std::string> accepted;  // accepted tags and experts' own, by value
+  std::vector<std::string> rejected;  // rejected tags not also accepted, by value
+};
+
+// A dataset's id and primary path.
+struct DatasetPath {
+  int64_t id = 0;
+  std::string path;
+};
+
 // The most telling facts of a dataset, for a line in a list of search results.
 struct DatasetSummary {
   int64_t id = 0;
@@ -560,6 +590,24 @@ class Catalog {
   // The clicks on the results of query `query_id`, in the order they came.
   Result<std::vector<ClickRecord>> ClicksOfQuery(int64_t query_id);
 
+  // --- The vision stage -----------------------------------------------------
+
+  // Replaces the image tags someone has not validated and the embedding of
+  // `analysis.dataset_id` with `analysis`'s, in one transaction. Validated image tags keep
+  // their state. kNotFound for an unknown dataset; kInvalidArgument for a tag whose source
+  // is not "image" or an empty embedding.
+  Status PutImageAnalysis(const ImageAnalysisRecord& analysis);
+  // The datasets in state "ok" under `root` ("" = all), by path, that have no embedding
+  // from model `model_id` (every one when `model_id` is "").
+  Result<std::vector<DatasetPath>> DatasetsWithoutImageAnalysis(const std::string& root,
+                                                                const std::string& model_id);
+  // The embedding of dataset `dataset_id`; kNotFound if none.
+  Result<StoredEmbedding> GetImageEmbedding(int64_t dataset_id);
+  // Every embedding of model `model_id` of a dataset in state "ok", by dataset id.
+  Result<std::vector<StoredEmbedding>> ImageEmbeddings(const std::string& model_id);
+  // Every dataset in state "ok" with at least one validated tag, by path.
+  Result<std::vector<ValidatedTags>> ListValidatedTags();
+
   // --- Batching -----------------------------------------------------------
 
   // Groups writes into transactions of up to `max_writes` writes, for speed:
@@ -586,6 +634,7 @@ class Catalog {
                          ThumbnailOutcome outcome, const std::vector<Thumbnail>& thumbnails);
     Status PutDocument(const DocumentRecord& document);
     Status PutDatasetContext(const DatasetContext& context);
+    Status PutImageAnalysis(const ImageAnalysisRecord& analysis);
     // Commits the open batch, if any.
     Status Flush();
     // Writes in the open batch.
@@ -618,6 +667,11 @@ class Catalog {
   Status ReadDatasetDetail(DatasetRow& d);
   Status PutDocumentUnlocked(const DocumentRecord& document);
   Status PutDatasetContextUnlocked(const DatasetContext& context);
+  Status PutImageAnalysisUnlocked(const ImageAnalysisRecord& analysis);
+  // Drops dataset `dataset_id`'s suggested tags of each of `sources` and adds `tags`
+  // (a tag someone validated keeps its state; its confidence and evidence are refreshed).
+  Status ReplaceSuggestedTags(int64_t dataset_id, const std::vector<std::string>& sources,
+                              const std::vector<TagSuggestion>& tags, const char* created_by);
   Status RecordErrorUnlocked(int64_t run_id, const ErrorRecord& record);
   Status PutThumbnailsUnlocked(int64_t dataset_id, const std::string& fingerprint,
                                ThumbnailOutcome outcome, const std::vector<Thumbnail>& thumbnails);

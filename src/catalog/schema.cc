@@ -448,6 +448,19 @@ CREATE INDEX tag_events_dataset ON tag_events(dataset_id);
 CREATE INDEX datasets_state_path ON datasets(state, path);
 CREATE INDEX tags_value_nocase ON tags(value COLLATE NOCASE);
 )sql",
+    // 7: the vision stage's embedding of each dataset's image (issue 7), for "more like
+    // this" and duplicate finding. One per dataset: the latest model's. Ingest drops it
+    // with the dataset's other derived rows when the file changes.
+    R"sql(
+CREATE TABLE image_embeddings (
+  dataset_id INTEGER PRIMARY KEY REFERENCES datasets(id) ON DELETE CASCADE,
+  model_id TEXT NOT NULL,
+  signal_index INTEGER NOT NULL,
+  vector BLOB NOT NULL,  -- float32 little-endian, unit length
+  created_at TEXT NOT NULL
+);
+CREATE INDEX image_embeddings_model ON image_embeddings(model_id);
+)sql",
 };
 
 constexpr int kVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));

@@ -83,8 +83,6 @@ int RunAddDocs(const fs::path& data_dir, const std::vector<std::string>& paths,
   return summary->failed > 0 ? 1 : 0;
 }
 
-namespace {
-
 Result<catalog::DatasetRow> FindDataset(catalog::Catalog& catalog, const std::string& reference) {
   constexpr std::string_view kPrefix = "dataset:";
   if (reference.rfind(kPrefix, 0) == 0) {
@@ -105,8 +103,6 @@ Result<catalog::DatasetRow> FindDataset(catalog::Catalog& catalog, const std::st
   if (!primary.ok()) return Status::NotFound(reference + ": not in the catalog");
   return catalog.GetDataset(*primary);
 }
-
-}  // namespace
 
 int RunShow(const fs::path& data_dir, const std::string& reference, bool json) {
   if (!fs::exists(data_dir / "catalog.sqlite")) {

@@ -27,6 +27,10 @@ int RunLink(const std::filesystem::path& data_dir, const std::string& root);
 int RunAddDocs(const std::filesystem::path& data_dir, const std::vector<std::string>& paths,
                const std::string& kind, const std::string& log_config);
 
+// The dataset that `reference` names: "dataset:<id>", or a file path (a member file such as
+// a .ser finds its dataset). kNotFound / kInvalidArgument name the reference.
+Result<catalog::DatasetRow> FindDataset(catalog::Catalog& catalog, const std::string& reference);
+
 // `scisearch show PATH|dataset:ID [--json]`: what the catalog knows of one dataset:
 // its fields, its links with their evidence, and its tags with source, confidence
 // and evidence. PATH may be any member file (a .ser shows its .emi's dataset).

@@ -14,6 +14,7 @@
 #include "cli/keyphrase_command.h"
 #include "cli/search_commands.h"
 #include "cli/serve_command.h"
+#include "cli/vision_command.h"
 #include "formats/formats.h"
 #include "ingest/ingest.h"
 #include "simulate/simulate.h"
@@ -374,6 +375,91 @@ int Main(int argc, char** argv) {
                          "Folder of the web UI (default: the installed one)");
   add_data_dir(server_app);
 
+  VisionCommand vision_command;
+  auto* vision_app = app.add_subcommand(
+      "vision", "Train, evaluate and run the CNN that tags images (docs/vision.md)");
+  vision_app->require_subcommand(1);
+  auto add_model_options = [&](CLI::App* sub, bool training) {
+    sub->add_option("--model", vision_command.model,
+                    training ? "Model file to write" : "Model file to use")
+        ->required();
+    sub->add_option("--threads", vision_command.threads, "Threads for reading and the network")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 256));
+    add_data_dir(sub);
+  };
+  auto add_training_options = [&](CLI::App* sub) {
+    sub->add_option("--epochs", vision_command.epochs, "Passes over the images (default 30)");
+    sub->add_option("--frame-side", vision_command.frame_side,
+                    "Longer side images are reduced to (default 192)");
+    sub->add_option("--tile-side", vision_command.tile_side,
+                    "Side of the square tiles the network reads (default 96)");
+    sub->add_option("--seed", vision_command.seed, "Random seed")->capture_default_str();
+  };
+  auto add_transfer_options = [&](CLI::App* sub) {
+    sub->add_option("--pretrained", vision_command.pretrained,
+                    "Stage-1 model whose convolutional layers are reused (frozen)");
+    sub->add_flag("--fine-tune", vision_command.fine_tune,
+                  "With --pretrained: let the last convolutional block learn too");
+    sub->add_option("--groups", vision_command.groups_csv,
+                    "CSV with path,group columns: images of a group stay together");
+  };
+  auto* vision_train = vision_app->add_subcommand(
+      "train", "Train on a folder per class, or (no --from-folders) on validated tags");
+  vision_train->add_option("--from-folders", vision_command.from_folders,
+                           "Folder holding one folder of images per class");
+  vision_train
+      ->add_option("--min-examples", vision_command.min_examples,
+                   "Catalog training: datasets a tag needs to be learned")
+      ->capture_default_str();
+  add_model_options(vision_train, true);
+  add_training_options(vision_train);
+  add_transfer_options(vision_train);
+  auto* vision_pretrain = vision_app->add_subcommand(
+      "pretrain", "Stage 1: train on the operating mode the catalog's metadata tells");
+  vision_pretrain
+      ->add_option("--max-per-mode", vision_command.max_per_mode, "Images of each mode at most")
+      ->capture_default_str();
+  vision_pretrain->add_option("--root", vision_command.root, "Only datasets under this folder");
+  add_model_options(vision_pretrain, true);
+  add_training_options(vision_pretrain);
+  auto* vision_evaluate = vision_app->add_subcommand(
+      "evaluate", "Grouped, stratified k-fold cross-validation on a folder per class");
+  vision_evaluate
+      ->add_option("--from-folders", vision_command.from_folders,
+                   "Folder holding one folder of images per class")
+      ->required();
+  vision_evaluate->add_option("--folds", vision_command.folds, "Folds")
+      ->capture_default_str()
+      ->check(CLI::Range(2, 100));
+  vision_evaluate->add_flag("--json", vision_command.json, "Print one JSON object");
+  vision_evaluate->add_option("--threads", vision_command.threads, "Threads")
+      ->capture_default_str();
+  add_training_options(vision_evaluate);
+  add_transfer_options(vision_evaluate);
+  auto* vision_predict =
+      vision_app->add_subcommand("predict", "Print the labels a model sees in image files");
+  vision_predict->add_option("PATH", vision_command.paths, "Image files")->required();
+  vision_predict->add_flag("--json", vision_command.json, "One JSON object per line");
+  add_model_options(vision_predict, false);
+  auto* vision_tag = vision_app->add_subcommand(
+      "tag", "Write a model's image tags and embeddings into the catalog");
+  vision_tag->add_option("--root", vision_command.root, "Only datasets under this folder");
+  vision_tag
+      ->add_option("--min-confidence", vision_command.min_confidence,
+                   "Labels below this confidence are not written")
+      ->capture_default_str();
+  vision_tag->add_flag("--redo", vision_command.redo, "Also datasets this model already saw");
+  add_model_options(vision_tag, false);
+  auto* vision_similar = vision_app->add_subcommand(
+      "similar", "The datasets whose images look most like one dataset's");
+  vision_similar->add_option("REFERENCE", vision_command.paths, "PATH or dataset:ID")
+      ->required()
+      ->expected(1);
+  vision_similar->add_option("--top", vision_command.top, "How many")->capture_default_str();
+  vision_similar->add_flag("--json", vision_command.json, "One JSON object per line");
+  add_data_dir(vision_similar);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -388,6 +474,11 @@ int Main(int argc, char** argv) {
   if (*shower) return RunShow(data_dir, show_reference, show_json);
   if (*keyphraser) return RunKeyphrases(keyphrases_in, keyphrases_top, std::cout, std::cerr);
   if (*add_docs) return RunAddDocs(data_dir, docs_paths, docs_kind, docs_log_config);
+  if (*vision_app) {
+    for (const auto* sub : vision_app->get_subcommands()) vision_command.action = sub->get_name();
+    vision_command.data_dir = data_dir;
+    return ExecVision(vision_command);
+  }
   if (*server_app) {
     serve_command.data_dir = data_dir;
     return RunServe(serve_command);

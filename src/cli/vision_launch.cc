@@ -1,0 +1,96 @@
+// Handing `scisearch vision` over to the scisearch-vision executable.
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "cli/search_commands.h"
+#include "cli/vision_command.h"
+
+namespace scisearch::cli {
+
+std::string VisionCommandToJson(const VisionCommand& c) {
+  nlohmann::json j{{"action", c.action},
+                   {"data_dir", c.data_dir.string()},
+                   {"from_folders", c.from_folders},
+                   {"model", c.model},
+                   {"pretrained", c.pretrained},
+                   {"fine_tune", c.fine_tune},
+                   {"groups_csv", c.groups_csv},
+                   {"folds", c.folds},
+                   {"paths", c.paths},
+                   {"json", c.json},
+                   {"epochs", c.epochs},
+                   {"frame_side", c.frame_side},
+                   {"tile_side", c.tile_side},
+                   {"threads", c.threads},
+                   {"max_per_mode", c.max_per_mode},
+                   {"min_examples", c.min_examples},
+                   {"min_confidence", c.min_confidence},
+                   {"root", c.root},
+                   {"redo", c.redo},
+                   {"top", c.top},
+                   {"seed", c.seed}};
+  return j.dump();
+}
+
+Result<VisionCommand> VisionCommandFromJson(const std::string& json) {
+  try {
+    const nlohmann::json j = nlohmann::json::parse(json);
+    VisionCommand c;
+    c.action = j.at("action").get<std::string>();
+    c.data_dir = j.at("data_dir").get<std::string>();
+    c.from_folders = j.at("from_folders").get<std::string>();
+    c.model = j.at("model").get<std::string>();
+    c.pretrained = j.at("pretrained").get<std::string>();
+    c.fine_tune = j.at("fine_tune").get<bool>();
+    c.groups_csv = j.at("groups_csv").get<std::string>();
+    c.folds = j.at("folds").get<int>();
+    c.paths = j.at("paths").get<std::vector<std::string>>();
+    c.json = j.at("json").get<bool>();
+    c.epochs = j.at("epochs").get<int>();
+    c.frame_side = j.at("frame_side").get<int>();
+    c.tile_side = j.at("tile_side").get<int>();
+    c.threads = j.at("threads").get<int>();
+    c.max_per_mode = j.at("max_per_mode").get<int>();
+    c.min_examples = j.at("min_examples").get<int>();
+    c.min_confidence = j.at("min_confidence").get<double>();
+    c.root = j.at("root").get<std::string>();
+    c.redo = j.at("redo").get<bool>();
+    c.top = j.at("top").get<int>();
+    c.seed = j.at("seed").get<uint64_t>();
+    return c;
+  } catch (const std::exception& e) {
+    return Status::InvalidArgument(std::string("vision: bad command: ") + e.what());
+  }
+}
+
+int ExecVision(const VisionCommand& command) {
+  constexpr const char* kName = "scisearch-vision";
+  std::vector<std::string> candidates;
+  char self[4096];
+  const ssize_t length = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (length > 0) {
+    const std::string exe(self, size_t(length));
+    candidates.push_back(exe.substr(0, exe.rfind('/') + 1) + kName);
+  }
+#ifdef SCISEARCH_VISION_PATH
+  candidates.push_back(SCISEARCH_VISION_PATH);
+#endif
+#ifdef SCISEARCH_INSTALL_BINDIR
+  candidates.push_back(std::string(SCISEARCH_INSTALL_BINDIR) + "/" + kName);
+#endif
+  const std::string json = VisionCommandToJson(command);
+  for (const std::string& path : candidates) {
+    if (::access(path.c_str(), X_OK) != 0) continue;
+    const char* argv[] = {path.c_str(), "--command", json.c_str(), nullptr};
+    ::execv(path.c_str(), const_cast<char* const*>(argv));
+    return Fail(Status::IoError("vision: cannot start " + path + ": " + std::strerror(errno)), 2);
+  }
+  return Fail(Status::NotFound(std::string("vision: ") + kName +
+                               " is not installed beside scisearch nor where it was built"),
+              2);
+}
+
+}  // namespace scisearch::cli

@@ -1,0 +1,402 @@
+// What feeds the network and what it writes back: frames from files, training sets from
+// folders and from the catalog, cross-validation, the tagging pass and similar images.
+// No libtorch here: only the Model interface.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <numeric>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "catalog/catalog.h"
+#include "formats/formats.h"
+#include "vision/vision.h"
+
+namespace scisearch::vision {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Calls fn(i) for every i in [0, n) on `threads` threads; fn must be safe to run
+// concurrently for different i.
+template <typename F>
+void ParallelFor(size_t n, int threads, F&& fn) {
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < n; i = next++) fn(i);
+  };
+  const size_t count = std::min<size_t>(n, size_t(std::max(1, threads)));
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < count; ++t) pool.emplace_back(work);
+  work();
+  for (std::thread& t : pool) t.join();
+}
+
+// Reads the frames of `paths` in parallel: frames[i] set or problems[i] non-empty.
+void ReadFrames(const std::vector<std::string>& paths, const Preprocessing& preprocessing,
+                int threads, std::vector<std::optional<FileFrame>>& frames,
+                std::vector<std::string>& problems) {
+  frames.assign(paths.size(), std::nullopt);
+  problems.assign(paths.size(), "");
+  ParallelFor(paths.size(), threads, [&](size_t i) {
+    Result<FileFrame> frame = ReadFileFrame(paths[i], preprocessing);
+    if (frame.ok()) {
+      frames[i] = std::move(*frame);
+    } else {
+      problems[i] = frame.status().message();
+    }
+  });
+}
+
+// The folder a dataset lies in: images of one session folder form one group, so that
+// near-copies of a field of view never sit on both sides of a validation split.
+std::string FolderGroup(const std::string& path) {
+  return fs::path(path).parent_path().generic_string();
+}
+
+std::string Short(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f", v);
+  return buf;
+}
+
+}  // namespace
+
+Result<thumbnail::GreyFrame> Model::PrepareFrame(const formats::NdArray& data, formats::Mode mode,
+                                                 const Preprocessing& preprocessing) {
+  return thumbnail::PrepareGreyFrame(data, mode, preprocessing.frame_side);
+}
+
+Result<FileFrame> ReadFileFrame(const fs::path& path, const Preprocessing& preprocessing) {
+  const std::string where = path.string() + ": ";
+  try {
+    auto reader = formats::OpenDataset(path);
+    if (!reader.ok()) return reader.status();
+    const formats::Dataset& dataset = (*reader)->dataset();
+    const std::optional<size_t> index = thumbnail::ChoosePreviewSignal(dataset);
+    if (!index || !thumbnail::HasFrame(dataset.signals[*index])) {
+      return Status::Unsupported(where + "no image to look at (no signal with a frame)");
+    }
+    const formats::Signal& signal = dataset.signals[*index];
+    // Twice the model's side, so that area averaging sees every other pixel at least.
+    const int64_t read_side = std::max<int64_t>(2 * preprocessing.frame_side, 64);
+    auto data = (*reader)->Read(*index, thumbnail::PreviewSlab(signal, read_side));
+    if (!data.ok()) return data.status();
+    auto frame = Model::PrepareFrame(*data, signal.fields.mode, preprocessing);
+    if (!frame.ok()) return Status::Error(frame.status().code(), where + frame.status().message());
+    return FileFrame{std::move(*frame), signal.fields.mode, int(*index)};
+  } catch (const std::exception& e) {
+    return Status::Internal(where + "reader failed: " + e.what());
+  }
+}
+
+Result<FolderSet> ReadFolderSet(const fs::path& dir, const Preprocessing& preprocessing,
+                                const std::map<std::string, std::string>& groups, int threads) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    return Status::NotFound(dir.string() + ": not a folder of class folders");
+  }
+  std::vector<std::string> class_dirs;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.is_directory() && !name.empty() && name[0] != '.') class_dirs.push_back(name);
+  }
+  if (ec) return Status::IoError(dir.string() + ": " + ec.message());
+  std::sort(class_dirs.begin(), class_dirs.end());
+  std::vector<std::string> paths, relative;
+  std::vector<int> label_of;
+  FolderSet set;
+  for (const std::string& name : class_dirs) {
+    std::vector<std::string> files;
+    for (auto it = fs::recursive_directory_iterator(dir / name, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      if (it->is_regular_file() && formats::IsCandidateFile(it->path())) {
+        files.push_back(it->path().string());
+      }
+    }
+    if (ec) return Status::IoError((dir / name).string() + ": " + ec.message());
+    if (files.empty()) {
+      set.problems.push_back((dir / name).string() + ": no image files; not a class");
+      continue;
+    }
+    std::sort(files.begin(), files.end());
+    for (std::string& f : files) {
+      relative.push_back(fs::relative(f, dir).generic_string());
+      paths.push_back(std::move(f));
+      label_of.push_back(int(set.labels.size()));
+    }
+    set.labels.push_back(name);
+  }
+  if (set.labels.empty()) return Status::NotFound(dir.string() + ": no class folder holds images");
+  std::vector<std::optional<FileFrame>> frames;
+  std::vector<std::string> problems;
+  ReadFrames(paths, preprocessing, threads, frames, problems);
+  for (size_t i = 0; i < paths.size(); ++i) {
+    if (!frames[i]) {
+      set.problems.push_back(problems[i]);
+      continue;
+    }
+    auto g = groups.find(relative[i]);
+    set.examples.push_back(
+        {std::move(frames[i]->frame), {label_of[i]}, g == groups.end() ? "" : g->second, paths[i]});
+  }
+  return set;
+}
+
+Result<CrossValidation> CrossValidate(const std::vector<std::string>& labels,
+                                      const std::vector<LabelledFrame>& examples, int folds,
+                                      const TrainOptions& options, const Model* pretrained) {
+  if (folds < 2) return Status::InvalidArgument("cross-validation needs at least 2 folds");
+  if (options.multi_label) {
+    return Status::InvalidArgument("cross-validation is for single-label training");
+  }
+  const auto started = std::chrono::steady_clock::now();
+  // Whole groups are dealt to folds, label by label, each to the fold that has the fewest
+  // examples of that label so far (largest groups first), so folds stay stratified.
+  std::map<std::string, std::vector<size_t>> groups;
+  for (size_t i = 0; i < examples.size(); ++i) {
+    if (examples[i].labels.size() != 1) {
+      return Status::InvalidArgument(examples[i].source + ": needs exactly one label");
+    }
+    groups[examples[i].group.empty() ? "#" + std::to_string(i) : "g:" + examples[i].group]
+        .push_back(i);
+  }
+  std::vector<const std::vector<size_t>*> order;
+  for (const auto& entry : groups) order.push_back(&entry.second);
+  std::mt19937_64 rng(options.seed);
+  std::shuffle(order.begin(), order.end(), rng);
+  std::stable_sort(order.begin(), order.end(),
+                   [](const auto* a, const auto* b) { return a->size() > b->size(); });
+  std::vector<int> fold_of(examples.size(), 0);
+  std::vector<std::vector<int>> per_label(labels.size(), std::vector<int>(size_t(folds), 0));
+  for (const auto* members : order) {
+    const int label = examples[(*members)[0]].labels[0];
+    auto& counts = per_label[size_t(label)];
+    const int fold = int(std::min_element(counts.begin(), counts.end()) - counts.begin());
+    counts[size_t(fold)] += int(members->size());
+    for (size_t i : *members) fold_of[i] = fold;
+  }
+  CrossValidation cv;
+  cv.predicted.assign(examples.size(), -1);
+  int right_total = 0;
+  for (int fold = 0; fold < folds; ++fold) {
+    std::vector<LabelledFrame> train;
+    std::vector<size_t> test;
+    for (size_t i = 0; i < examples.size(); ++i) {
+      if (fold_of[i] == fold) {
+        test.push_back(i);
+      } else {
+        train.push_back(examples[i]);
+      }
+    }
+    if (test.empty()) continue;
+    TrainOptions fold_options = options;
+    fold_options.seed = options.seed + uint64_t(fold);
+    SCISEARCH_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
+                               Model::Train(labels, train, fold_options, pretrained, nullptr));
+    std::vector<thumbnail::GreyFrame> frames;
+    for (size_t i : test) frames.push_back(examples[i].frame);
+    SCISEARCH_ASSIGN_OR_RETURN(std::vector<Analysis> analyses, model->AnalyseBatch(frames));
+    int right = 0;
+    for (size_t k = 0; k < test.size(); ++k) {
+      const std::string& best = analyses[k].labels[0].label;
+      const int predicted = int(std::find(labels.begin(), labels.end(), best) - labels.begin());
+      cv.predicted[test[k]] = predicted;
+      right += predicted == examples[test[k]].labels[0];
+    }
+    right_total += right;
+    cv.fold_accuracy.push_back(double(right) / double(test.size()));
+  }
+  cv.accuracy = examples.empty() ? 0 : double(right_total) / double(examples.size());
+  cv.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return cv;
+}
+
+Result<FolderSet> ReadModeSet(catalog::Catalog& catalog, const std::string& root,
+                              const Preprocessing& preprocessing, int max_per_label, int threads) {
+  SCISEARCH_ASSIGN_OR_RETURN(std::vector<catalog::DatasetRow> rows,
+                             catalog.ListDatasets(root, "ok"));
+  // Modes whose picture is a frame and that the metadata names for sure.
+  std::map<std::string, std::vector<const catalog::DatasetRow*>> by_mode;
+  for (const catalog::DatasetRow& row : rows) {
+    const formats::Mode mode = row.fields.mode;
+    if (mode == formats::Mode::kUnknown || mode == formats::Mode::kImage ||
+        mode == formats::Mode::kSpectrum || mode == formats::Mode::kSpectrumImage) {
+      continue;
+    }
+    by_mode[std::string(formats::ModeName(mode))].push_back(&row);
+  }
+  FolderSet set;
+  std::vector<std::string> paths;
+  std::vector<int> label_of;
+  for (auto& [mode, members] : by_mode) {
+    // Spread the sample over the whole catalog (path order: instruments, years, sessions).
+    const size_t take = std::min(members.size(), size_t(std::max(1, max_per_label)));
+    for (size_t k = 0; k < take; ++k) {
+      paths.push_back(members[k * members.size() / take]->path);
+      label_of.push_back(int(set.labels.size()));
+    }
+    set.labels.push_back(mode);
+  }
+  if (set.labels.empty()) {
+    return Status::NotFound("the catalog has no image whose metadata tells its mode");
+  }
+  std::vector<std::optional<FileFrame>> frames;
+  std::vector<std::string> problems;
+  ReadFrames(paths, preprocessing, threads, frames, problems);
+  for (size_t i = 0; i < paths.size(); ++i) {
+    if (!frames[i]) {
+      set.problems.push_back(problems[i]);
+      continue;
+    }
+    set.examples.push_back(
+        {std::move(frames[i]->frame), {label_of[i]}, FolderGroup(paths[i]), paths[i]});
+  }
+  return set;
+}
+
+Result<FolderSet> ReadValidatedTagSet(catalog::Catalog& catalog, const Preprocessing& preprocessing,
+                                      int min_examples, int threads) {
+  SCISEARCH_ASSIGN_OR_RETURN(std::vector<catalog::ValidatedTags> validated,
+                             catalog.ListValidatedTags());
+  std::map<std::string, int> count;
+  for (const auto& v : validated) {
+    for (const std::string& tag : v.accepted) ++count[tag];
+  }
+  FolderSet set;
+  std::map<std::string, int> index;
+  for (const auto& [tag, n] : count) {
+    if (n >= min_examples) {
+      index[tag] = int(set.labels.size());
+      set.labels.push_back(tag);
+    }
+  }
+  if (set.labels.empty()) {
+    return Status::NotFound("no accepted tag is carried by at least " +
+                            std::to_string(min_examples) + " datasets: nothing to learn yet");
+  }
+  std::vector<std::string> paths;
+  for (const auto& v : validated) paths.push_back(v.path);
+  std::vector<std::optional<FileFrame>> frames;
+  std::vector<std::string> problems;
+  ReadFrames(paths, preprocessing, threads, frames, problems);
+  for (size_t i = 0; i < validated.size(); ++i) {
+    if (!frames[i]) {
+      // A validated spectrum has no frame: not an image to learn from, not a problem.
+      if (problems[i].find("no image to look at") == std::string::npos) {
+        set.problems.push_back(problems[i]);
+      }
+      continue;
+    }
+    std::vector<int> labels;
+    for (const std::string& tag : validated[i].accepted) {
+      auto it = index.find(tag);
+      if (it != index.end()) labels.push_back(it->second);
+    }
+    set.examples.push_back(
+        {std::move(frames[i]->frame), std::move(labels), FolderGroup(paths[i]), paths[i]});
+  }
+  return set;
+}
+
+Result<TagPassReport> TagCatalog(catalog::Catalog& catalog, const Model& model,
+                                 const TagPassOptions& options) {
+  const auto started = std::chrono::steady_clock::now();
+  SCISEARCH_ASSIGN_OR_RETURN(
+      std::vector<catalog::DatasetPath> todo,
+      catalog.DatasetsWithoutImageAnalysis(options.root, options.redo ? "" : model.id()));
+  TagPassReport report;
+  const size_t chunk = size_t(std::max(1, options.batch)) * 4;
+  catalog::Catalog::BatchWriter writer(catalog, 256);
+  for (size_t at = 0; at < todo.size(); at += chunk) {
+    const size_t end = std::min(todo.size(), at + chunk);
+    std::vector<std::string> paths;
+    for (size_t i = at; i < end; ++i) paths.push_back(todo[i].path);
+    std::vector<std::optional<FileFrame>> frames;
+    std::vector<std::string> problems;
+    ReadFrames(paths, model.preprocessing(), options.threads, frames, problems);
+    std::vector<thumbnail::GreyFrame> batch;
+    std::vector<size_t> batch_index;
+    auto flush_batch = [&]() -> Status {
+      if (batch.empty()) return Status::Ok();
+      SCISEARCH_ASSIGN_OR_RETURN(std::vector<Analysis> analyses, model.AnalyseBatch(batch));
+      for (size_t k = 0; k < analyses.size(); ++k) {
+        const size_t i = batch_index[k];
+        catalog::ImageAnalysisRecord record;
+        record.dataset_id = todo[at + i].id;
+        record.model_id = model.id();
+        record.signal_index = frames[i]->signal_index;
+        record.embedding = std::move(analyses[k].embedding);
+        for (const LabelScore& score : analyses[k].labels) {
+          if (score.confidence < options.min_confidence) break;  // most confident first
+          record.tags.push_back(
+              {score.label, "image", score.confidence,
+               "CNN " + model.id() + " sees it in the image (" + Short(score.confidence) + ")"});
+          if (!model.multi_label()) break;  // one class per image
+        }
+        Status put = writer.PutImageAnalysis(record);
+        if (!put.ok()) {
+          ++report.failed;
+          if (report.problems.size() < 100)
+            report.problems.push_back(paths[i] + ": " + put.message());
+          continue;
+        }
+        ++report.analysed;
+        report.tags_written += int64_t(record.tags.size());
+      }
+      batch.clear();
+      batch_index.clear();
+      return Status::Ok();
+    };
+    for (size_t i = 0; i < paths.size(); ++i) {
+      if (!frames[i]) {
+        if (problems[i].find("no image to look at") != std::string::npos) {
+          ++report.skipped;
+        } else {
+          ++report.failed;
+          if (report.problems.size() < 100) report.problems.push_back(problems[i]);
+        }
+        continue;
+      }
+      batch.push_back(frames[i]->frame);
+      batch_index.push_back(i);
+      if (batch.size() >= size_t(std::max(1, options.batch))) {
+        SCISEARCH_RETURN_IF_ERROR(flush_batch());
+      }
+    }
+    SCISEARCH_RETURN_IF_ERROR(flush_batch());
+    if (options.on_progress) options.on_progress(int64_t(end), int64_t(todo.size()));
+  }
+  SCISEARCH_RETURN_IF_ERROR(writer.Flush());
+  report.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return report;
+}
+
+Result<std::vector<SimilarDataset>> FindSimilar(catalog::Catalog& catalog, int64_t dataset_id,
+                                                int limit) {
+  SCISEARCH_ASSIGN_OR_RETURN(catalog::StoredEmbedding query, catalog.GetImageEmbedding(dataset_id));
+  SCISEARCH_ASSIGN_OR_RETURN(std::vector<catalog::StoredEmbedding> all,
+                             catalog.ImageEmbeddings(query.model_id));
+  std::vector<SimilarDataset> out;
+  for (const catalog::StoredEmbedding& e : all) {
+    if (e.dataset_id == dataset_id || e.vector.size() != query.vector.size()) continue;
+    double dot = 0;
+    for (size_t i = 0; i < e.vector.size(); ++i) dot += double(e.vector[i]) * query.vector[i];
+    out.push_back({e.dataset_id, dot});
+  }
+  const size_t keep = std::min(out.size(), size_t(std::max(0, limit)));
+  std::partial_sort(out.begin(), out.begin() + ptrdiff_t(keep), out.end(),
+                    [](const SimilarDataset& a, const SimilarDataset& b) {
+                      return a.similarity > b.similarity ||
+                             (a.similarity == b.similarity && a.dataset_id < b.dataset_id);
+                    });
+  out.resize(keep);
+  return out;
+}
+
+}  // namespace scisearch::vision

@@ -1,0 +1,252 @@
+// The vision module: a compact CNN that tags images, trained the way a facility with few
+// expert labels can (issue 7). Stage 1 trains the whole network on labels the metadata
+// gives for free (the operating mode); stage 2 freezes its convolutional layers and trains
+// only the dense head on the tags experts validated.
+//
+// This header is the module's whole interface and includes no libtorch header: libtorch
+// stays inside the module's own translation units (it compiles slowly and costs 0.35 s
+// per process start only when a model is actually used).
+//
+// Thread safety: a Model may be used by one thread at a time. Train and Load may run on
+// any thread; each sets libtorch's intra-op thread count to the `threads` it is given
+// (libtorch's count is per process: the last call wins).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "thumbnail/thumbnail.h"
+
+namespace scisearch::catalog {
+class Catalog;
+}
+
+namespace scisearch::vision {
+
+// How a frame becomes the network's input; stored in every model file, so that a model
+// always sees images prepared as in its training.
+struct Preprocessing {
+  int frame_side = 192;    // frames are area-averaged to this longer side (smaller stay)
+  int tile_side = 96;      // the network reads square tiles of this side cut from the frame
+  int tiles_per_side = 3;  // inference averages a grid of at most this many tiles per side
+};
+
+// The network's widths: the five convolutional blocks and the dense head's hidden layer.
+// The embedding is the last block's width.
+struct Architecture {
+  std::vector<int> channels = {16, 32, 48, 64, 96};
+  int hidden = 64;
+};
+
+// One image to learn from.
+struct LabelledFrame {
+  thumbnail::GreyFrame frame;  // prepared at Preprocessing::frame_side
+  std::vector<int> labels;     // indexes into the label list; exactly one unless multi-label
+                               // (multi-label: every label not listed counts as absent)
+  std::string group;           // frames of one group (one field of view, one sample) never straddle
+                               // the training/validation split; "" = a group of its own
+  std::string source;          // where it came from (a path), for messages
+};
+
+// How the convolutional layers of a `pretrained` model are reused.
+enum class Transfer {
+  kNone,              // train everything from scratch (no pretrained model)
+  kFreezeFeatures,    // keep the pretrained convolutional layers fixed; train the head
+  kFineTuneLastBlock  // as kFreezeFeatures, but the last convolutional block also learns
+};
+
+struct TrainOptions {
+  Preprocessing preprocessing;  // ignored with a pretrained model: its own is kept
+  Architecture architecture;    // ignored with a pretrained model: its own is kept
+  bool multi_label = false;     // sigmoid per label (tags) rather than softmax (classes)
+  int epochs = 30;
+  int batch_size = 32;
+  int tiles_per_image = 4;  // random tiles drawn from each image per epoch
+  double learning_rate = 2e-3;
+  double weight_decay = 1e-4;
+  // Part of the groups held out to calibrate the confidences (temperature scaling) and to
+  // report validation figures; 0 = none (confidences stay uncalibrated).
+  double validation_fraction = 0.2;
+  Transfer transfer = Transfer::kNone;
+  int threads = 2;
+  uint64_t seed = 1;
+  // Called after every epoch with (epoch, epochs, mean training loss); may be empty.
+  std::function<void(int, int, double)> on_epoch;
+};
+
+// What training measured.
+struct TrainReport {
+  int train_images = 0;
+  int validation_images = 0;
+  int epochs = 0;
+  double seconds = 0;
+  double final_loss = 0;
+  // On the validation images, after calibration: single-label accuracy, or for
+  // multi-label the micro-averaged precision and recall at confidence 0.5; and the
+  // expected calibration error (10 bins). NaN when there was no validation image.
+  double validation_accuracy = 0;
+  double validation_precision = 0;
+  double validation_recall = 0;
+  double validation_ece = 0;
+  double temperature = 1;
+};
+
+// A label and how sure the model is of it (a calibrated probability, 0..1).
+struct LabelScore {
+  std::string label;
+  double confidence = 0;
+};
+
+// What a model makes of one frame.
+struct Analysis {
+  std::vector<LabelScore> labels;  // every label, most confident first
+  std::vector<float> embedding;    // unit length; compare two by their dot product
+};
+
+class Model {
+ public:
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  // Trains a model on `examples` with the label list `labels`. With `pretrained`, its
+  // preprocessing, architecture and convolutional weights are the start, reused as
+  // options.transfer says; options.transfer must be kNone exactly when `pretrained` is
+  // null. Errors: kInvalidArgument for no examples, a label index outside `labels`, a
+  // single-label example without exactly one label, or a transfer without a pretrained
+  // model. `report` (may be null) receives the figures.
+  static Result<std::unique_ptr<Model>> Train(const std::vector<std::string>& labels,
+                                              const std::vector<LabelledFrame>& examples,
+                                              const TrainOptions& options, const Model* pretrained,
+                                              TrainReport* report);
+
+  // Reads a model file written by Save. Errors name the file and the reason: kNotFound,
+  // kCorrupt (bad magic, damaged or truncated content, weights that do not fit the
+  // architecture), kUnsupported (a newer model format).
+  static Result<std::unique_ptr<Model>> Load(const std::filesystem::path& path, int threads = 2);
+
+  // Writes the model as one file (atomically: a temporary file renamed into place): its
+  // labels, preprocessing, architecture, calibration, training report and weights.
+  Status Save(const std::filesystem::path& path) const;
+
+  // The frame a file's image becomes for this model: thumbnail::PrepareGreyFrame at the
+  // model's frame side. Pure; any thread.
+  static Result<thumbnail::GreyFrame> PrepareFrame(const formats::NdArray& data, formats::Mode mode,
+                                                   const Preprocessing& preprocessing);
+
+  // Labels and embedding of `frame` (prepared at preprocessing().frame_side; any size of
+  // at least 8 x 8 pixels is accepted). kInvalidArgument for a smaller or empty frame.
+  Result<Analysis> Analyse(const thumbnail::GreyFrame& frame) const;
+  // As Analyse for many frames at once (faster: one batch).
+  Result<std::vector<Analysis>> AnalyseBatch(const std::vector<thumbnail::GreyFrame>& frames) const;
+
+  const std::vector<std::string>& labels() const;
+  bool multi_label() const;
+  const Preprocessing& preprocessing() const;
+  const TrainReport& report() const;
+  // A short identifier of the weights (16 hex digits), kept with what the model wrote.
+  const std::string& id() const;
+
+  struct Impl;
+
+ private:
+  explicit Model(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// --- Images from files -------------------------------------------------------
+
+// The image of the file at `path` (the first signal with a frame; the first frame of a
+// stack) prepared for `preprocessing`, and its operating mode. kUnsupported when the
+// dataset has no frame (spectra), other errors as formats::OpenDataset and Read give them.
+struct FileFrame {
+  thumbnail::GreyFrame frame;
+  formats::Mode mode = formats::Mode::kUnknown;
+  int signal_index = 0;
+};
+Result<FileFrame> ReadFileFrame(const std::filesystem::path& path,
+                                const Preprocessing& preprocessing);
+
+// A training set laid out as one folder per class (DIR/<label>/<image files>), labels in
+// name order. Files no reader knows are skipped; files that fail to read are listed in
+// `problems` as "PATH: reason" and skipped. `groups` maps a path relative to DIR (as
+// "class/file.jpg") to its group; files it does not name are groups of their own.
+struct FolderSet {
+  std::vector<std::string> labels;
+  std::vector<LabelledFrame> examples;
+  std::vector<std::string> problems;
+};
+Result<FolderSet> ReadFolderSet(const std::filesystem::path& dir,
+                                const Preprocessing& preprocessing,
+                                const std::map<std::string, std::string>& groups, int threads);
+
+// --- Evaluation --------------------------------------------------------------
+
+// Grouped k-fold cross-validation of single-label training: the groups are dealt to
+// `folds` folds within each label (stratified), each fold is predicted by a model trained
+// on the others. Returns the accuracy of every fold and, in `predicted`, the predicted
+// label index of every example (may be null).
+struct CrossValidation {
+  std::vector<double> fold_accuracy;
+  double accuracy = 0;  // over all examples
+  std::vector<int> predicted;
+  double seconds = 0;
+};
+Result<CrossValidation> CrossValidate(const std::vector<std::string>& labels,
+                                      const std::vector<LabelledFrame>& examples, int folds,
+                                      const TrainOptions& options, const Model* pretrained);
+
+// --- The catalog pass ----------------------------------------------------------
+
+// Stage 1 examples: every dataset in state "ok" under `root` ("" = all) with a frame and a
+// known mode (not "unknown" or plain "image"), labelled by mode, at most `max_per_label`
+// of each mode (spread over the catalog's path order). Labels are the modes found, in
+// name order. Unreadable files go to `problems`.
+Result<FolderSet> ReadModeSet(catalog::Catalog& catalog, const std::string& root,
+                              const Preprocessing& preprocessing, int max_per_label, int threads);
+
+// Stage 2 examples: every dataset with a tag someone accepted (or an expert added),
+// multi-label; labels are the accepted tag values carried by at least `min_examples`
+// datasets, in name order.
+Result<FolderSet> ReadValidatedTagSet(catalog::Catalog& catalog, const Preprocessing& preprocessing,
+                                      int min_examples, int threads);
+
+struct TagPassOptions {
+  std::string root;             // "" = the whole catalog
+  double min_confidence = 0.5;  // labels below this are not written as tags
+  bool redo = false;            // also datasets this model already analysed
+  int threads = 2;              // file reading; the model uses its own threads
+  int batch = 16;               // frames per model call
+  std::function<void(int64_t done, int64_t total)> on_progress;  // may be empty
+};
+struct TagPassReport {
+  int64_t analysed = 0;
+  int64_t skipped = 0;  // no frame (spectra) or already analysed
+  int64_t failed = 0;
+  int64_t tags_written = 0;
+  double seconds = 0;
+  std::vector<std::string> problems;  // "PATH: reason", at most 100
+};
+// Analyses every dataset under options.root that `model` has not analysed yet: writes its
+// labels at or above min_confidence as tags of source "image" (replacing the image tags
+// this or an earlier model suggested; validated tags keep their state) and its embedding.
+Result<TagPassReport> TagCatalog(catalog::Catalog& catalog, const Model& model,
+                                 const TagPassOptions& options);
+
+// The datasets whose stored embeddings are nearest to dataset `dataset_id`'s (same model),
+// most similar first, at most `limit`, with their cosine similarity. kNotFound when the
+// dataset has no embedding.
+struct SimilarDataset {
+  int64_t dataset_id = 0;
+  double similarity = 0;
+};
+Result<std::vector<SimilarDataset>> FindSimilar(catalog::Catalog& catalog, int64_t dataset_id,
+                                                int limit);
+
+}  // namespace scisearch::vision

@@ -1,0 +1,337 @@
+// The vision module: preprocessing invariants, a tiny training run that must learn a
+// separable toy set, the model file (round trip, refusal of damaged files), the catalog pass
+// (image tags, embeddings, similar images) and the stage-2 training set from validated tags.
+#include "vision/vision.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "catalog/catalog.h"
+#include "ingest/ingest.h"
+#include "test_util.h"
+#include "thumbnail/thumbnail.h"
+
+namespace scisearch::vision {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+// A toy micrograph of `side` x `side` uint8 pixels: bright round particles on a dark
+// ground ("dots") or parallel bands at a random angle and spacing ("stripes"), with noise.
+formats::NdArray ToyImage(bool dots, int side, std::mt19937_64& rng) {
+  formats::NdArray a;
+  a.dtype = formats::DType::kUInt8;
+  a.shape = {side, side};
+  a.bytes.assign(size_t(side) * size_t(side), 0);
+  std::uniform_real_distribution<double> u(0, 1);
+  std::normal_distribution<double> noise(0, 12);
+  std::vector<std::pair<double, double>> centres;
+  for (int k = 0; k < side * side / 400; ++k) centres.emplace_back(u(rng) * side, u(rng) * side);
+  const double angle = u(rng) * M_PI, period = 8 + 8 * u(rng), radius = 3 + 2 * u(rng);
+  for (int y = 0; y < side; ++y) {
+    for (int x = 0; x < side; ++x) {
+      double v = 40;
+      if (dots) {
+        for (const auto& [cy, cx] : centres) {
+          if (std::hypot(y - cy, x - cx) < radius) v = 210;
+        }
+      } else {
+        const double t = x * std::cos(angle) + y * std::sin(angle);
+        v = 125 + 85 * std::sin(2 * M_PI * t / period);
+      }
+      a.bytes[size_t(y * side + x)] = uint8_t(std::clamp(v + noise(rng), 0.0, 255.0));
+    }
+  }
+  return a;
+}
+
+// Writes `array` as a PNG file (through the thumbnail renderer, which keeps a frame of
+// more than half its maximum side as it is).
+void WritePng(const formats::NdArray& array, const fs::path& path) {
+  auto png = thumbnail::RenderThumbnail(array, formats::Mode::kImage, 256);
+  ASSERT_TRUE(png.ok()) << png.status().message();
+  testing::WriteFileBytes(path, png->bytes);
+}
+
+// Options small enough for a test run of a few seconds.
+TrainOptions ToyOptions() {
+  TrainOptions o;
+  o.preprocessing = {64, 32, 2};
+  o.architecture.channels = {8, 16, 16};
+  o.architecture.hidden = 16;
+  o.epochs = 12;
+  o.batch_size = 16;
+  o.learning_rate = 3e-3;
+  o.threads = 2;
+  return o;
+}
+
+std::vector<LabelledFrame> ToySet(int per_class, uint64_t seed, const Preprocessing& prep) {
+  std::mt19937_64 rng(seed);
+  std::vector<LabelledFrame> out;
+  for (int i = 0; i < 2 * per_class; ++i) {
+    const bool dots = i % 2 == 0;
+    auto frame = Model::PrepareFrame(ToyImage(dots, 96, rng), formats::Mode::kImage, prep);
+    EXPECT_TRUE(frame.ok());
+    out.push_back({*frame, {dots ? 0 : 1}, "", "toy" + std::to_string(i)});
+  }
+  return out;
+}
+
+double Accuracy(const Model& model, const std::vector<LabelledFrame>& set) {
+  std::vector<thumbnail::GreyFrame> frames;
+  for (const auto& e : set) frames.push_back(e.frame);
+  auto analyses = model.AnalyseBatch(frames);
+  EXPECT_TRUE(analyses.ok());
+  if (!analyses.ok()) return 0;
+  int right = 0;
+  for (size_t i = 0; i < set.size(); ++i) {
+    right += (*analyses)[i].labels[0].label == model.labels()[size_t(set[i].labels[0])];
+  }
+  return double(right) / double(set.size());
+}
+
+TEST(PreprocessingTest, FramesAreBoundedStretchedAndInvariantToGainAndOffset) {
+  std::mt19937_64 rng(3);
+  formats::NdArray image = ToyImage(true, 300, rng);
+  auto frame = thumbnail::PrepareGreyFrame(image, formats::Mode::kImage, 128);
+  ASSERT_TRUE(frame.ok());
+  EXPECT_EQ(frame->height, 128);
+  EXPECT_EQ(frame->width, 128);
+  ASSERT_EQ(frame->pixels.size(), 128u * 128u);
+  float lo = 1, hi = 0;
+  for (float v : frame->pixels) lo = std::min(lo, v), hi = std::max(hi, v);
+  EXPECT_EQ(lo, 0.0f);
+  EXPECT_EQ(hi, 1.0f);
+
+  // The same picture as float32 counts with another gain and offset: the same frame.
+  formats::NdArray scaled;
+  scaled.dtype = formats::DType::kFloat32;
+  scaled.shape = image.shape;
+  scaled.bytes.resize(image.bytes.size() * 4);
+  for (size_t i = 0; i < image.bytes.size(); ++i) {
+    const float v = 7.5f * image.bytes[i] - 1000.0f;
+    std::memcpy(&scaled.bytes[i * 4], &v, 4);
+  }
+  auto same = thumbnail::PrepareGreyFrame(scaled, formats::Mode::kImage, 128);
+  ASSERT_TRUE(same.ok());
+  for (size_t i = 0; i < frame->pixels.size(); ++i) {
+    ASSERT_NEAR(frame->pixels[i], same->pixels[i], 1e-5) << i;
+  }
+
+  // Small frames keep their size; a flat frame is mid grey; NaN pixels are mid grey.
+  formats::NdArray flat;
+  flat.dtype = formats::DType::kFloat32;
+  flat.shape = {1, 20, 30};
+  flat.bytes.assign(20 * 30 * 4, 0);
+  const float nan = std::nanf("");
+  std::memcpy(&flat.bytes[0], &nan, 4);
+  auto small = thumbnail::PrepareGreyFrame(flat, formats::Mode::kImage, 128);
+  ASSERT_TRUE(small.ok());
+  EXPECT_EQ(small->height, 20);
+  EXPECT_EQ(small->width, 30);
+  for (float v : small->pixels) ASSERT_EQ(v, 0.5f);
+
+  // A spectrum is no frame; a byte count that does not match the shape is refused.
+  formats::NdArray spectrum;
+  spectrum.dtype = formats::DType::kUInt8;
+  spectrum.shape = {1, 64};
+  spectrum.bytes.assign(64, 1);
+  EXPECT_EQ(thumbnail::PrepareGreyFrame(spectrum, formats::Mode::kImage, 128).status().code(),
+            ErrorCode::kInvalidArgument);
+  image.bytes.pop_back();
+  EXPECT_EQ(thumbnail::PrepareGreyFrame(image, formats::Mode::kImage, 128).status().code(),
+            ErrorCode::kInvalidArgument);
+}
+
+TEST(TrainTest, LearnsASeparableToySetAndSurvivesASaveLoadRoundTrip) {
+  TrainOptions options = ToyOptions();
+  const std::vector<LabelledFrame> train = ToySet(40, 11, options.preprocessing);
+  const std::vector<LabelledFrame> test = ToySet(20, 12, options.preprocessing);
+  TrainReport report;
+  auto model = Model::Train({"dots", "stripes"}, train, options, nullptr, &report);
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  EXPECT_EQ(report.train_images + report.validation_images, 80);
+  EXPECT_GT(report.validation_images, 0);
+  EXPECT_GE(Accuracy(**model, test), 0.9);
+
+  TempDir dir;
+  const fs::path file = dir.path() / "toy.model";
+  ASSERT_TRUE((*model)->Save(file).ok());
+  auto loaded = Model::Load(file, 2);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  EXPECT_EQ((*loaded)->labels(), (*model)->labels());
+  EXPECT_EQ((*loaded)->id(), (*model)->id());
+  EXPECT_EQ((*loaded)->preprocessing().tile_side, 32);
+  EXPECT_EQ((*loaded)->report().train_images, report.train_images);
+  auto a = (*model)->Analyse(test[0].frame);
+  auto b = (*loaded)->Analyse(test[0].frame);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ(a->labels.size(), b->labels.size());
+  for (size_t i = 0; i < a->labels.size(); ++i) {
+    EXPECT_EQ(a->labels[i].label, b->labels[i].label);
+    EXPECT_NEAR(a->labels[i].confidence, b->labels[i].confidence, 1e-6);
+  }
+  ASSERT_EQ(a->embedding.size(), 16u);
+  double norm = 0;
+  for (size_t i = 0; i < a->embedding.size(); ++i) {
+    EXPECT_NEAR(a->embedding[i], b->embedding[i], 1e-6);
+    norm += double(a->embedding[i]) * a->embedding[i];
+  }
+  EXPECT_NEAR(norm, 1.0, 1e-4);
+
+  // Stage 2 on top: frozen features, a new head, new labels.
+  TrainOptions head = options;
+  head.transfer = Transfer::kFreezeFeatures;
+  head.epochs = 6;
+  auto transferred = Model::Train({"particles", "bands"}, train, head, loaded->get(), nullptr);
+  ASSERT_TRUE(transferred.ok()) << transferred.status().message();
+  EXPECT_GE(Accuracy(**transferred, test), 0.9);
+  // The frozen layers did not move: the embedding (features) is the stage-1 model's.
+  auto c = (*transferred)->Analyse(test[0].frame);
+  ASSERT_TRUE(c.ok());
+  for (size_t i = 0; i < c->embedding.size(); ++i)
+    EXPECT_NEAR(c->embedding[i], a->embedding[i], 1e-5);
+}
+
+TEST(TrainTest, RefusesBadInput) {
+  TrainOptions options = ToyOptions();
+  std::vector<LabelledFrame> set = ToySet(2, 1, options.preprocessing);
+  EXPECT_EQ(Model::Train({"a", "b"}, {}, options, nullptr, nullptr).status().code(),
+            ErrorCode::kInvalidArgument);
+  set[0].labels = {5};
+  auto bad = Model::Train({"a", "b"}, set, options, nullptr, nullptr);
+  EXPECT_EQ(bad.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("toy0"), std::string::npos) << bad.status().message();
+  set[0].labels = {0};
+  options.transfer = Transfer::kFreezeFeatures;
+  EXPECT_EQ(Model::Train({"a", "b"}, set, options, nullptr, nullptr).status().code(),
+            ErrorCode::kInvalidArgument);
+}
+
+TEST(ModelFileTest, RefusesDamagedTruncatedAndForeignFiles) {
+  TrainOptions options = ToyOptions();
+  options.epochs = 1;
+  auto model = Model::Train({"dots", "stripes"}, ToySet(4, 2, options.preprocessing), options,
+                            nullptr, nullptr);
+  ASSERT_TRUE(model.ok());
+  TempDir dir;
+  const fs::path good = dir.path() / "good.model";
+  ASSERT_TRUE((*model)->Save(good).ok());
+  const std::vector<uint8_t> bytes = testing::ReadFileBytes(good);
+
+  std::vector<uint8_t> flipped = bytes;
+  flipped[flipped.size() / 2] ^= 0x40;
+  testing::WriteFileBytes(dir.path() / "flipped.model", flipped);
+  auto r = Model::Load(dir.path() / "flipped.model");
+  EXPECT_EQ(r.status().code(), ErrorCode::kCorrupt);
+  EXPECT_NE(r.status().message().find("flipped.model"), std::string::npos);
+  EXPECT_NE(r.status().message().find("checksum"), std::string::npos) << r.status().message();
+
+  testing::WriteFileBytes(dir.path() / "short.model",
+                          std::vector<uint8_t>(bytes.begin(), bytes.begin() + bytes.size() / 3));
+  EXPECT_EQ(Model::Load(dir.path() / "short.model").status().code(), ErrorCode::kCorrupt);
+  const std::string foreign = "PK\x03\x04 not a model at all, really";
+  testing::WriteFileBytes(dir.path() / "foreign.model",
+                          std::vector<uint8_t>(foreign.begin(), foreign.end()));
+  EXPECT_EQ(Model::Load(dir.path() / "foreign.model").status().code(), ErrorCode::kCorrupt);
+  EXPECT_EQ(Model::Load(dir.path() / "absent.model").status().code(), ErrorCode::kNotFound);
+}
+
+TEST(CatalogPassTest, TagsEmbedsFindsSimilarAndLearnsFromValidatedTags) {
+  TempDir dir;
+  const fs::path classes = dir.path() / "classes";
+  const fs::path tree = dir.path() / "tree";
+  std::mt19937_64 rng(5);
+  for (int i = 0; i < 24; ++i) {
+    const bool dots = i % 2 == 0;
+    const std::string name = std::string(dots ? "dots" : "stripes") + std::to_string(i) + ".png";
+    fs::create_directories(classes / (dots ? "dots" : "stripes"));
+    fs::create_directories(tree / "session");
+    const formats::NdArray image = ToyImage(dots, 160, rng);
+    WritePng(image, classes / (dots ? "dots" : "stripes") / name);
+    WritePng(image, tree / "session" / name);
+  }
+  const std::string broken = "\x89PNG\r\n\x1a\n broken";
+  testing::WriteFileBytes(classes / "dots" / "broken.png",
+                          std::vector<uint8_t>(broken.begin(), broken.end()));
+
+  TrainOptions options = ToyOptions();
+  auto set = ReadFolderSet(classes, options.preprocessing, {{"dots/dots0.png", "g1"}}, 2);
+  ASSERT_TRUE(set.ok()) << set.status().message();
+  EXPECT_EQ(set->labels, (std::vector<std::string>{"dots", "stripes"}));
+  EXPECT_EQ(set->examples.size(), 24u);
+  ASSERT_EQ(set->problems.size(), 1u);
+  EXPECT_NE(set->problems[0].find("broken.png"), std::string::npos) << set->problems[0];
+  EXPECT_EQ(set->examples[0].group, "g1");
+  auto model = Model::Train(set->labels, set->examples, options, nullptr, nullptr);
+  ASSERT_TRUE(model.ok());
+
+  auto catalog = catalog::Catalog::Open(dir.path() / "data");
+  ASSERT_TRUE(catalog.ok());
+  ingest::IngestOptions ingest_options;
+  ingest_options.thumbnails = false;
+  ASSERT_TRUE(ingest::Ingest(**catalog, fs::canonical(tree), ingest_options).ok());
+
+  TagPassOptions pass;
+  auto report = TagCatalog(**catalog, **model, pass);
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  EXPECT_EQ(report->analysed, 24);
+  EXPECT_EQ(report->failed, 0);
+  EXPECT_GE(report->tags_written, 20);
+  // A second pass finds nothing new for the same model.
+  auto again = TagCatalog(**catalog, **model, pass);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->analysed, 0);
+
+  auto rows = (*catalog)->ListDatasets("", "ok");
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 24u);
+  int right = 0;
+  for (const auto& row : *rows) {
+    auto d = (*catalog)->GetDatasetById(row.id);
+    ASSERT_TRUE(d.ok());
+    const bool dots = fs::path(d->path).filename().string().rfind("dots", 0) == 0;
+    for (const auto& tag : d->tags) {
+      if (tag.source == "image") right += tag.value == (dots ? "dots" : "stripes");
+    }
+  }
+  EXPECT_GE(right, 21);
+
+  // The most similar image of a dots image is mostly dots.
+  const auto& first = (*rows)[0];  // "dots0.png" sorts first
+  auto similar = FindSimilar(**catalog, first.id, 5);
+  ASSERT_TRUE(similar.ok());
+  ASSERT_EQ(similar->size(), 5u);
+  EXPECT_GE((*similar)[0].similarity, (*similar)[4].similarity);
+  int dots_near = 0;
+  for (const auto& s : *similar) {
+    auto d = (*catalog)->GetDatasetById(s.dataset_id);
+    dots_near += fs::path(d->path).filename().string().rfind("dots", 0) == 0;
+  }
+  EXPECT_GE(dots_near, 4);
+
+  // Experts validate: accepted tags become stage-2 labels once enough datasets carry them.
+  for (const auto& row : *rows) {
+    const bool dots = fs::path(row.path).filename().string().rfind("dots", 0) == 0;
+    ASSERT_TRUE((*catalog)->AddExpertTag(row.id, dots ? "particles" : "lamellae", "ada").ok());
+  }
+  auto validated = ReadValidatedTagSet(**catalog, options.preprocessing, 3, 2);
+  ASSERT_TRUE(validated.ok()) << validated.status().message();
+  EXPECT_EQ(validated->labels, (std::vector<std::string>{"lamellae", "particles"}));
+  EXPECT_EQ(validated->examples.size(), 24u);
+  TrainOptions head = options;
+  head.multi_label = true;
+  head.transfer = Transfer::kFreezeFeatures;
+  auto stage2 = Model::Train(validated->labels, validated->examples, head, model->get(), nullptr);
+  ASSERT_TRUE(stage2.ok()) << stage2.status().message();
+  EXPECT_TRUE((*stage2)->multi_label());
+  EXPECT_EQ(ReadValidatedTagSet(**catalog, options.preprocessing, 100, 2).status().code(),
+            ErrorCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace scisearch::vision
