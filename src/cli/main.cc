@@ -90,7 +90,8 @@ int RunExport(const fs::path& path, size_t signal, const fs::path& npy) {
 std::atomic<bool> stop_requested{false};
 extern "C" void RequestStop(int) { stop_requested.store(true); }
 
-int RunIngest(const fs::path& data_dir, const fs::path& root, int jobs, bool thumbnails) {
+int RunIngest(const fs::path& data_dir, const fs::path& root, int jobs, bool thumbnails,
+              const std::string& vision_model) {
   auto catalog = catalog::Catalog::Open(data_dir);
   if (!catalog.ok()) return Fail(catalog.status());
   std::unique_ptr<ingest::ProgressSink> progress = ingest::MakeDefaultProgress();
@@ -108,6 +109,15 @@ int RunIngest(const fs::path& data_dir, const fs::path& root, int jobs, bool thu
   if (!summary.ok()) return Fail(summary.status());
   if (summary->interrupted) return 130;
   LinkAfterWrite(**catalog, summary->root, /*quiet=*/false);
+  if (!vision_model.empty()) {
+    // The image tags of the new and changed datasets, by the vision executable (libtorch).
+    VisionCommand tag;
+    tag.action = "tag";
+    tag.model = vision_model;
+    tag.data_dir = data_dir;
+    tag.root = summary->root;
+    RunVisionProcess(tag);
+  }
   UpdateIndexAfterWrite(**catalog, /*quiet=*/false);
   // Name the files that could not be read, so the operator can act on them.
   auto errors = (*catalog)->ListErrors(summary->run_id);
@@ -252,6 +262,9 @@ int Main(int argc, char** argv) {
   bool no_thumbnails = false;
   ingester->add_flag("--no-thumbnails", no_thumbnails,
                      "Catalog metadata only; a later ingest makes the missing thumbnails");
+  std::string ingest_vision_model;
+  ingester->add_option("--vision-model", ingest_vision_model,
+                       "Tag the new images with this model (see `scisearch vision`)");
   add_data_dir(ingester);
 
   std::string list_state;
@@ -467,7 +480,7 @@ int Main(int argc, char** argv) {
   }
   if (*inspect) return RunInspect(inspect_path, inspect_json);
   if (*exporter) return RunExport(export_path, export_signal, npy_out);
-  if (*ingester) return RunIngest(data_dir, ingest_root, jobs, !no_thumbnails);
+  if (*ingester) return RunIngest(data_dir, ingest_root, jobs, !no_thumbnails, ingest_vision_model);
   if (*lister) return RunList(data_dir, list_state, list_json);
   if (*reindexer) return RunReindex(data_dir);
   if (*linker) return RunLink(data_dir, link_root);

@@ -61,5 +61,8 @@ Result<VisionCommand> VisionCommandFromJson(const std::string& json);
 // It is looked for beside this executable, then where CMake built it, then in the install
 // bin directory. Returns (2) only when it cannot be started, after saying why.
 int ExecVision(const VisionCommand& command);
+// As ExecVision, but in a child process, waiting for it: returns its exit status, or 2
+// when it could not be started or was killed (after saying why).
+int RunVisionProcess(const VisionCommand& command);
 
 }  // namespace scisearch::cli

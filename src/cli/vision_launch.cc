@@ -1,9 +1,12 @@
 // Handing `scisearch vision` over to the scisearch-vision executable.
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "cli/search_commands.h"
 #include "cli/vision_command.h"
@@ -66,7 +69,10 @@ Result<VisionCommand> VisionCommandFromJson(const std::string& json) {
   }
 }
 
-int ExecVision(const VisionCommand& command) {
+namespace {
+
+// scisearch-vision: beside this executable, else where CMake built it, else installed.
+Result<std::string> FindVisionExecutable() {
   constexpr const char* kName = "scisearch-vision";
   std::vector<std::string> candidates;
   char self[4096];
@@ -81,15 +87,43 @@ int ExecVision(const VisionCommand& command) {
 #ifdef SCISEARCH_INSTALL_BINDIR
   candidates.push_back(std::string(SCISEARCH_INSTALL_BINDIR) + "/" + kName);
 #endif
-  const std::string json = VisionCommandToJson(command);
   for (const std::string& path : candidates) {
-    if (::access(path.c_str(), X_OK) != 0) continue;
-    const char* argv[] = {path.c_str(), "--command", json.c_str(), nullptr};
-    ::execv(path.c_str(), const_cast<char* const*>(argv));
-    return Fail(Status::IoError("vision: cannot start " + path + ": " + std::strerror(errno)), 2);
+    if (::access(path.c_str(), X_OK) == 0) return path;
   }
-  return Fail(Status::NotFound(std::string("vision: ") + kName +
-                               " is not installed beside scisearch nor where it was built"),
+  return Status::NotFound(std::string("vision: ") + kName +
+                          " is not installed beside scisearch nor where it was built");
+}
+
+}  // namespace
+
+int ExecVision(const VisionCommand& command) {
+  Result<std::string> path = FindVisionExecutable();
+  if (!path.ok()) return Fail(path.status(), 2);
+  const std::string json = VisionCommandToJson(command);
+  const char* argv[] = {path->c_str(), "--command", json.c_str(), nullptr};
+  ::execv(path->c_str(), const_cast<char* const*>(argv));
+  return Fail(Status::IoError("vision: cannot start " + *path + ": " + std::strerror(errno)), 2);
+}
+
+int RunVisionProcess(const VisionCommand& command) {
+  Result<std::string> path = FindVisionExecutable();
+  if (!path.ok()) return Fail(path.status(), 2);
+  const std::string json = VisionCommandToJson(command);
+  const char* argv[] = {path->c_str(), "--command", json.c_str(), nullptr};
+  pid_t pid = 0;
+  const int spawned =
+      ::posix_spawn(&pid, path->c_str(), nullptr, nullptr, const_cast<char* const*>(argv), environ);
+  if (spawned != 0) {
+    return Fail(Status::IoError("vision: cannot start " + *path + ": " + std::strerror(spawned)),
+                2);
+  }
+  int wstatus = 0;
+  while (::waitpid(pid, &wstatus, 0) < 0) {
+    if (errno != EINTR) return Fail(Status::IoError("vision: lost the vision process"), 2);
+  }
+  if (WIFEXITED(wstatus)) return WEXITSTATUS(wstatus);
+  return Fail(Status::Internal("vision: the vision process was killed by signal " +
+                               std::to_string(WTERMSIG(wstatus))),
               2);
 }
 
