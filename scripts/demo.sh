@@ -60,6 +60,12 @@ for kind in proposal log publication; do
   build/scisearch add-docs "$tree/${kind}s" --kind "$kind" --data-dir "$demo/scisearch-data"
 done
 echo
+echo "== vision (docs/vision.md): a CNN learns the operating mode from pixels (labels from the"
+echo "   metadata: stage 1), then tags every image and stores its embedding for similar images"
+build/scisearch vision pretrain --data-dir "$demo/scisearch-data" --model "$demo/stage1.model" \
+  --max-per-mode 100 --epochs 8
+build/scisearch vision tag --data-dir "$demo/scisearch-data" --model "$demo/stage1.model"
+echo
 echo "== the catalog"
 build/scisearch list --data-dir "$demo/scisearch-data" | tail -n 15  # the whole list: without tail
 echo
