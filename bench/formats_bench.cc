@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "formats/formats.h"
-#include "ingest/thumbnail_slab.h"
 #include "thumbnail/thumbnail.h"
 
 namespace {
@@ -55,10 +54,10 @@ void BM_OpenAndThumbnail(benchmark::State& state, std::vector<fs::path> files) {
       if (!reader.ok()) continue;
       // The same choice of signal and bounded selection as ingest makes.
       const auto& ds = (*reader)->dataset();
-      auto index = scisearch::ingest::internal::ChooseThumbnailSignal(ds);
+      auto index = scisearch::thumbnail::ChoosePreviewSignal(ds);
       if (!index) continue;
       const auto& signal = ds.signals[*index];
-      auto pixels = (*reader)->Read(*index, scisearch::ingest::internal::ThumbnailSlab(signal));
+      auto pixels = (*reader)->Read(*index, scisearch::thumbnail::PreviewSlab(signal));
       if (!pixels.ok()) continue;
       auto thumb = scisearch::thumbnail::RenderThumbnail(*pixels, signal.fields.mode);
       benchmark::DoNotOptimize(thumb);

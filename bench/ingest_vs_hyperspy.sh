@@ -11,15 +11,18 @@
 #   - HyperSpy 1.7 (Debian's python3-hyperspy, lazy load = metadata only, one Python
 #     process) over PEER_FILES of the same files (all of them when PEER_FILES=0).
 # Usage: bench/ingest_vs_hyperspy.sh [FILES=10000] [JOBS=auto] [PEER_FILES=2000]
+# Environment: BUILD (build folder, default build), BUILD_JOBS (compile jobs, default
+# all cores), BENCH_DIR (work folder, default /tmp/scisearch-bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 files=${1:-10000}; jobs=${2:-auto}; peer_files=${3:-2000}
 jobs_flag=(); [[ $jobs != auto ]] && jobs_flag=(--jobs "$jobs")
 work=${BENCH_DIR:-/tmp/scisearch-bench}
+build=${BUILD:-build}
 
 scripts/install-deps.sh --bench
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j "$(nproc)" --target scisearch >/dev/null
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$build" -j "${BUILD_JOBS:-$(nproc)}" --target scisearch >/dev/null
 
 src=../shared/data/formats
 [[ -d $src ]] || src=testdata/formats
@@ -36,7 +39,7 @@ echo "corpus: $n files, $copies copies of $per_copy ($mb MB on disk: the copies 
 
 run_ingest() {  # run_ingest LABEL
   /usr/bin/time -f "%e %M" -o "$work/time.txt" \
-    build/scisearch ingest "$work/tree" "${jobs_flag[@]}" --data-dir "$work/data" \
+    "$build/scisearch" ingest "$work/tree" "${jobs_flag[@]}" --data-dir "$work/data" \
     >"$work/ingest-$1.log" 2>&1 || true
   read -r secs rss_kb < "$work/time.txt"
   # The summary's lines: "read: X MB in S s (...)" and "thumbnails: N made in T s; ..."

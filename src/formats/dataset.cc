@@ -1,6 +1,11 @@
 // The value types of formats.h, their JSON form and the .npy writer.
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <clocale>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 
@@ -8,6 +13,7 @@
 #include "formats/formats.h"
 #include "formats/readers.h"
 #include "formats/slab_io.h"
+#include "formats/text.h"
 
 namespace scisearch::formats {
 
@@ -213,6 +219,352 @@ nlohmann::ordered_json DatasetToJson(const Dataset& dataset) {
     signals.push_back(std::move(js));
   }
   out["signals"] = signals;
+  return out;
+}
+
+namespace {
+
+// Whether `text` can stand between quotes as it is in JSON that dump() writes without
+// ensure_ascii: valid UTF-8 (dump() replaces invalid bytes) with no quote, backslash or
+// control character (dump() escapes those; DEL and non-ASCII characters are kept as they are).
+bool IsPlainJsonString(std::string_view text) {
+  bool ascii = true;
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == '"' || byte == '\\') return false;
+    ascii = ascii && byte < 0x80;
+  }
+  return ascii || IsValidUtf8(text);
+}
+
+void AppendJsonString(const std::string& text, std::string& out) {
+  if (IsPlainJsonString(text)) {
+    out += '"';
+    out += text;
+    out += '"';
+  } else {
+    // Escapes and replacements exactly as dump() writes them.
+    out += Metadata(text).dump(-1, ' ', false, Metadata::error_handler_t::replace);
+  }
+}
+
+template <typename Integer>
+void AppendInteger(Integer value, std::string& out) {
+  char digits[24];
+  const auto result = std::to_chars(digits, digits + sizeof(digits), value);
+  out.append(digits, result.ptr);
+}
+
+// Recursive, as dump() is: the trees readers build are bounded in depth.
+void AppendJson(const Metadata& json, std::string& out) {
+  using Type = Metadata::value_t;
+  switch (json.type()) {
+    case Type::object: {
+      out += '{';
+      bool first = true;
+      for (const auto& [key, value] : json.get_ref<const Metadata::object_t&>()) {
+        if (!first) out += ',';
+        first = false;
+        AppendJsonString(key, out);
+        out += ':';
+        AppendJson(value, out);
+      }
+      out += '}';
+      return;
+    }
+    case Type::array: {
+      out += '[';
+      bool first = true;
+      for (const Metadata& value : json.get_ref<const Metadata::array_t&>()) {
+        if (!first) out += ',';
+        first = false;
+        AppendJson(value, out);
+      }
+      out += ']';
+      return;
+    }
+    case Type::string:
+      AppendJsonString(json.get_ref<const std::string&>(), out);
+      return;
+    case Type::boolean:
+      out += json.get<bool>() ? "true" : "false";
+      return;
+    case Type::number_integer:
+      AppendInteger(json.get<int64_t>(), out);
+      return;
+    case Type::number_unsigned:
+      AppendInteger(json.get<uint64_t>(), out);
+      return;
+    case Type::number_float: {
+      const double value = json.get<double>();
+      if (!std::isfinite(value)) {
+        out += "null";
+        return;
+      }
+      // The shortest round-trip form that dump() itself writes (nlohmann's Grisu2).
+      char digits[64];
+      out.append(digits, nlohmann::detail::to_chars(digits, digits + sizeof(digits), value));
+      return;
+    }
+    case Type::null:
+      out += "null";
+      return;
+    case Type::binary:
+    case Type::discarded:
+      out += json.dump(-1, ' ', false, Metadata::error_handler_t::replace);
+      return;
+  }
+}
+
+}  // namespace
+
+namespace {
+
+// A JSON scanner that feeds MetadataBuilder the events nlohmann's SAX parser would, and
+// accepts and refuses exactly the texts it does. Iterative: no nesting can exhaust the
+// stack.
+class JsonTextParser {
+ public:
+  JsonTextParser(std::string_view text, dataset_json_internal::MetadataBuilder& out)
+      : p_(text.data()), end_(text.data() + text.size()), out_(out) {}
+
+  bool Parse() {
+    if (p_ != end_ && Byte(*p_) == 0xEF) {  // a BOM, which must be whole
+      if (end_ - p_ < 3 || Byte(p_[1]) != 0xBB || Byte(p_[2]) != 0xBF) return false;
+      p_ += 3;
+    }
+    std::vector<bool> open;  // the containers open around the value being read: true = object
+    while (true) {
+      // A value.
+      SkipSpace();
+      if (p_ == end_) return false;
+      const char c = *p_;
+      if (c == '{' || c == '[') {
+        ++p_;
+        const bool object = c == '{';
+        object ? out_.start_object(std::size_t(-1)) : out_.start_array(std::size_t(-1));
+        SkipSpace();
+        if (p_ != end_ && *p_ == (object ? '}' : ']')) {
+          ++p_;
+          object ? out_.end_object() : out_.end_array();
+        } else {
+          open.push_back(object);
+          if (object && !Key()) return false;
+          continue;
+        }
+      } else if (!Scalar()) {
+        return false;
+      }
+      // After a value: close what ends here, then go on with the next member or element.
+      while (true) {
+        SkipSpace();
+        if (open.empty()) return p_ == end_;
+        if (p_ == end_) return false;
+        const bool object = open.back();
+        if (*p_ == ',') {
+          ++p_;
+          if (object && !Key()) return false;
+          break;
+        }
+        if (*p_ != (object ? '}' : ']')) return false;
+        ++p_;
+        object ? out_.end_object() : out_.end_array();
+        open.pop_back();
+      }
+    }
+  }
+
+ private:
+  static unsigned char Byte(char c) { return static_cast<unsigned char>(c); }
+
+  void SkipSpace() {
+    while (p_ != end_ && (*p_ == ' ' || *p_ == '\t' || *p_ == '\n' || *p_ == '\r')) ++p_;
+  }
+
+  // A member's key and its colon.
+  bool Key() {
+    SkipSpace();
+    if (p_ == end_ || *p_ != '"' || !String()) return false;
+    out_.key(text_);
+    SkipSpace();
+    if (p_ == end_ || *p_ != ':') return false;
+    ++p_;
+    return true;
+  }
+
+  bool Scalar() {
+    switch (*p_) {
+      case '"':
+        if (!String()) return false;
+        out_.string(text_);
+        return true;
+      case 't':
+        return Literal("true") && out_.boolean(true);
+      case 'f':
+        return Literal("false") && out_.boolean(false);
+      case 'n':
+        return Literal("null") && out_.null();
+      default:
+        return Number();
+    }
+  }
+
+  bool Literal(std::string_view word) {
+    if (size_t(end_ - p_) < word.size() || std::string_view(p_, word.size()) != word) return false;
+    p_ += word.size();
+    return true;
+  }
+
+  // At the opening quote: reads the string into text_.
+  bool String() {
+    ++p_;
+    text_.clear();
+    while (true) {
+      const char* run = p_;
+      bool ascii = true;
+      while (p_ != end_) {
+        const unsigned char b = Byte(*p_);
+        if (b == '"' || b == '\\' || b < 0x20) break;
+        ascii = ascii && b < 0x80;
+        ++p_;
+      }
+      const std::string_view plain(run, size_t(p_ - run));
+      if (!ascii && !IsValidUtf8(plain)) return false;
+      text_.append(plain);
+      if (p_ == end_ || Byte(*p_) < 0x20) return false;  // unterminated, or a control character
+      if (*p_++ == '"') return true;
+      if (p_ == end_) return false;
+      switch (*p_++) {
+        case '"':
+          text_ += '"';
+          break;
+        case '\\':
+          text_ += '\\';
+          break;
+        case '/':
+          text_ += '/';
+          break;
+        case 'b':
+          text_ += '\b';
+          break;
+        case 'f':
+          text_ += '\f';
+          break;
+        case 'n':
+          text_ += '\n';
+          break;
+        case 'r':
+          text_ += '\r';
+          break;
+        case 't':
+          text_ += '\t';
+          break;
+        case 'u': {
+          std::optional<char32_t> unit = Hex4();
+          if (!unit) return false;
+          char32_t codepoint = *unit;
+          if (codepoint >= 0xDC00 && codepoint <= 0xDFFF) return false;  // a lone low surrogate
+          if (codepoint >= 0xD800 && codepoint <= 0xDBFF) {
+            if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u') return false;
+            p_ += 2;
+            std::optional<char32_t> low = Hex4();
+            if (!low || *low < 0xDC00 || *low > 0xDFFF) return false;
+            codepoint = 0x10000 + ((codepoint - 0xD800) << 10) + (*low - 0xDC00);
+          }
+          AppendUtf8(codepoint, text_);
+          break;
+        }
+        default:
+          return false;
+      }
+    }
+  }
+
+  std::optional<char32_t> Hex4() {
+    if (end_ - p_ < 4) return std::nullopt;
+    char32_t value = 0;
+    for (int k = 0; k < 4; ++k) {
+      const char c = *p_++;
+      int digit;
+      if (c >= '0' && c <= '9') {
+        digit = c - '0';
+      } else if (c >= 'a' && c <= 'f') {
+        digit = c - 'a' + 10;
+      } else if (c >= 'A' && c <= 'F') {
+        digit = c - 'A' + 10;
+      } else {
+        return std::nullopt;
+      }
+      value = value * 16 + char32_t(digit);
+    }
+    return value;
+  }
+
+  // RFC 8259's number grammar, converted as nlohmann converts it: integers through
+  // strtoll/strtoull when they fit, everything else through strtod (refused when it
+  // overflows), with the locale's decimal point.
+  bool Number() {
+    auto digit = [&] { return p_ != end_ && *p_ >= '0' && *p_ <= '9'; };
+    const char* start = p_;
+    const bool negative = *p_ == '-';
+    if (negative) ++p_;
+    if (!digit()) return false;
+    if (*p_ == '0') {
+      ++p_;
+    } else {
+      while (digit()) ++p_;
+    }
+    bool integer = true;
+    if (p_ != end_ && *p_ == '.') {
+      integer = false;
+      ++p_;
+      if (!digit()) return false;
+      while (digit()) ++p_;
+    }
+    if (p_ != end_ && (*p_ == 'e' || *p_ == 'E')) {
+      integer = false;
+      ++p_;
+      if (p_ != end_ && (*p_ == '+' || *p_ == '-')) ++p_;
+      if (!digit()) return false;
+      while (digit()) ++p_;
+    }
+    number_.assign(start, p_);
+    if (!integer) {
+      const char point = *std::localeconv()->decimal_point;
+      if (point != '.') std::replace(number_.begin(), number_.end(), '.', point);
+    }
+    char* number_end = nullptr;
+    errno = 0;
+    if (integer && !negative) {
+      const unsigned long long value = std::strtoull(number_.c_str(), &number_end, 10);
+      if (errno == 0) return out_.number_unsigned(value);
+    } else if (integer) {
+      const long long value = std::strtoll(number_.c_str(), &number_end, 10);
+      if (errno == 0) return out_.number_integer(value);
+    }
+    const double value = std::strtod(number_.c_str(), &number_end);
+    if (!std::isfinite(value)) return false;
+    return out_.number_float(value, number_);
+  }
+
+  const char* p_;
+  const char* end_;
+  dataset_json_internal::MetadataBuilder& out_;
+  std::string text_;    // the string being read; MetadataBuilder takes it over
+  std::string number_;  // the number being read
+};
+
+}  // namespace
+
+std::optional<Metadata> ParseMetadataJson(std::string_view text) {
+  dataset_json_internal::MetadataBuilder builder(/*steal_strings=*/true);
+  if (!JsonTextParser(text, builder).Parse()) return std::nullopt;
+  return builder.Take();
+}
+
+std::string DumpJson(const nlohmann::ordered_json& json) {
+  std::string out;
+  AppendJson(json, out);
   return out;
 }
 

@@ -226,7 +226,10 @@ class TagParser {
  public:
   TagParser(TagStream& stream, bool dm4) : in_(stream), word_(dm4 ? 8 : 4), dm4_(dm4) {}
 
-  Status ParseGroup(Metadata& out, int depth, const std::string& path) {
+  // `path` names the group in error messages ("/ImageList/#1/ImageData"); the
+  // tags' paths are appended to it in turn and it is restored before returning
+  // successfully, so that the whole parse builds no string per tag.
+  Status ParseGroup(Metadata& out, int depth, std::string& path) {
     if (depth > kMaxDepth) {
       return in_.Error("tag groups nested deeper than " + std::to_string(kMaxDepth) + " at '" +
                        path + "'");
@@ -242,13 +245,23 @@ class TagParser {
     }
     std::vector<std::pair<std::string, Metadata>> entries;
     bool any_named = false;
+    bool any_unnamed = false;
+    const size_t path_size = path.size();
     for (uint64_t i = 0; i < count; ++i) {
       SCISEARCH_ASSIGN_OR_RETURN(uint64_t kind, in_.ReadBigEndian(1, "tag kind"));
       SCISEARCH_ASSIGN_OR_RETURN(uint64_t name_length, in_.ReadBigEndian(2, "tag name length"));
-      std::string raw_name(name_length, '\0');
-      SCISEARCH_RETURN_IF_ERROR(in_.Read(raw_name.data(), name_length, "tag name"));
-      std::string name = ToUtf8Lossless(raw_name);
-      const std::string child_path = path + "/" + (name.empty() ? "#" + std::to_string(i) : name);
+      std::string name(name_length, '\0');
+      SCISEARCH_RETURN_IF_ERROR(in_.Read(name.data(), name_length, "tag name"));
+      if (!IsValidUtf8(name)) name = ToUtf8Lossless(name);
+      path.resize(path_size);
+      path += '/';
+      if (name.empty()) {
+        path += '#';
+        path += std::to_string(i);
+      } else {
+        path += name;
+      }
+      const std::string& child_path = path;
       std::optional<uint64_t> end;
       if (dm4_) {
         SCISEARCH_ASSIGN_OR_RETURN(uint64_t size, in_.ReadBigEndian(8, "tag size"));
@@ -261,7 +274,7 @@ class TagParser {
       Metadata value;
       if (kind == 20) {
         value = Metadata::object();
-        SCISEARCH_RETURN_IF_ERROR(ParseGroup(value, depth + 1, child_path));
+        SCISEARCH_RETURN_IF_ERROR(ParseGroup(value, depth + 1, path));
       } else if (kind == 21) {
         SCISEARCH_RETURN_IF_ERROR(ParseData(value, name, child_path));
       } else {
@@ -276,8 +289,10 @@ class TagParser {
         SCISEARCH_RETURN_IF_ERROR(in_.Seek(*end, "tag size"));
       }
       any_named = any_named || !name.empty();
+      any_unnamed = any_unnamed || name.empty();
       entries.emplace_back(std::move(name), std::move(value));
     }
+    path.resize(path_size);
     if (!any_named && !entries.empty()) {
       out = Metadata::array();
       for (auto& [name, value] : entries) out.push_back(std::move(value));
@@ -288,6 +303,11 @@ class TagParser {
     // growing object copies every member's whole subtree at each reallocation.
     auto& members = out.get_ref<Metadata::object_t&>();
     members.reserve(entries.size());
+    if (!any_unnamed && !HasRepeatedName(entries)) {
+      // The usual case: every tag is named, once; the names are the keys.
+      for (auto& [name, value] : entries) members.emplace_back(std::move(name), std::move(value));
+      return Status::Ok();
+    }
     std::unordered_set<std::string> keys;
     keys.reserve(entries.size());
     for (size_t i = 0; i < entries.size(); ++i) {
@@ -304,6 +324,23 @@ class TagParser {
   }
 
  private:
+  // Whether two entries share a name.
+  bool HasRepeatedName(const std::vector<std::pair<std::string, Metadata>>& entries) {
+    constexpr size_t kCompareAll = 8;  // up to this many, compare every pair
+    if (entries.size() <= kCompareAll) {
+      for (size_t i = 1; i < entries.size(); ++i) {
+        for (size_t j = 0; j < i; ++j) {
+          if (entries[i].first == entries[j].first) return true;
+        }
+      }
+      return false;
+    }
+    names_.clear();
+    for (const auto& entry : entries) names_.emplace_back(entry.first);
+    std::sort(names_.begin(), names_.end());
+    return std::adjacent_find(names_.begin(), names_.end()) != names_.end();
+  }
+
   Status ParseData(Metadata& out, const std::string& name, const std::string& path) {
     char delimiter[4];
     SCISEARCH_RETURN_IF_ERROR(in_.Read(delimiter, 4, "data tag delimiter"));
@@ -315,7 +352,8 @@ class TagParser {
       return in_.Error("data tag '" + path + "' has an implausible type description of " +
                        std::to_string(info_count) + " words");
     }
-    std::vector<uint64_t> info(info_count);
+    std::vector<uint64_t>& info = info_;  // ParseData does not nest: one buffer serves all
+    info.resize(info_count);
     for (auto& word : info) {
       SCISEARCH_ASSIGN_OR_RETURN(word, in_.ReadBigEndian(word_, "type description"));
     }
@@ -332,7 +370,7 @@ class TagParser {
       }
       std::string raw(length, '\0');
       SCISEARCH_RETURN_IF_ERROR(in_.Read(raw.data(), length, "string"));
-      out = ToUtf8Lossless(raw);
+      out = IsValidUtf8(raw) ? std::move(raw) : ToUtf8Lossless(raw);
       return Status::Ok();
     }
     if (type == kEncStruct) {
@@ -502,6 +540,8 @@ class TagParser {
   TagStream& in_;
   size_t word_;
   bool dm4_;
+  std::vector<uint64_t> info_;           // ParseData's type description
+  std::vector<std::string_view> names_;  // HasRepeatedName's scratch space
 };
 
 // How an image's pixels are stored and what Read() returns.
@@ -586,6 +626,7 @@ class DmReader : public DatasetReader {
         layouts_(std::move(layouts)) {}
 
   const Dataset& dataset() const override { return dataset_; }
+  Dataset TakeDataset() override { return std::move(dataset_); }
 
   Result<NdArray> Read(size_t signal_index, const Hyperslab& slab) override {
     SCISEARCH_RETURN_IF_ERROR(CheckSignalIndex(dataset_, signal_index));
@@ -1025,7 +1066,8 @@ Result<std::unique_ptr<DatasetReader>> OpenDigitalMicrograph(const fs::path& pat
   SCISEARCH_RETURN_IF_ERROR(tags.Seek(stream.position(), "root group"));
   Metadata root = Metadata::object();
   TagParser parser(tags, dm4);
-  SCISEARCH_RETURN_IF_ERROR(parser.ParseGroup(root, 0, "").WithContext(name));
+  std::string tag_path;
+  SCISEARCH_RETURN_IF_ERROR(parser.ParseGroup(root, 0, tag_path).WithContext(name));
   if (!root.is_object()) root = Metadata{{"#0", std::move(root)}};
 
   Dataset dataset;
@@ -1033,10 +1075,6 @@ Result<std::unique_ptr<DatasetReader>> OpenDigitalMicrograph(const fs::path& pat
   dataset.format = dm4 ? "dm4" : "dm3";
   dataset.member_files = {path};
 
-  Metadata document = Metadata::object();
-  for (auto it = root.begin(); it != root.end(); ++it) {
-    if (it.key() != "ImageList") document[it.key()] = it.value();
-  }
   std::set<int64_t> thumbnails;
   if (const Metadata* list = FindPath(root, {"Thumbnails"}); list != nullptr && list->is_array()) {
     for (const Metadata& t : *list) {
@@ -1045,22 +1083,45 @@ Result<std::unique_ptr<DatasetReader>> OpenDigitalMicrograph(const fs::path& pat
       }
     }
   }
+  // The trees are moved, not copied, out of `root` (its keys are unique): the document
+  // is every top-level tag but the image list, and each image's tree becomes its
+  // signal's metadata, with the document under "Document".
+  Metadata document = Metadata::object();
+  Metadata* images = nullptr;
+  {
+    auto& members = root.get_ref<Metadata::object_t&>();
+    auto& document_members = document.get_ref<Metadata::object_t&>();
+    document_members.reserve(members.size());
+    for (auto& [key, value] : members) {
+      if (key == "ImageList") {
+        images = &value;
+      } else {
+        document_members.emplace_back(key, std::move(value));
+      }
+    }
+  }
   std::vector<ImageLayout> layouts;
-  if (const Metadata* images = FindPath(root, {"ImageList"}); images != nullptr) {
+  if (images != nullptr) {
     if (!images->is_array()) {
       return Status::Corrupt(name + ": ImageList is not a list of images");
     }
     for (size_t i = 0; i < images->size(); ++i) {
       if (thumbnails.count(int64_t(i)) != 0) continue;
-      const Metadata& image = (*images)[i];
+      Metadata& image = (*images)[i];
       SCISEARCH_ASSIGN_OR_RETURN(auto built, BuildSignal(image, i, source));
       if (!built) continue;
       auto& [signal, layout] = *built;
-      Metadata md = image.is_object() ? image : Metadata::object();
-      md["Document"] = document;
-      signal.metadata = std::move(md);
+      signal.metadata = image.is_object() ? std::move(image) : Metadata::object();
       dataset.signals.push_back(std::move(signal));
       layouts.push_back(std::move(layout));
+    }
+  }
+  for (size_t k = 0; k < dataset.signals.size(); ++k) {
+    Metadata& md = dataset.signals[k].metadata;
+    if (k + 1 < dataset.signals.size()) {
+      md["Document"] = document;
+    } else {
+      md["Document"] = std::move(document);
     }
   }
   if (dataset.signals.empty()) {

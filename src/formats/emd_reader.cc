@@ -502,6 +502,7 @@ class EmdReader : public DatasetReader {
       : dataset_(std::move(dataset)), file_size_(file_size) {}
 
   const Dataset& dataset() const override { return dataset_; }
+  Dataset TakeDataset() override { return std::move(dataset_); }
 
   Result<NdArray> Read(size_t signal_index, const Hyperslab& slab) override {
     const std::string name = dataset_.path.filename().string();

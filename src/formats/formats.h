@@ -148,6 +148,11 @@ class DatasetReader {
   // Headers and metadata, parsed at open time.
   virtual const Dataset& dataset() const = 0;
 
+  // Moves the dataset out of the reader, for a caller that needs nothing more of it
+  // (ingest's metadata pass): no copy of the metadata trees is made. Afterwards the
+  // reader may only be destroyed. The default copies dataset().
+  virtual Dataset TakeDataset() { return dataset(); }
+
   // Reads a selection of signal `signal_index` into a new array of shape slab.count.
   // Reads only the bytes the selection needs. Errors name the file and the reason.
   virtual Result<NdArray> Read(size_t signal_index, const Hyperslab& slab) = 0;
@@ -181,5 +186,11 @@ Status ExportNpy(DatasetReader& reader, size_t signal_index, const std::filesyst
 // The metadata, shape, axes and fields of a dataset as the JSON object of
 // `scisearch inspect --json`.
 nlohmann::ordered_json DatasetToJson(const Dataset& dataset);
+
+// `json` as compact JSON text: byte for byte json.dump(-1, ' ', false,
+// error_handler_t::replace) (invalid UTF-8 in a string becomes U+FFFD), written several
+// times faster for the string-heavy metadata trees of instrument files: strings that
+// need no escaping are copied whole rather than decoded byte by byte.
+std::string DumpJson(const nlohmann::ordered_json& json);
 
 }  // namespace scisearch::formats

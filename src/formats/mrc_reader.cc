@@ -26,6 +26,7 @@
 #include <sstream>
 #include <string>
 #include <system_error>
+#include <utility>
 
 #include "formats/byte_source.h"
 #include "formats/metadata_lookup.h"
@@ -515,6 +516,7 @@ class MrcReader : public DatasetReader {
         info_(info) {}
 
   const Dataset& dataset() const override { return dataset_; }
+  Dataset TakeDataset() override { return std::move(dataset_); }
 
   Result<NdArray> Read(size_t signal_index, const Hyperslab& slab) override {
     SCISEARCH_RETURN_IF_ERROR(CheckSignalIndex(dataset_, signal_index));

@@ -34,6 +34,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "formats/byte_source.h"
 #include "formats/metadata_lookup.h"
@@ -485,6 +486,7 @@ class PngReader : public DatasetReader {
       : source_(std::move(source)), dataset_(std::move(dataset)), layout_(std::move(layout)) {}
 
   const Dataset& dataset() const override { return dataset_; }
+  Dataset TakeDataset() override { return std::move(dataset_); }
 
   Result<NdArray> Read(size_t signal_index, const Hyperslab& slab) override {
     const std::string name = source_.path().string();
@@ -1049,6 +1051,7 @@ class JpegReader : public DatasetReader {
       : source_(std::move(source)), dataset_(std::move(dataset)), layout_(layout) {}
 
   const Dataset& dataset() const override { return dataset_; }
+  Dataset TakeDataset() override { return std::move(dataset_); }
 
   Result<NdArray> Read(size_t signal_index, const Hyperslab& slab) override {
     const std::string name = source_.path().string();

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <system_error>
 #include <thread>
+#include <utility>
 
 #include "formats/byte_source.h"
 #include "formats/readers.h"
@@ -49,6 +50,7 @@ class InflatedReader : public DatasetReader {
     fs::remove(temp_, ignored);
   }
   const Dataset& dataset() const override { return dataset_; }
+  Dataset TakeDataset() override { return std::move(dataset_); }
   Result<NdArray> Read(size_t signal_index, const Hyperslab& slab) override {
     return inner_->Read(signal_index, slab);
   }

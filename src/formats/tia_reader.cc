@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "formats/byte_source.h"
+#include "formats/dataset_json.h"
 #include "formats/metadata_lookup.h"
 #include "formats/normalise.h"
 #include "formats/readers.h"
@@ -343,27 +344,27 @@ Metadata XmlToJson(const XmlNode& node, const std::string& source, int depth) {
     return TrueImageHeaderInfoToJson(node, source);
   }
   if (node.children.empty() && node.attributes.empty()) return TypedValue(node.text);
-  Metadata out = Metadata::object();
-  for (const auto& [name, value] : node.attributes) out["@" + name] = TypedValue(value);
+  ObjectMembers out;
+  for (const auto& [name, value] : node.attributes) out.Set("@" + name, TypedValue(value));
   std::vector<std::string> repeated;  // names already turned into arrays
   for (const XmlNode& child : node.children) {
     Metadata value = XmlToJson(child, source, depth + 1);
-    auto it = out.find(child.name);
-    if (it == out.end()) {
-      out[child.name] = std::move(value);
+    Metadata* existing = out.Find(child.name);
+    if (existing == nullptr) {
+      out.AppendNew(child.name, std::move(value));
       continue;
     }
     // Repeated elements become an array, in file order.
     if (std::find(repeated.begin(), repeated.end(), child.name) == repeated.end()) {
-      Metadata first = std::move(*it);
-      *it = Metadata::array();
-      it->push_back(std::move(first));
+      Metadata first = std::move(*existing);
+      *existing = Metadata::array();
+      existing->push_back(std::move(first));
       repeated.push_back(child.name);
     }
-    it->push_back(std::move(value));
+    existing->push_back(std::move(value));
   }
-  if (!TrimSpace(node.text).empty()) out["#text"] = TypedValue(node.text);
-  return out;
+  if (!TrimSpace(node.text).empty()) out.Set("#text", TypedValue(node.text));
+  return out.Take();
 }
 
 // ---------------------------------------------------------------------------
@@ -410,8 +411,13 @@ Result<EmiIndex> ScanEmi(const FileSource& emi) {
         index.object_info_starts.push_back(base + p);
       }
     }
-    for (size_t i = 0; i + 8 <= buffer.size() && i < own; ++i) {
-      if (buffer[i] != 0x60 || buffer[i + 1] != 0x00) continue;
+    // Candidates start at a 0x60 byte: memchr skips to each (most of a file is pixel data).
+    const size_t end = buffer.size() >= 8 ? std::min(own, buffer.size() - 7) : 0;
+    for (size_t i = 0; i < end; ++i) {
+      const void* hit = std::memchr(&buffer[i], 0x60, end - i);
+      if (hit == nullptr) break;
+      i = static_cast<size_t>(static_cast<const uint8_t*>(hit) - buffer.data());
+      if (buffer[i + 1] != 0x00) continue;
       const uint64_t n = LoadLittle(&buffer[i + 4], 4);
       if (n < 2 || n > kMaxEmiStringBytes || i + 8 + n > buffer.size()) continue;
       if (!std::all_of(&buffer[i + 8], &buffer[i + 8] + n, IsTextByte)) continue;
@@ -639,13 +645,10 @@ Result<ElementHeader> ParseElementHeader(const std::vector<uint8_t>& bytes, bool
   return h;
 }
 
-Result<SerFile> OpenSer(const fs::path& path) {
-  SCISEARCH_ASSIGN_OR_RETURN(FileSource source, FileSource::Open(path));
-  const std::string name = path.string();
-  SerFile ser(std::move(source));
-  const FileSource& src = ser.source;
-  SCISEARCH_ASSIGN_OR_RETURN(std::vector<uint8_t> head,
-                             src.ReadBytes(0, std::min(src.size(), kMaxSerHeaderBytes)));
+// Parses the series header (up to and including the dimension array) from `head`,
+// the first bytes of the file, into `ser`.
+Status ParseSerHeader(const std::vector<uint8_t>& head, const std::string& name, SerFile& ser) {
+  ser.dimensions.clear();
   ByteCursor c(head, ByteOrder::kLittle, name);
   SCISEARCH_ASSIGN_OR_RETURN(uint16_t byte_order, c.Read<uint16_t>("ByteOrder"));
   SCISEARCH_ASSIGN_OR_RETURN(uint16_t series_id, c.Read<uint16_t>("SeriesID"));
@@ -707,6 +710,28 @@ Result<SerFile> OpenSer(const fs::path& path) {
     }
     ser.dimensions.push_back(std::move(dim));
   }
+  return Status::Ok();
+}
+
+Result<SerFile> OpenSer(const fs::path& path) {
+  SCISEARCH_ASSIGN_OR_RETURN(FileSource source, FileSource::Open(path));
+  const std::string name = path.string();
+  SerFile ser(std::move(source));
+  const FileSource& src = ser.source;
+  // The header is parsed from the file's first kMaxSerHeaderBytes. It takes a few
+  // hundred bytes: read a small prefix first, and all of them only when the header
+  // does not parse from it (the results are those of parsing all of them).
+  constexpr uint64_t kFirstHeaderBytes = 16 << 10;
+  const uint64_t header_bytes = std::min(src.size(), kMaxSerHeaderBytes);
+  SCISEARCH_ASSIGN_OR_RETURN(std::vector<uint8_t> head,
+                             src.ReadBytes(0, std::min(header_bytes, kFirstHeaderBytes)));
+  Status parsed = ParseSerHeader(head, name, ser);
+  if (!parsed.ok() && head.size() < header_bytes) {
+    SCISEARCH_ASSIGN_OR_RETURN(head, src.ReadBytes(0, header_bytes));
+    parsed = ParseSerHeader(head, name, ser);
+  }
+  SCISEARCH_RETURN_IF_ERROR(parsed);
+  const bool wide = ser.series_version >= kVersion64BitOffsets;
 
   if (ser.valid_elements > ser.total_elements) {
     return Status::Corrupt(name + ": ValidNumberElements " + std::to_string(ser.valid_elements) +
@@ -1157,6 +1182,7 @@ class TiaReader : public DatasetReader {
   }
 
   const Dataset& dataset() const override { return dataset_; }
+  Dataset TakeDataset() override { return std::move(dataset_); }
 
   Result<NdArray> Read(size_t signal_index, const Hyperslab& slab) override {
     SCISEARCH_RETURN_IF_ERROR(CheckSignalIndex(dataset_, signal_index));

@@ -32,9 +32,12 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "formats/byte_source.h"
+#include "formats/dataset_json.h"
 #include "formats/metadata_lookup.h"
 #include "formats/normalise.h"
 #include "formats/readers.h"
@@ -180,7 +183,11 @@ void ZeissValue(std::string_view text, Metadata& entry) {
 // Zeiss CZ_SEM text: numbers first (the unlabelled header), then pairs of lines:
 // an upper-case key ("AP_MAG") and "Label = value" (or "Label :value" for dates).
 Metadata ParseZeissSem(std::string_view text) {
-  Metadata tree = Metadata::object();
+  // The sections in first-seen order; a repeated key replaces its section's value in
+  // place (as Metadata's operator[] would), found through `position` rather than by
+  // a scan of a file's thousand-odd sections.
+  std::vector<std::pair<std::string, Metadata>> tree;
+  std::unordered_map<std::string, size_t> position;
   Metadata header = Metadata::array();
   std::string key;
   size_t pos = 0;
@@ -215,12 +222,25 @@ Metadata ParseZeissSem(std::string_view text) {
       entry["label"] = CleanText(trimmed.substr(0, sep));
       ZeissValue(trimmed.substr(sep + 1), entry);
     }
-    tree[key] = std::move(entry);
+    const auto [at, inserted] = position.try_emplace(key, tree.size());
+    if (inserted) {
+      tree.emplace_back(std::move(key), std::move(entry));
+    } else {
+      tree[at->second].second = std::move(entry);
+    }
     key.clear();
   }
   Metadata out = Metadata::object();
-  out["header"] = std::move(header);
-  for (auto& [k, v] : tree.items()) out[k] = v;
+  auto& members = out.get_ref<Metadata::object_t&>();
+  members.reserve(tree.size() + 1);
+  members.emplace_back("header", std::move(header));
+  for (auto& [k, v] : tree) {
+    if (k == "header") {
+      members.front().second = std::move(v);  // what out["header"] = v would do
+    } else {
+      members.emplace_back(std::move(k), std::move(v));
+    }
+  }
   return out;
 }
 
@@ -315,17 +335,18 @@ class XmlToJson {
     }
     return out;
   }
-  static void Add(Metadata& obj, const std::string& key, Metadata value) {
-    auto it = obj.find(key);
-    if (it == obj.end()) {
-      obj[key] = std::move(value);
-    } else if (it->is_array()) {
-      it->push_back(std::move(value));
+  // A repeated child name gathers its elements into an array.
+  static void Add(ObjectMembers& members, std::string key, Metadata value) {
+    Metadata* existing = members.Find(key);
+    if (existing == nullptr) {
+      members.AppendNew(std::move(key), std::move(value));
+    } else if (existing->is_array()) {
+      existing->push_back(std::move(value));
     } else {
       Metadata arr = Metadata::array();
-      arr.push_back(std::move(*it));
+      arr.push_back(std::move(*existing));
       arr.push_back(std::move(value));
-      *it = std::move(arr);
+      *existing = std::move(arr);
     }
   }
   static Metadata TextValue(std::string_view raw) {
@@ -341,13 +362,13 @@ class XmlToJson {
     ++i_;  // '<'
     name = Name();
     if (name.empty()) return false;
-    Metadata attributes = Metadata::object();
+    ObjectMembers members;  // attributes, then children
     while (true) {
       SkipSpace();
       if (i_ >= s_.size()) return false;
       if (StartsWith("/>")) {
         i_ += 2;
-        value = attributes.empty() ? Metadata("") : std::move(attributes);
+        value = members.empty() ? Metadata("") : members.Take();
         return true;
       }
       if (Peek('>')) {
@@ -364,11 +385,10 @@ class XmlToJson {
       const size_t close = s_.find(quote, i_);
       if (close == std::string_view::npos) return false;
       if (attr.rfind("xmlns", 0) != 0) {
-        attributes["@" + attr] = TextValue(s_.substr(i_, close - i_));
+        members.Set("@" + attr, TextValue(s_.substr(i_, close - i_)));
       }
       i_ = close + 1;
     }
-    Metadata children = std::move(attributes);
     std::string text;
     while (true) {
       const size_t lt = s_.find('<', i_);
@@ -400,13 +420,13 @@ class XmlToJson {
       std::string child_name;
       Metadata child;
       if (!Element(depth + 1, child_name, child)) return false;
-      Add(children, child_name, std::move(child));
+      Add(members, std::move(child_name), std::move(child));
     }
-    if (children.empty()) {
+    if (members.empty()) {
       value = TextValue(text);
     } else {
-      if (!TrimSpace(text).empty()) children["#text"] = TextValue(text);
-      value = std::move(children);
+      if (!TrimSpace(text).empty()) members.Set("#text", TextValue(text));
+      value = members.Take();
     }
     return true;
   }
@@ -1537,6 +1557,7 @@ class TiffReader : public DatasetReader {
         plans_(std::move(plans)) {}
 
   const Dataset& dataset() const override { return dataset_; }
+  Dataset TakeDataset() override { return std::move(dataset_); }
 
   Result<NdArray> Read(size_t signal_index, const Hyperslab& slab) override {
     SCISEARCH_RETURN_IF_ERROR(CheckSignalIndex(dataset_, signal_index));

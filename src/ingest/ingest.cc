@@ -205,7 +205,7 @@ ReadResult ReadUnit(const WorkItem& item, const std::string& root,
     record.root = root;
     record.fingerprint = unit.fingerprint;
     record.files = unit.files;
-    record.dataset = (*reader)->dataset();
+    record.dataset = (*reader)->TakeDataset();  // the reader is dropped: move, not copy
     record.encoded = catalog::EncodeSignals(record.dataset);
     result.ok = true;
   } catch (const std::exception& e) {

@@ -1,9 +1,12 @@
 // Tests of the formats module's shared pieces: dtypes, hyperslabs, slab reads,
-// .npy writing and normalisation.
+// .npy writing, normalisation and the JSON helpers.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <limits>
+#include <random>
 
 #include "formats/byte_source.h"
 #include "formats/dataset_json.h"
@@ -389,6 +392,225 @@ TEST(DatasetJsonTest, BadFieldsAreNamed) {
   bad["files"] = "x.emd";
   expect_error(bad, "files");
   expect_error(Metadata::array(), "the document");
+}
+
+// What dump() writes, the reference DumpJson must match byte for byte.
+std::string ReferenceDump(const Metadata& json) {
+  return json.dump(-1, ' ', false, Metadata::error_handler_t::replace);
+}
+
+TEST(DumpJsonTest, MatchesDumpOnEveryKindOfValue) {
+  Metadata tree = Metadata::object();
+  tree["plain"] = "HAADF detector 1";
+  tree["escaped"] = "a \"quoted\" back\\slash\n\t\r\b\f\x01\x1f end";
+  tree["del and utf8"] = "\x7f caf\xc3\xa9 \xe2\x84\xab \xf0\x9f\x94\xac";
+  tree["invalid utf8"] = std::string(
+      "lone \x80 cut \xc3 overlong \xc0\xaf surrogate \xed\xa0\x80"
+      " big \xf4\x90\x80\x80 tail \xe2\x84");
+  tree["key \"with\" \xff escapes\n"] = 1;
+  tree["numbers"] = Metadata::array(
+      {0, -1, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max(),
+       std::numeric_limits<uint64_t>::max(), 0.0, -0.0, 1.5, 1.0 / 3.0, 1e300, -2.5e-300, 100.0,
+       1e21, 123456789.0, std::nan(""), std::numeric_limits<double>::infinity()});
+  tree["flags"] = Metadata::array({true, false, nullptr});
+  tree["empty"] = Metadata::object(
+      {{"object", Metadata::object()}, {"array", Metadata::array()}, {"string", ""}});
+  tree["nested"] = Metadata::array({Metadata::object({{"a", Metadata::array({1, "x"})}})});
+  tree["binary"] = Metadata::binary({1, 2, 3}, 7);
+  EXPECT_EQ(DumpJson(tree), ReferenceDump(tree));
+  EXPECT_EQ(DumpJson(Metadata()), "null");
+  EXPECT_EQ(DumpJson(Metadata("x")), "\"x\"");
+}
+
+TEST(DumpJsonTest, MatchesDumpOnRandomBytes) {
+  // Strings of random bytes, mostly printable, exercise every escaping and
+  // replacement path of dump() against DumpJson's copy-whole fast path.
+  std::mt19937 random(12345);
+  for (int round = 0; round < 2000; ++round) {
+    std::string text;
+    const int length = int(random() % 24);
+    for (int i = 0; i < length; ++i) {
+      const uint32_t pick = random() % 10;
+      text += pick < 6 ? char(0x20 + random() % 0x5f) : char(random() % 256);
+    }
+    Metadata tree = Metadata::object();
+    tree[text] = text;
+    ASSERT_EQ(DumpJson(tree), ReferenceDump(tree)) << round;
+  }
+}
+
+// nlohmann's own parser driving MetadataBuilder: what ParseMetadataJson must match.
+std::optional<Metadata> ReferenceParse(std::string_view text) {
+  dataset_json_internal::MetadataBuilder builder(/*steal_strings=*/false);
+  if (!Metadata::sax_parse(text, &builder, Metadata::input_format_t::json, /*strict=*/true)) {
+    return std::nullopt;
+  }
+  return builder.Take();
+}
+
+// Same values of the same JSON types (dump() alone prints 1 and 1u alike). Iterative:
+// the trees may be nested deeper than the stack allows recursion.
+bool SameTree(const Metadata& a, const Metadata& b) {
+  std::vector<std::pair<const Metadata*, const Metadata*>> pending{{&a, &b}};
+  while (!pending.empty()) {
+    const auto [x, y] = pending.back();
+    pending.pop_back();
+    if (x->type() != y->type()) return false;
+    if (x->is_object()) {
+      if (x->size() != y->size()) return false;
+      for (auto ix = x->begin(), iy = y->begin(); ix != x->end(); ++ix, ++iy) {
+        if (ix.key() != iy.key()) return false;
+        pending.emplace_back(&ix.value(), &iy.value());
+      }
+    } else if (x->is_array()) {
+      if (x->size() != y->size()) return false;
+      for (size_t i = 0; i < x->size(); ++i) pending.emplace_back(&(*x)[i], &(*y)[i]);
+    } else if (x->dump() != y->dump()) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void ExpectParsesLikeNlohmann(std::string_view text) {
+  const std::optional<Metadata> got = ParseMetadataJson(text);
+  const std::optional<Metadata> want = ReferenceParse(text);
+  ASSERT_EQ(got.has_value(), want.has_value()) << "'" << text << "'";
+  if (got) {
+    EXPECT_TRUE(SameTree(*got, *want)) << "'" << text << "'";
+  }
+}
+
+TEST(ParseMetadataJsonTest, AcceptsAndRefusesWhatNlohmannDoes) {
+  for (const char* text : {"{}",
+                           "[]",
+                           " { } ",
+                           "\xEF\xBB\xBF{}",
+                           "\xEF\xBB{}",
+                           "\xEF{}",
+                           " \xEF\xBB\xBF{}",
+                           "",
+                           "  ",
+                           "{",
+                           "}",
+                           "[1,]",
+                           "{\"a\":1,}",
+                           "{\"a\" 1}",
+                           "{1:2}",
+                           "[1 2]",
+                           "[1]]",
+                           "{\"a\":1}}",
+                           "true",
+                           "false",
+                           "null",
+                           "tru",
+                           "nul",
+                           "trueX",
+                           "[true,false,null]",
+                           "0",
+                           "-0",
+                           "01",
+                           "-",
+                           "1.",
+                           ".5",
+                           "+1",
+                           "1e",
+                           "1e+",
+                           "1E-2",
+                           "1.5e3",
+                           "-12.25",
+                           "18446744073709551615",
+                           "18446744073709551616",
+                           "-9223372036854775808",
+                           "-9223372036854775809",
+                           "1e308",
+                           "1e309",
+                           "-1e400",
+                           "123456789012345678901234567890",
+                           "\"plain\"",
+                           "\"a\\\"b\\\\c\\/d\"",
+                           "\"\\b\\f\\n\\r\\t\"",
+                           "\"\\u0041\\u00e9\\u20AC\"",
+                           "\"\\u0000\"",
+                           "\"\\ud83d\\ude00\"",
+                           "\"\\ud83d\"",
+                           "\"\\ude00\"",
+                           "\"\\ud83d\\u0041\"",
+                           "\"\\u12\"",
+                           "\"\\uZZZZ\"",
+                           "\"\\x\"",
+                           "\"unterminated",
+                           "\"tab\there\"",
+                           "\"caf\xC3\xA9\"",
+                           "\"bad \xC3\"",
+                           "\"bad \x80\"",
+                           "\"over \xC0\xAF\"",
+                           "\"sur \xED\xA0\x80\"",
+                           "\"big \xF4\x90\x80\x80\"",
+                           "\"del \x7F\"",
+                           "{\"k\":1,\"k\":2,\"j\":3}",
+                           "{\"\":\"\"}",
+                           "[[[[[]]]]]",
+                           "[{\"a\":[{\"b\":{}}]}]",
+                           "{\"a\":1} x",
+                           "{\"a\":1}\n\t\r "}) {
+    ExpectParsesLikeNlohmann(text);
+  }
+  ExpectParsesLikeNlohmann(std::string_view("[1,\0]", 5));
+  ExpectParsesLikeNlohmann(std::string_view("\"a\0b\"", 5));
+  ExpectParsesLikeNlohmann(std::string(100000, '[') + std::string(100000, ']'));
+}
+
+TEST(ParseMetadataJsonTest, MatchesNlohmannOnMutatedDocuments) {
+  const std::string seed =
+      "\xEF\xBB\xBF{\"Core\":{\"MetadataDefinitionVersion\":\"7.9\",\"Guid\":\"a1b2\"},"
+      "\"Optics\":{\"AccelerationVoltage\":\"300000\",\"Apertures\":[{\"Number\":\"1\","
+      "\"Diameter\":\"1.5E-05\"}],\"Unicode\":\"\\u00b5m caf\xC3\xA9 \\ud83d\\ude00\","
+      "\"Escapes\":\"line\\nnext\\t\\\"q\\\" \\\\\"},\"Numbers\":[0,-1,2.5,-3e-2,1E+2,"
+      "18446744073709551615,-9223372036854775808,true,false,null],\"Empty\":{},\"List\":[]}";
+  ExpectParsesLikeNlohmann(seed);
+  const std::string alphabet =
+      "{}[]:,\"\\/u0123456789abcdefABCDEF.-+eEtrufalsn \t\n\r\x7f\x80\xC3\xED\xEF\xBB\xBF";
+  std::mt19937 random(2026);
+  for (int round = 0; round < 20000; ++round) {
+    std::string text = seed;
+    const int edits = 1 + int(random() % 3);
+    for (int e = 0; e < edits; ++e) {
+      const size_t at = random() % (text.size() + 1);
+      const char c = alphabet[random() % alphabet.size()];
+      switch (random() % 3) {
+        case 0:
+          if (at < text.size()) text[at] = c;
+          break;
+        case 1:
+          text.insert(text.begin() + std::ptrdiff_t(at), c);
+          break;
+        default:
+          if (at < text.size()) text.erase(at, 1);
+      }
+    }
+    ExpectParsesLikeNlohmann(text);
+    if (::testing::Test::HasFailure()) break;
+  }
+}
+
+TEST(ObjectMembersTest, BuildsWhatOperatorBracketsBuild) {
+  ObjectMembers members;
+  Metadata expected = Metadata::object();
+  EXPECT_TRUE(members.empty());
+  for (const auto& [key, value] :
+       std::vector<std::pair<std::string, int>>{{"b", 1}, {"a", 2}, {"b", 3}, {"c", 4}, {"a", 5}}) {
+    members.Set(key, value);
+    expected[key] = value;
+  }
+  members.AppendNew("d", 6);
+  expected["d"] = 6;
+  ASSERT_NE(members.Find("c"), nullptr);
+  EXPECT_EQ(*members.Find("c"), 4);
+  EXPECT_EQ(members.Find("e"), nullptr);
+  const Metadata built = members.Take();
+  EXPECT_EQ(built.dump(), expected.dump());  // same members, same order
+  EXPECT_TRUE(members.empty());
 }
 
 }  // namespace
