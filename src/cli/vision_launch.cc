@@ -10,6 +10,7 @@
 
 #include "cli/search_commands.h"
 #include "cli/vision_command.h"
+#include "common/companion.h"
 
 namespace scisearch::cli {
 
@@ -74,21 +75,18 @@ namespace {
 // scisearch-vision: beside this executable, else where CMake built it, else installed.
 Result<std::string> FindVisionExecutable() {
   constexpr const char* kName = "scisearch-vision";
-  std::vector<std::string> candidates;
-  char self[4096];
-  const ssize_t length = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (length > 0) {
-    const std::string exe(self, size_t(length));
-    candidates.push_back(exe.substr(0, exe.rfind('/') + 1) + kName);
-  }
 #ifdef SCISEARCH_VISION_PATH
-  candidates.push_back(SCISEARCH_VISION_PATH);
+  const std::string built = SCISEARCH_VISION_PATH;
+#else
+  const std::string built;
 #endif
 #ifdef SCISEARCH_INSTALL_BINDIR
-  candidates.push_back(std::string(SCISEARCH_INSTALL_BINDIR) + "/" + kName);
+  const std::string bindir = SCISEARCH_INSTALL_BINDIR;
+#else
+  const std::string bindir;
 #endif
-  for (const std::string& path : candidates) {
-    if (::access(path.c_str(), X_OK) == 0) return path;
+  for (const std::string& path : CompanionCandidates(kName, built, bindir)) {
+    if (IsExecutableFile(path)) return path;
   }
   return Status::NotFound(std::string("vision: ") + kName +
                           " is not installed beside scisearch nor where it was built");

@@ -46,6 +46,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/companion.h"
 #include "formats/byte_source.h"
 #include "formats/dataset_json.h"
 #include "formats/emd_reader_internal.h"
@@ -79,12 +80,6 @@ Clock::time_point RequestDeadline(uint64_t file_size) {
          std::chrono::milliseconds(file_size / 10000);
 }
 
-bool IsExecutable(const std::string& path) {
-  struct stat info {};
-  return ::stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode) &&
-         ::access(path.c_str(), X_OK) == 0;
-}
-
 // See the file comment for the order.
 Result<std::string> FindWorkerExecutable() {
   // Read at each start, so that a test can point it elsewhere (after StopIdleHdf5Workers).
@@ -92,22 +87,20 @@ Result<std::string> FindWorkerExecutable() {
       configured != nullptr && configured[0] != '\0') {
     return std::string(configured);
   }
-  std::vector<std::string> candidates;
-  char self[PATH_MAX];
-  const ssize_t length = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (length > 0) {
-    const std::string exe(self, size_t(length));
-    candidates.push_back(exe.substr(0, exe.rfind('/') + 1) + kWorkerName);
-  }
 #ifdef SCISEARCH_HDF5_WORKER_PATH
-  candidates.push_back(SCISEARCH_HDF5_WORKER_PATH);
+  const std::string built = SCISEARCH_HDF5_WORKER_PATH;
+#else
+  const std::string built;
 #endif
 #ifdef SCISEARCH_INSTALL_BINDIR
-  candidates.push_back(std::string(SCISEARCH_INSTALL_BINDIR) + "/" + kWorkerName);
+  const std::string bindir = SCISEARCH_INSTALL_BINDIR;
+#else
+  const std::string bindir;
 #endif
+  const std::vector<std::string> candidates = CompanionCandidates(kWorkerName, built, bindir);
   std::string tried;
   for (const std::string& candidate : candidates) {
-    if (IsExecutable(candidate)) return candidate;
+    if (IsExecutableFile(candidate)) return candidate;
     tried += (tried.empty() ? "" : ", ") + candidate;
   }
   return Status::Internal(std::string("cannot find the HDF5 worker ") + kWorkerName + " (tried " +

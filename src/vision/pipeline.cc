@@ -36,7 +36,9 @@ void ParallelFor(size_t n, int threads, F&& fn) {
   for (std::thread& t : pool) t.join();
 }
 
-// Reads the frames of `paths` in parallel: frames[i] set or problems[i] non-empty.
+constexpr std::string_view kNoFrame = "no image to look at";
+
+// Reads the frames of `paths` in parallel: frames[i] set, or problems[i] says why not.
 void ReadFrames(const std::vector<std::string>& paths, const Preprocessing& preprocessing,
                 int threads, std::vector<std::optional<FileFrame>>& frames,
                 std::vector<std::string>& problems) {
@@ -50,6 +52,25 @@ void ReadFrames(const std::vector<std::string>& paths, const Preprocessing& prep
       problems[i] = frame.status().message();
     }
   });
+}
+
+// Reads the frames of `paths` in parallel and appends each to set.examples with labels[i] and
+// groups[i]; a file that cannot be read goes to set.problems, except, when `frameless_ok`,
+// one without a frame (a spectrum is no image to learn from, and no problem either).
+void AppendExamples(const std::vector<std::string>& paths, std::vector<std::vector<int>> labels,
+                    const std::vector<std::string>& groups, const Preprocessing& preprocessing,
+                    int threads, bool frameless_ok, FolderSet& set) {
+  std::vector<std::optional<FileFrame>> frames;
+  std::vector<std::string> problems;
+  ReadFrames(paths, preprocessing, threads, frames, problems);
+  for (size_t i = 0; i < paths.size(); ++i) {
+    if (frames[i]) {
+      set.examples.push_back(
+          {std::move(frames[i]->frame), std::move(labels[i]), groups[i], paths[i]});
+    } else if (!frameless_ok || problems[i].find(kNoFrame) == std::string::npos) {
+      set.problems.push_back(problems[i]);
+    }
+  }
 }
 
 // The folder a dataset lies in: images of one session folder form one group, so that
@@ -79,7 +100,7 @@ Result<FileFrame> ReadFileFrame(const fs::path& path, const Preprocessing& prepr
     const formats::Dataset& dataset = (*reader)->dataset();
     const std::optional<size_t> index = thumbnail::ChoosePreviewSignal(dataset);
     if (!index || !thumbnail::HasFrame(dataset.signals[*index])) {
-      return Status::Unsupported(where + "no image to look at (no signal with a frame)");
+      return Status::Unsupported(where + std::string(kNoFrame) + " (no signal with a frame)");
     }
     const formats::Signal& signal = dataset.signals[*index];
     // Twice the model's side, so that area averaging sees every other pixel at least.
@@ -107,8 +128,8 @@ Result<FolderSet> ReadFolderSet(const fs::path& dir, const Preprocessing& prepro
   }
   if (ec) return Status::IoError(dir.string() + ": " + ec.message());
   std::sort(class_dirs.begin(), class_dirs.end());
-  std::vector<std::string> paths, relative;
-  std::vector<int> label_of;
+  std::vector<std::string> paths, group_of;
+  std::vector<std::vector<int>> label_of;
   FolderSet set;
   for (const std::string& name : class_dirs) {
     std::vector<std::string> files;
@@ -125,25 +146,15 @@ Result<FolderSet> ReadFolderSet(const fs::path& dir, const Preprocessing& prepro
     }
     std::sort(files.begin(), files.end());
     for (std::string& f : files) {
-      relative.push_back(fs::relative(f, dir).generic_string());
+      auto g = groups.find(fs::relative(f, dir).generic_string());
+      group_of.push_back(g == groups.end() ? "" : g->second);
       paths.push_back(std::move(f));
-      label_of.push_back(int(set.labels.size()));
+      label_of.push_back({int(set.labels.size())});
     }
     set.labels.push_back(name);
   }
   if (set.labels.empty()) return Status::NotFound(dir.string() + ": no class folder holds images");
-  std::vector<std::optional<FileFrame>> frames;
-  std::vector<std::string> problems;
-  ReadFrames(paths, preprocessing, threads, frames, problems);
-  for (size_t i = 0; i < paths.size(); ++i) {
-    if (!frames[i]) {
-      set.problems.push_back(problems[i]);
-      continue;
-    }
-    auto g = groups.find(relative[i]);
-    set.examples.push_back(
-        {std::move(frames[i]->frame), {label_of[i]}, g == groups.end() ? "" : g->second, paths[i]});
-  }
+  AppendExamples(paths, std::move(label_of), group_of, preprocessing, threads, false, set);
   return set;
 }
 
@@ -231,31 +242,22 @@ Result<FolderSet> ReadModeSet(catalog::Catalog& catalog, const std::string& root
     by_mode[std::string(formats::ModeName(mode))].push_back(&row);
   }
   FolderSet set;
-  std::vector<std::string> paths;
-  std::vector<int> label_of;
+  std::vector<std::string> paths, group_of;
+  std::vector<std::vector<int>> label_of;
   for (auto& [mode, members] : by_mode) {
     // Spread the sample over the whole catalog (path order: instruments, years, sessions).
     const size_t take = std::min(members.size(), size_t(std::max(1, max_per_label)));
     for (size_t k = 0; k < take; ++k) {
       paths.push_back(members[k * members.size() / take]->path);
-      label_of.push_back(int(set.labels.size()));
+      group_of.push_back(FolderGroup(paths.back()));
+      label_of.push_back({int(set.labels.size())});
     }
     set.labels.push_back(mode);
   }
   if (set.labels.empty()) {
     return Status::NotFound("the catalog has no image whose metadata tells its mode");
   }
-  std::vector<std::optional<FileFrame>> frames;
-  std::vector<std::string> problems;
-  ReadFrames(paths, preprocessing, threads, frames, problems);
-  for (size_t i = 0; i < paths.size(); ++i) {
-    if (!frames[i]) {
-      set.problems.push_back(problems[i]);
-      continue;
-    }
-    set.examples.push_back(
-        {std::move(frames[i]->frame), {label_of[i]}, FolderGroup(paths[i]), paths[i]});
-  }
+  AppendExamples(paths, std::move(label_of), group_of, preprocessing, threads, false, set);
   return set;
 }
 
@@ -279,27 +281,19 @@ Result<FolderSet> ReadValidatedTagSet(catalog::Catalog& catalog, const Preproces
     return Status::NotFound("no accepted tag is carried by at least " +
                             std::to_string(min_examples) + " datasets: nothing to learn yet");
   }
-  std::vector<std::string> paths;
-  for (const auto& v : validated) paths.push_back(v.path);
-  std::vector<std::optional<FileFrame>> frames;
-  std::vector<std::string> problems;
-  ReadFrames(paths, preprocessing, threads, frames, problems);
-  for (size_t i = 0; i < validated.size(); ++i) {
-    if (!frames[i]) {
-      // A validated spectrum has no frame: not an image to learn from, not a problem.
-      if (problems[i].find("no image to look at") == std::string::npos) {
-        set.problems.push_back(problems[i]);
-      }
-      continue;
-    }
+  std::vector<std::string> paths, group_of;
+  std::vector<std::vector<int>> label_of;
+  for (const auto& v : validated) {
+    paths.push_back(v.path);
+    group_of.push_back(FolderGroup(v.path));
     std::vector<int> labels;
-    for (const std::string& tag : validated[i].accepted) {
+    for (const std::string& tag : v.accepted) {
       auto it = index.find(tag);
       if (it != index.end()) labels.push_back(it->second);
     }
-    set.examples.push_back(
-        {std::move(frames[i]->frame), std::move(labels), FolderGroup(paths[i]), paths[i]});
+    label_of.push_back(std::move(labels));
   }
+  AppendExamples(paths, std::move(label_of), group_of, preprocessing, threads, true, set);
   return set;
 }
 
@@ -354,7 +348,7 @@ Result<TagPassReport> TagCatalog(catalog::Catalog& catalog, const Model& model,
     };
     for (size_t i = 0; i < paths.size(); ++i) {
       if (!frames[i]) {
-        if (problems[i].find("no image to look at") != std::string::npos) {
+        if (problems[i].find(kNoFrame) != std::string::npos) {
           ++report.skipped;
         } else {
           ++report.failed;
