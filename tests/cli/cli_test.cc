@@ -374,5 +374,48 @@ TEST_F(CliTest, SearchWithoutCatalogFailsNamingThePath) {
   EXPECT_NE(run.err.find(nowhere.string()), std::string::npos) << run.err;
 }
 
+TEST_F(CliTest, VisionTrainsPredictsAndNamesBadModels) {
+  // Two "classes" of real SEM images: enough to check the command's contract end to end
+  // (the vision module's own tests check that training learns).
+  const fs::path classes = scratch_ / "classes";
+  const fs::path zeiss =
+      fs::path(SCISEARCH_TESTDATA) / "formats/tiff/test_tiff_Zeiss_SEM_512pix.tif";
+  const fs::path fei = fs::path(SCISEARCH_TESTDATA) / "formats/tiff/FEI-Helios-Ebeam-8bits.tif";
+  for (int i = 0; i < 2; ++i) {
+    fs::create_directories(classes / "zeiss");
+    fs::create_directories(classes / "fei");
+    fs::copy_file(zeiss, classes / "zeiss" / ("z" + std::to_string(i) + ".tif"));
+    fs::copy_file(fei, classes / "fei" / ("f" + std::to_string(i) + ".tif"));
+  }
+  const std::string model = (scratch_ / "m.model").string();
+  CommandResult run = Scisearch({"vision", "train", "--from-folders", classes.string(), "--model",
+                                 model, "--epochs", "1", "--frame-side", "64", "--tile-side", "32"},
+                                scratch_);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.out.find("4 images, 2 labels: fei zeiss"), std::string::npos) << run.out;
+  ASSERT_TRUE(fs::exists(model));
+
+  run = Scisearch({"vision", "predict", "--model", model, "--json", zeiss.string(),
+                   (scratch_ / "absent.tif").string()},
+                  scratch_);
+  EXPECT_EQ(run.exit_code, 1);  // one file could not be read; the other was
+  const auto line = nlohmann::json::parse(run.out.substr(0, run.out.find('\n')));
+  EXPECT_EQ(line["path"], zeiss.string());
+  ASSERT_EQ(line["labels"].size(), 2u);
+  EXPECT_GE(line["labels"][0]["confidence"].get<double>(),
+            line["labels"][1]["confidence"].get<double>());
+  EXPECT_NE(run.err.find("absent.tif"), std::string::npos) << run.err;
+
+  const fs::path broken = scratch_ / "broken.model";
+  {
+    std::ofstream out(broken, std::ios::binary);
+    out << "SCISVIS1 but nothing else that makes a model";
+  }
+  run = Scisearch({"vision", "predict", "--model", broken.string(), zeiss.string()}, scratch_);
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.err.find("broken.model"), std::string::npos) << run.err;
+  EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
+}
+
 }  // namespace
 }  // namespace scisearch
