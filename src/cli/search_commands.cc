@@ -151,7 +151,18 @@ int Fail(const Status& status, int exit_code) {
 }
 
 void UpdateIndexAfterWrite(catalog::Catalog& catalog, bool quiet) {
-  Result<search::IndexStats> stats = search::UpdateIndex(catalog);
+  // A long update (an index of an older format is rebuilt once) says so even when quiet,
+  // so that a search that waits minutes for it does not look hung.
+  bool announced = false;
+  const search::IndexProgress progress = [&announced](int64_t done, int64_t total) {
+    if (announced || total < 50000) return;
+    announced = true;
+    std::fprintf(stderr,
+                 "index: bringing %lld items up to date (minutes at a million; "
+                 "`scisearch reindex` does this ahead of time)\n",
+                 static_cast<long long>(total));
+  };
+  Result<search::IndexStats> stats = search::UpdateIndex(catalog, 10000, progress);
   if (!stats.ok()) {
     std::fprintf(stderr, "scisearch: warning: search index not updated: %s\n",
                  stats.status().message().c_str());

@@ -169,6 +169,56 @@ int64_t AppliedSequence(const Xapian::Database& db) {
   return error == std::errc() && end == text.data() + text.size() ? sequence : 0;
 }
 
+int IndexFormat(const Xapian::Database& db) {
+  const std::string text = db.get_metadata(kFormatKey);
+  int format = 1;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), format);
+  return error == std::errc() && end == text.data() + text.size() ? format : 1;
+}
+
+std::string ExactValuePrefix(std::string_view field_prefix) {
+  if (field_prefix == "XI" || field_prefix == "XA" || field_prefix == "XD") {
+    return "XE" + std::string(field_prefix.substr(1));
+  }
+  return "";
+}
+
+std::optional<std::string> ExactValueWords(const std::string& value) {
+  // Xapian refuses terms over 245 bytes; the prefix takes 3.
+  constexpr size_t kMaxWordsBytes = 240;
+  Xapian::Document scratch;
+  Xapian::TermGenerator generator;  // no stemmer: the field's unstemmed terms
+  generator.set_document(scratch);
+  generator.index_text(value);
+  std::vector<std::pair<Xapian::termpos, std::string>> words;
+  for (Xapian::TermIterator t = scratch.termlist_begin(); t != scratch.termlist_end(); ++t) {
+    for (Xapian::PositionIterator p = t.positionlist_begin(); p != t.positionlist_end(); ++p) {
+      words.emplace_back(*p, *t);
+    }
+  }
+  std::sort(words.begin(), words.end());
+  std::string joined;
+  for (size_t i = 0; i < words.size(); ++i) {
+    if (i > 0 && words[i].first != words[i - 1].first + 1) return std::nullopt;
+    if (i > 0) joined += ' ';
+    joined += words[i].second;
+  }
+  if (joined.size() > kMaxWordsBytes) return std::nullopt;
+  return joined;
+}
+
+void AddExactValueTerm(Xapian::Document& doc, std::string_view field_prefix,
+                       const std::string& value) {
+  const std::string prefix = ExactValuePrefix(field_prefix);
+  if (prefix.empty()) return;
+  const std::optional<std::string> words = ExactValueWords(value);
+  if (!words) {
+    doc.add_boolean_term(prefix);  // the field's marker: see AddExactValueTerm's contract
+  } else if (!words->empty()) {
+    doc.add_boolean_term(prefix + *words);
+  }
+}
+
 std::string SampleTerm(int bucket) { return "XS" + std::to_string(bucket); }
 
 int SampleBucket(const std::string& item_id) {
@@ -262,6 +312,7 @@ Xapian::Document MakeDatasetDocument(const catalog::DatasetRow& dataset,
   auto add_field = [&](const std::optional<std::string>& value, const char* prefix) {
     if (!value || value->empty()) return;
     IndexField(generator, *value, prefix);
+    AddExactValueTerm(doc, prefix, *value);
     all_text += " · " + *value;
   };
   add_field(f.instrument, "XI");
@@ -297,6 +348,7 @@ Xapian::Document MakeDatasetDocument(const catalog::DatasetRow& dataset,
   // Context: PI, proposal, publications, the log entry.
   if (!context.pi.empty()) {
     IndexField(generator, context.pi, "XA", 2);
+    AddExactValueTerm(doc, "XA", context.pi);
     all_text += " · PI " + context.pi;
   }
   // The linked texts are the same for the thousands of datasets of a proposal:
@@ -386,9 +438,13 @@ Xapian::Document MakeTextDocument(const catalog::DocumentRecord& document,
   std::string people;
   for (const std::string& author : document.authors) {
     IndexField(generator, author, "XA");
+    AddExactValueTerm(doc, "XA", author);
     people += (people.empty() ? "" : ", ") + author;
   }
-  if (!document.pi.empty()) IndexField(generator, document.pi, "XA", 2);
+  if (!document.pi.empty()) {
+    IndexField(generator, document.pi, "XA", 2);
+    AddExactValueTerm(doc, "XA", document.pi);
+  }
   AddConcepts(doc, document.title + " " + document.text);
   doc.add_boolean_term("K" + document.kind);
   doc.add_boolean_term(UniqueTerm(document.id));

@@ -9,6 +9,9 @@
 //   XI          instrument                 (instrument:)
 //   XD          detector                   (detector:)
 //   XT          tags                       (tag:)
+//   XE<f><words> the exact value of field XI, XA or XD (f = I, A, D), boolean: its words
+//               as the field's terms hold them, joined by ' ' ("XEIfei titan themis"); a
+//               phrase given to the field is answered from these (ExactValueWords)
 //   XC<id>      a vocabulary concept the item mentions (the target of synonyms)
 //   K<kind>     kind, boolean              (kind:)
 //   XF<format>  file format, boolean       (format:)
@@ -69,6 +72,15 @@ void UnpackFacets(std::string_view packed, Visit&& visit) {
 inline constexpr const char* kSequenceKey = "scisearch.catalog_sequence";
 inline constexpr const char* kVocabularyKey = "scisearch.vocabulary";
 inline constexpr const char* kCatalogIdKey = "scisearch.catalog_id";
+// The format of the index's documents (kIndexFormat): an index of another format is
+// rebuilt by UpdateIndex, and the Searcher answers it without what it lacks.
+inline constexpr const char* kFormatKey = "scisearch.index_format";
+// 2: exact-value terms (ExactValueTerm). 1 (no key): before them.
+inline constexpr int kIndexFormat = 2;
+
+// The index format `db` declares (kFormatKey), 1 when it declares none. Throws
+// Xapian::Error as the database does.
+int IndexFormat(const Xapian::Database& db);
 
 // The catalog change sequence `db` has applied (its kSequenceKey), 0 when none or
 // unreadable: re-applying every change is harmless. Throws Xapian::Error as the
@@ -126,6 +138,22 @@ Xapian::Document MakeTextDocument(const catalog::DocumentRecord& document,
 // Seconds since the Unix epoch of an ISO 8601 date or time ("2011-10-13",
 // "2011-10-13T14:03:12", with an optional zone); nullopt when it is not one.
 std::optional<double> IsoToEpochSeconds(const std::string& iso);
+
+// The exact-value term prefix of a free-text field prefix that has one ("XI" -> "XEI",
+// "XA" -> "XEA", "XD" -> "XED"); "" for any other prefix.
+std::string ExactValuePrefix(std::string_view field_prefix);
+
+// The words of `value` as a field's terms hold them (Xapian::TermGenerator's words,
+// lowercased, unstemmed), in order, joined by ' '; nullopt when they cannot stand for
+// a phrase match: a word the generator skipped (so the positions have a gap) or a
+// term too long for Xapian.
+std::optional<std::string> ExactValueWords(const std::string& value);
+
+// Adds to `doc` the exact-value term of `value` in the field of `field_prefix` ("XI",
+// "XA", "XD"); when its words cannot be one, the field's marker term (the bare exact
+// prefix, "XEI"), which tells the query side to check that field's phrases by position.
+void AddExactValueTerm(Xapian::Document& doc, std::string_view field_prefix,
+                       const std::string& value);
 
 // The term of a mode name ("stem image" -> "XMstem-image").
 std::string ModeTerm(std::string_view mode_name);

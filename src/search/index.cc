@@ -177,14 +177,17 @@ Result<IndexStats> UpdateDatabase(catalog::Catalog& catalog, const fs::path& dir
     Xapian::WritableDatabase db(dir.string(), Xapian::DB_CREATE_OR_OPEN);
     int64_t applied = internal::AppliedSequence(db);
     // An index of another catalog (this one was made anew, or restored from an
-    // older backup) is emptied and built again from every item.
+    // older backup), or of another format (an older scisearch wrote it), is emptied
+    // and built again from every item.
     if (db.get_doccount() > 0 &&
-        (db.get_metadata(internal::kCatalogIdKey) != catalog_id || applied > latest)) {
+        (db.get_metadata(internal::kCatalogIdKey) != catalog_id || applied > latest ||
+         internal::IndexFormat(db) != internal::kIndexFormat)) {
       db.close();
       db = Xapian::WritableDatabase(dir.string(), Xapian::DB_CREATE_OR_OVERWRITE);
       applied = 0;
     }
     db.set_metadata(internal::kCatalogIdKey, catalog_id);
+    db.set_metadata(internal::kFormatKey, std::to_string(internal::kIndexFormat));
     RefreshSynonyms(db);
     SCISEARCH_ASSIGN_OR_RETURN(std::vector<catalog::ItemChange> changes,
                                catalog.ChangesSince(applied));

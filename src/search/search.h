@@ -51,8 +51,10 @@ using IndexProgress = std::function<void(int64_t done, int64_t total)>;
 
 // Applies to <data_dir>/index (created when absent) every catalog change after
 // the sequence the index reflects, committing every `batch` items. Safe to call
-// at any time; a no-op when the index is current. `catalog` must be an open
-// catalog of `data_dir`.
+// at any time; a no-op when the index is current. An index of another catalog, or
+// written by a scisearch with another index format (its documents lack terms this
+// one's queries use), is emptied and rebuilt from every item: at a million items that
+// takes minutes, once. `catalog` must be an open catalog of `data_dir`.
 Result<IndexStats> UpdateIndex(catalog::Catalog& catalog, size_t batch = 10000,
                                const IndexProgress& progress = nullptr);
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -76,36 +77,6 @@ class CheckedField : public Xapian::FieldProcessor {
 
  private:
   std::string* error_;
-};
-
-class RangeField : public CheckedField {
- public:
-  RangeField(std::string* error, std::string field, Xapian::valueno slot, QuantityKind kind)
-      : CheckedField(error), field_(std::move(field)), slot_(slot), kind_(kind) {}
-
-  Xapian::Query operator()(const std::string& text) override {
-    Result<NumericRange> range = ParseRange(field_, text, kind_);
-    if (!range.ok()) return Reject(range.status());
-    const bool low_open = std::isinf(range->low);
-    const bool high_open = std::isinf(range->high);
-    if (low_open && high_open) return Xapian::Query::MatchAll;
-    if (low_open) {
-      return Xapian::Query(Xapian::Query::OP_VALUE_LE, slot_,
-                           Xapian::sortable_serialise(range->high));
-    }
-    if (high_open) {
-      return Xapian::Query(Xapian::Query::OP_VALUE_GE, slot_,
-                           Xapian::sortable_serialise(range->low));
-    }
-    return Xapian::Query(Xapian::Query::OP_VALUE_RANGE, slot_,
-                         Xapian::sortable_serialise(range->low),
-                         Xapian::sortable_serialise(range->high));
-  }
-
- private:
-  std::string field_;
-  Xapian::valueno slot_;
-  QuantityKind kind_;
 };
 
 Xapian::Query AnyTerm(const std::vector<std::string>& terms) {
@@ -205,18 +176,19 @@ class FormatField : public Xapian::FieldProcessor {
   }
 };
 
-// The facet values and sample bucket of every item of one revision of the index, in
-// memory. Counting facets over thousands of matches reads them by document id; reading
-// each item's packed kFacets value instead costs a B-tree look-up per item, most of the
-// time of a faceted query over a large result set. Built in one sequential read of the
-// kFacets value stream and the sample-bucket postings (~0.3 s and ~40 MB at a million
-// items).
-class FacetTable {
+// The facet values, sample bucket and numeric values (kDate .. kPixelSize) of every item
+// of one revision of the index, in memory. Counting facets over thousands of matches
+// reads them by document id, and a range filter tests an item's value by document id;
+// reading each item's value from the index instead costs a B-tree look-up per item, most
+// of the time of a faceted or ranged query over a large result set. Built in one
+// sequential read of the value streams and the sample-bucket postings (~0.6 s and ~75 MB
+// at a million items).
+class ItemTable {
  public:
   static constexpr uint8_t kNoBucket = 0xff;
 
   // Reads `db` as of its current revision. Throws Xapian::Error as the database does.
-  explicit FacetTable(const Xapian::Database& db)
+  explicit ItemTable(const Xapian::Database& db)
       : revision_(db.get_revision()), size_(Xapian::docid(db.get_lastdocid()) + 1) {
     single_.assign(size_t(size_) * kSingleFacets, 0);
     tag_begin_.assign(size_t(size_) + 1, 0);
@@ -245,6 +217,16 @@ class FacetTable {
       });
     }
     for (; next_tag_doc <= size_; ++next_tag_doc) tag_begin_[next_tag_doc] = uint32_t(tags_.size());
+    for (Xapian::valueno slot = 0; slot < kNumberSlots; ++slot) {
+      std::vector<double>& column = numbers_[slot];
+      column.assign(size_, std::numeric_limits<double>::quiet_NaN());
+      for (Xapian::ValueIterator it = db.valuestream_begin(slot); it != db.valuestream_end(slot);
+           ++it) {
+        if (it.get_docid() >= size_) break;
+        column[it.get_docid()] = Xapian::sortable_unserialise(*it);
+        ++value_counts_[slot];
+      }
+    }
     for (int b = 0; b < internal::kSampleBuckets; ++b) {
       const std::string term = internal::SampleTerm(b);
       for (Xapian::PostingIterator it = db.postlist_begin(term); it != db.postlist_end(term);
@@ -268,6 +250,15 @@ class FacetTable {
   // Values of `facet` by ordinal - 1.
   const std::vector<std::string>& values(size_t facet) const { return values_[facet]; }
 
+  // Whether `slot` is one of the numeric columns (kDate .. kPixelSize).
+  static bool HasColumn(Xapian::valueno slot) { return slot < kNumberSlots; }
+  // The value of item `did` in numeric slot `slot` (HasColumn), NaN when it has none.
+  double number(Xapian::valueno slot, Xapian::docid did) const {
+    return did < size_ ? numbers_[slot][did] : std::numeric_limits<double>::quiet_NaN();
+  }
+  // Items with a value in numeric slot `slot` (HasColumn).
+  Xapian::doccount ValueCount(Xapian::valueno slot) const { return value_counts_[slot]; }
+
   // Calls visit(facet index, ordinal) for each value of item `did` (ordinals are 1-based).
   template <typename Visit>
   void ForEachValue(Xapian::docid did, Visit&& visit) const {
@@ -283,6 +274,7 @@ class FacetTable {
 
  private:
   static constexpr size_t kSingleFacets = internal::kFacetCount - 1;  // all but the tags
+  static constexpr Xapian::valueno kNumberSlots = internal::kPixelSize + 1;
 
   Xapian::rev revision_;
   Xapian::docid size_;
@@ -292,14 +284,16 @@ class FacetTable {
   std::vector<uint32_t> tags_;
   std::vector<uint8_t> buckets_;  // by did; kNoBucket when the item has none
   Xapian::doccount bucket_sizes_[internal::kSampleBuckets] = {};
+  std::vector<double> numbers_[kNumberSlots];  // by did; NaN when the item has no value
+  Xapian::doccount value_counts_[kNumberSlots] = {};
 };
 
 // The items of sample buckets [first, end) (internal::SampleTerm) as a posting list read
-// from a FacetTable: the same items as the OR of those buckets' terms, without merging up
+// from a ItemTable: the same items as the OR of those buckets' terms, without merging up
 // to 64 posting lists. The table must outlive the source and every clone.
 class SampleSource : public Xapian::PostingSource {
  public:
-  SampleSource(const FacetTable& table, int first, int end)
+  SampleSource(const ItemTable& table, int first, int end)
       : table_(table),
         first_(first),
         end_(end),
@@ -329,17 +323,144 @@ class SampleSource : public Xapian::PostingSource {
     did_ = did;
   }
 
-  const FacetTable& table_;
+  const ItemTable& table_;
   const int first_, end_;
   const Xapian::doccount count_;
   Xapian::docid did_ = 0;
+};
+
+// The items whose value in numeric slot `slot` lies in [low, high], read from an
+// ItemTable's column: the same items as OP_VALUE_RANGE (or _GE, _LE) on the
+// sortable_serialise()d bounds, tested by document id in memory. Its estimate of the
+// matches comes from every 64th item (Xapian's value range guesses half the index).
+// The table must outlive the source and every clone.
+class RangeSource : public Xapian::PostingSource {
+ public:
+  RangeSource(const ItemTable& table, Xapian::valueno slot, double low, double high)
+      : RangeSource(table, slot, Comparable(low), Comparable(high), /*est=*/0) {
+    constexpr Xapian::docid kStride = 64;
+    Xapian::doccount sampled = 0, in_range = 0;
+    for (Xapian::docid did = 1; did < table.size(); did += kStride) {
+      ++sampled;
+      if (Matches(did)) ++in_range;
+    }
+    if (sampled > 0) {
+      const double share = double(in_range) / double(sampled);
+      est_ = std::min(max_, Xapian::doccount(std::llround(share * double(table.size() - 1))));
+    }
+  }
+
+  Xapian::doccount get_termfreq_min() const override { return 0; }
+  Xapian::doccount get_termfreq_est() const override { return est_; }
+  Xapian::doccount get_termfreq_max() const override { return max_; }
+  void init(const Xapian::Database&) override {
+    did_ = 0;
+    on_match_ = true;
+  }
+  void next(double) override { Advance(did_ + 1); }
+  void skip_to(Xapian::docid did, double) override {
+    if (did > did_) {
+      Advance(did);
+    } else if (!on_match_) {
+      Advance(did_ + 1);
+    }
+  }
+  // An item is tested in place; when it does not match, the position is `did`, off
+  // any match (Xapian's "indeterminate" position), and next() goes on from there.
+  bool check(Xapian::docid did, double) override {
+    did_ = did;
+    on_match_ = Matches(did);
+    return on_match_;
+  }
+  bool at_end() const override { return did_ >= table_.size(); }
+  Xapian::docid get_docid() const override { return did_; }
+  Xapian::PostingSource* clone() const override {
+    return new RangeSource(table_, slot_, low_, high_, est_);
+  }
+  std::string get_description() const override {
+    return "RangeSource(slot " + std::to_string(slot_) + ", " + std::to_string(low_) + ".." +
+           std::to_string(high_) + ")";
+  }
+
+ private:
+  RangeSource(const ItemTable& table, Xapian::valueno slot, double low, double high,
+              Xapian::doccount est)
+      : table_(table),
+        slot_(slot),
+        low_(low),
+        high_(high),
+        max_(table.ValueCount(slot)),
+        est_(est) {}
+
+  // `bound` as the index compares values: through sortable_serialise().
+  static double Comparable(double bound) {
+    return Xapian::sortable_unserialise(Xapian::sortable_serialise(bound));
+  }
+
+  bool Matches(Xapian::docid did) const {
+    const double value = table_.number(slot_, did);
+    return value >= low_ && value <= high_;  // false for NaN: no value
+  }
+  // Moves to the first match at or after `did`.
+  void Advance(Xapian::docid did) {
+    while (did < table_.size() && !Matches(did)) ++did;
+    did_ = did;
+    on_match_ = true;  // or at the end
+  }
+
+  const ItemTable& table_;
+  const Xapian::valueno slot_;
+  const double low_, high_;
+  const Xapian::doccount max_;
+  Xapian::doccount est_;
+  Xapian::docid did_ = 0;
+  bool on_match_ = true;  // false after a check() that found no match
+};
+
+// A range on a numeric slot: tested from the Searcher's item table when it has one
+// (RangeSource), else by Xapian from the index's values; the same items either way.
+class RangeField : public CheckedField {
+ public:
+  // `*table` is read at each parse: the item table the current search uses, or
+  // nullptr. `table` outlives the processor (both belong to the Searcher).
+  RangeField(std::string* error, std::string field, Xapian::valueno slot, QuantityKind kind,
+             const ItemTable* const* table)
+      : CheckedField(error), field_(std::move(field)), slot_(slot), kind_(kind), table_(table) {}
+
+  Xapian::Query operator()(const std::string& text) override {
+    Result<NumericRange> range = ParseRange(field_, text, kind_);
+    if (!range.ok()) return Reject(range.status());
+    const bool low_open = std::isinf(range->low);
+    const bool high_open = std::isinf(range->high);
+    if (low_open && high_open) return Xapian::Query::MatchAll;
+    if (*table_ != nullptr && ItemTable::HasColumn(slot_)) {
+      return Xapian::Query((new RangeSource(**table_, slot_, range->low, range->high))->release());
+    }
+    if (low_open) {
+      return Xapian::Query(Xapian::Query::OP_VALUE_LE, slot_,
+                           Xapian::sortable_serialise(range->high));
+    }
+    if (high_open) {
+      return Xapian::Query(Xapian::Query::OP_VALUE_GE, slot_,
+                           Xapian::sortable_serialise(range->low));
+    }
+    return Xapian::Query(Xapian::Query::OP_VALUE_RANGE, slot_,
+                         Xapian::sortable_serialise(range->low),
+                         Xapian::sortable_serialise(range->high));
+  }
+
+ private:
+  std::string field_;
+  Xapian::valueno slot_;
+  QuantityKind kind_;
+  const ItemTable* const* table_;
 };
 
 // Counts the facet values of every item the matcher looks at: from `table` when given
 // (which must be of the searched revision), else from each item's packed kFacets value.
 class FacetSpy : public Xapian::MatchSpy {
  public:
-  explicit FacetSpy(const FacetTable* table) : table_(table) {
+  explicit FacetSpy(const ItemTable* table) : table_(table) {
     if (table_ != nullptr) {
       for (size_t f = 0; f < internal::kFacetCount; ++f) {
         ordinal_counts_[f].assign(table_->values(f).size() + 1, 0);
@@ -405,7 +526,7 @@ class FacetSpy : public Xapian::MatchSpy {
     size_t operator()(std::string_view text) const { return std::hash<std::string_view>()(text); }
   };
   using Counts = std::unordered_map<std::string, int64_t, Hash, std::equal_to<>>;
-  const FacetTable* table_;
+  const ItemTable* table_;
   Counts counts_[internal::kFacetCount];                        // without a table
   std::vector<int64_t> ordinal_counts_[internal::kFacetCount];  // with one, by ordinal
   int64_t seen_ = 0;
@@ -470,6 +591,14 @@ int CountWords(std::string_view text) {
 
 }  // namespace
 
+// The exact values of one field (internal::AddExactValueTerm) in one revision.
+struct ExactValues {
+  // Whether every value of the field has its exact term (no marker term, and an index
+  // of a format that has them).
+  bool complete = false;
+  std::vector<std::string> padded_words;  // each value's words, " fei titan themis "
+};
+
 class Searcher::Impl {
  public:
   Impl(catalog::Catalog& catalog, Xapian::Database db) : catalog_(catalog), db_(std::move(db)) {
@@ -492,8 +621,9 @@ class Searcher::Impl {
     parser_.add_boolean_prefix("format", (new FormatField())->release());
     const std::string unique;  // an empty grouping: every range is its own filter (ANDed)
     for (const auto& [name, slot, kind] : RangeFields()) {
-      parser_.add_boolean_prefix(name, (new RangeField(&field_error_, name, slot, kind))->release(),
-                                 &unique);
+      parser_.add_boolean_prefix(
+          name, (new RangeField(&field_error_, name, slot, kind, &search_table_))->release(),
+          &unique);
     }
   }
 
@@ -537,6 +667,7 @@ class Searcher::Impl {
     Results results;
     results.query = query.text;
     try {
+      search_table_ = ItemTableFor(query.facets);
       const std::string text = RewriteComparisons(query.text, RangeFieldNames());
       const bool full = query.ranking == Ranking::kFull;
       const int words = CountWords(text);
@@ -596,6 +727,7 @@ class Searcher::Impl {
     Results results;
     results.query = "like:" + id;
     try {
+      search_table_ = ItemTableFor(/*faceted=*/false);
       const std::string unique = internal::UniqueTerm(id);
       Xapian::PostingIterator it = db_.postlist_begin(unique);
       if (it == db_.postlist_end(unique))
@@ -668,7 +800,98 @@ class Searcher::Impl {
     }
     if (!field_error_.empty()) return Status::InvalidArgument(field_error_);
     if (parsed.empty()) return Xapian::Query(Xapian::Query::MatchAll);
-    return parsed;
+    bool changed = false;
+    Xapian::Query exact = WithExactValues(parsed, changed);
+    return changed ? exact : parsed;
+  }
+
+  // `query` with each phrase given to a field that has exact-value terms
+  // (instrument:"FEI Titan", pi:"Peter Ercius") answered from those terms: the
+  // phrase's words ANDed (the same weight as the phrase) and filtered by the OR of the
+  // field's exact values that hold the phrase ("fei titan" -> "fei titan", "fei titan
+  // themis"), instead of reading the words' positions in every item that has them
+  // all. The same items match. Phrases under operators whose parameters cannot be read
+  // back (OP_SCALE_WEIGHT, OP_ELITE_SET) or whose weight depends on their
+  // subqueries' statistics (OP_SYNONYM, OP_MAX) are left as they are. `changed`:
+  // whether anything was replaced.
+  Xapian::Query WithExactValues(const Xapian::Query& query, bool& changed) {
+    using Q = Xapian::Query;
+    const Q::op type = query.get_type();
+    if (type == Q::OP_PHRASE) return ExactPhrase(query, changed);
+    if (type != Q::OP_AND && type != Q::OP_OR && type != Q::OP_AND_NOT && type != Q::OP_XOR &&
+        type != Q::OP_AND_MAYBE && type != Q::OP_FILTER) {
+      return query;
+    }
+    std::vector<Q> subqueries;
+    bool any = false;
+    for (size_t i = 0; i < query.get_num_subqueries(); ++i) {
+      subqueries.push_back(WithExactValues(query.get_subquery(i), any));
+    }
+    if (!any) return query;
+    changed = true;
+    return Q(type, subqueries.begin(), subqueries.end());
+  }
+
+  // One phrase of WithExactValues: replaced when all its words are terms of one field
+  // with exact values and some values hold it.
+  Xapian::Query ExactPhrase(const Xapian::Query& phrase, bool& changed) {
+    using Q = Xapian::Query;
+    std::vector<Q> words;
+    std::string field;   // "XI"
+    std::string needle;  // " fei titan "
+    for (size_t i = 0; i < phrase.get_num_subqueries(); ++i) {
+      Q word = phrase.get_subquery(i);
+      if (word.get_type() != Q::LEAF_TERM) return phrase;
+      const std::string term = *word.get_terms_begin();
+      // The field's prefix, then a word (not another prefix's capital).
+      if (term.size() < 3 || (term[2] >= 'A' && term[2] <= 'Z')) return phrase;
+      const std::string prefix = term.substr(0, 2);
+      if (i == 0) field = prefix;
+      if (prefix != field || internal::ExactValuePrefix(prefix).empty()) return phrase;
+      needle += " " + term.substr(2);
+      words.push_back(std::move(word));
+    }
+    needle += ' ';
+    // Only an exact phrase: one whose window is its length. (ADJ/3 makes a phrase with
+    // a wider window; Xapian::Query shows the window only in its description.)
+    if (Q(Q::OP_PHRASE, words.begin(), words.end()).get_description() != phrase.get_description()) {
+      return phrase;
+    }
+    const ExactValues& values = ExactValuesOf(field);
+    if (!values.complete) return phrase;
+    const std::string exact_prefix = internal::ExactValuePrefix(field);
+    std::vector<Q> holding;
+    for (const std::string& padded : values.padded_words) {
+      if (padded.find(needle) != std::string::npos) {
+        holding.emplace_back(exact_prefix + padded.substr(1, padded.size() - 2));
+      }
+    }
+    if (holding.empty()) return phrase;  // it matches nothing: no faster way to say so
+    changed = true;
+    return Q(Q::OP_FILTER, Q(Q::OP_AND, words.begin(), words.end()),
+             Q(Q::OP_OR, holding.begin(), holding.end()));
+  }
+
+  // The exact values of field `field` ("XI") in the index, read once per revision.
+  const ExactValues& ExactValuesOf(const std::string& field) {
+    const Xapian::rev revision = db_.get_revision();
+    if (revision != exact_values_revision_) {
+      exact_values_.clear();
+      exact_values_revision_ = revision;
+    }
+    auto [it, added] = exact_values_.try_emplace(field);
+    ExactValues& values = it->second;
+    if (!added) return values;
+    // An index of an older format has no exact-value terms.
+    values.complete = internal::IndexFormat(db_) >= internal::kIndexFormat;
+    const std::string prefix = internal::ExactValuePrefix(field);
+    for (Xapian::TermIterator t = db_.allterms_begin(prefix);
+         values.complete && t != db_.allterms_end(prefix); ++t) {
+      const std::string term = *t;
+      if (term == prefix) values.complete = false;  // the marker: a value without its term
+      values.padded_words.push_back(" " + term.substr(prefix.size()) + " ");
+    }
+    return values;
   }
 
   // Whether `text` has anything to search for beyond stop words ("the" alone
@@ -832,7 +1055,7 @@ class Searcher::Impl {
     // matcher is asked to check at least `facet_sample` items; a larger result set gets
     // a sampled second pass (CountFacets).
     const int64_t facet_sample = std::max<int64_t>(request.facet_sample, 1);
-    const FacetTable* table = request.facets ? FacetTableFor() : nullptr;
+    const ItemTable* table = request.facets ? search_table_ : nullptr;
     FacetSpy spy(table);
     Xapian::doccount check_at_least = 0;
     if (request.facets) {
@@ -886,7 +1109,7 @@ class Searcher::Impl {
   // the sample's own count asks for. The total is the sample's estimate (items seen /
   // share of the index in the sample), kept within the first pass's bounds.
   void CountFacets(const Xapian::Query& query, int64_t sample, const Xapian::MSet& first,
-                   const FacetTable* table, Results& results) {
+                   const ItemTable* table, Results& results) {
     constexpr int kAll = internal::kSampleBuckets;
     const Xapian::Query counted(Xapian::Query::OP_SCALE_WEIGHT, query, 0);
     const double estimate = std::max<double>(double(first.get_matches_estimated()), 1.0);
@@ -925,7 +1148,7 @@ class Searcher::Impl {
   }
 
   // The items of sample buckets [first, end).
-  Xapian::Query SampleQuery(const FacetTable* table, int first, int end) {
+  Xapian::Query SampleQuery(const ItemTable* table, int first, int end) {
     if (table != nullptr) return Xapian::Query((new SampleSource(*table, first, end))->release());
     std::vector<Xapian::Query> terms;
     for (int b = first; b < end; ++b) terms.emplace_back(internal::SampleTerm(b));
@@ -933,7 +1156,7 @@ class Searcher::Impl {
   }
 
   // The share of the index's items in sample buckets [0, buckets).
-  double SampleShare(const FacetTable* table, int buckets) {
+  double SampleShare(const ItemTable* table, int buckets) {
     const double items = std::max<double>(db_.get_doccount(), 1);
     if (table != nullptr) return std::max(double(table->InBuckets(buckets)), 1.0) / items;
     double in_sample = 0;
@@ -941,16 +1164,17 @@ class Searcher::Impl {
     return std::max(in_sample, 1.0) / items;
   }
 
-  // The facet table of the current revision, built (or rebuilt after the index
-  // changed) at this Searcher's second faceted search, so that a one-query Searcher
-  // (the command line) never pays for it. nullptr: count from the index.
-  const FacetTable* FacetTableFor() {
+  // The item table of the current revision for a search (`faceted`: one that counts
+  // facets), built (or rebuilt after the index changed) at this Searcher's second
+  // faceted search, so that a one-query Searcher (the command line) never pays for
+  // it. nullptr: count facets and test ranges from the index.
+  const ItemTable* ItemTableFor(bool faceted) {
     const Xapian::rev revision = db_.get_revision();
-    if (facet_table_ != nullptr && facet_table_->revision() == revision) return facet_table_.get();
-    if (++faceted_searches_ < 2) return nullptr;
-    facet_table_.reset();  // the old one's memory first
-    facet_table_ = std::make_unique<FacetTable>(db_);
-    return facet_table_.get();
+    if (item_table_ != nullptr && item_table_->revision() == revision) return item_table_.get();
+    if (!faceted || ++faceted_searches_ < 2) return nullptr;
+    item_table_.reset();  // the old one's memory first
+    item_table_ = std::make_unique<ItemTable>(db_);
+    return item_table_.get();
   }
 
   static bool IsMatchAll(const Xapian::Query& query) {
@@ -972,7 +1196,8 @@ class Searcher::Impl {
     std::vector<std::string> terms;
     for (Xapian::TermIterator t = enquire.get_matching_terms_begin(it);
          t != enquire.get_matching_terms_end(it); ++t) {
-      if (query_terms.count(*t)) terms.push_back(*t);
+      // Exact-value terms stand for the phrase's words, which are reasons themselves.
+      if (query_terms.count(*t) && (*t).rfind("XE", 0) != 0) terms.push_back(*t);
     }
     // Show the user's own words, not their stems.
     const std::string words = nlp::NormaliseForMatching(query_text);
@@ -1015,8 +1240,13 @@ class Searcher::Impl {
   Xapian::Stem stemmer_;
   std::unique_ptr<Xapian::SimpleStopper> stopper_;
   Xapian::QueryParser parser_;
-  std::unique_ptr<FacetTable> facet_table_;  // see FacetTableFor
-  int64_t faceted_searches_ = 0;             // without a current facet table
+  std::unique_ptr<ItemTable> item_table_;  // see ItemTableFor
+  int64_t faceted_searches_ = 0;           // without a current item table
+  // The item table of the search under way (ItemTableFor), read by RangeField.
+  const ItemTable* search_table_ = nullptr;
+  // The exact values of each field that has them (ExactValuesOf), of one revision.
+  Xapian::rev exact_values_revision_ = 0;
+  std::map<std::string, ExactValues> exact_values_;
 };
 
 Searcher::Searcher(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

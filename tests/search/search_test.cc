@@ -585,6 +585,104 @@ TEST_F(SearchTest, LockedIndexIsReportedNotCorrupted) {
   EXPECT_EQ(IdSet("zirconia"), std::set<std::string>{late});
 }
 
+// An index written before exact-value terms (format 1: no "scisearch.index_format" key,
+// no XE terms) is rebuilt by the next update, and until then answers field phrases
+// from word positions.
+TEST_F(SearchTest, IndexOfAnOlderFormatIsRebuiltByUpdate) {
+  FillFacility(*this);
+  Update();
+  const std::set<std::string> titan = IdSet("instrument:\"FEI Titan\"");
+  ASSERT_FALSE(titan.empty());
+  const std::string index = (data_dir_ / "index").string();
+  {
+    // What an older scisearch wrote: no format key, no exact-value terms.
+    Xapian::WritableDatabase db(index, Xapian::DB_OPEN);
+    EXPECT_EQ(db.get_metadata("scisearch.index_format"), "2");
+    db.set_metadata("scisearch.index_format", "");
+    for (Xapian::PostingIterator it = db.postlist_begin(""); it != db.postlist_end(""); ++it) {
+      Xapian::Document doc = db.get_document(*it);
+      std::vector<std::string> exact;
+      for (Xapian::TermIterator t = doc.termlist_begin(); t != doc.termlist_end(); ++t) {
+        if ((*t).rfind("XE", 0) == 0) exact.push_back(*t);
+      }
+      for (const std::string& term : exact) doc.remove_term(term);
+      db.replace_document(*it, doc);
+    }
+    db.commit();
+  }
+  searcher_.reset();
+  EXPECT_EQ(IdSet("instrument:\"FEI Titan\""), titan);  // by positions
+  const int64_t items = int64_t(TakeSnapshot(*catalog_, kProbes).items.size());
+  const IndexStats stats = Update();
+  EXPECT_EQ(stats.items_indexed, items);  // every item again
+  {
+    Xapian::Database db(index);
+    EXPECT_EQ(db.get_metadata("scisearch.index_format"), "2");
+    EXPECT_TRUE(db.term_exists("XEIfei titan"));
+  }
+  searcher_.reset();
+  EXPECT_EQ(IdSet("instrument:\"FEI Titan\""), titan);  // by exact values
+  // A current index is not rebuilt again.
+  EXPECT_EQ(Update().items_indexed, 0);
+}
+
+// A phrase given to instrument:, pi: or detector: is answered from exact-value terms:
+// the same items, scores and reasons as from word positions (an index without those
+// terms), for whole values, parts of values and values that only share the words.
+TEST_F(SearchTest, FieldPhrasesFromExactValuesEqualPhrasesFromPositions) {
+  struct Row {
+    const char* name;
+    const char* instrument;
+    const char* note;
+  };
+  const Row rows[] = {
+      {"a.dm3", "FEI Titan", "strain map"},    {"b.dm3", "FEI Titan Themis", "strain"},
+      {"c.dm3", "Titan FEI", "strain gold"},   {"d.dm3", "FEI Helios", "strain"},
+      {"e.dm3", "Thermo Titan-Krios", "gold"}, {"f.dm3", "FEI Titan Themis", "gold"},
+      {"g.dm3", "FEI-Titan", "strain strain"}, {"h.dm3", "JEOL ARM", "fei titan strain"},
+      {"i.dm3", "FEI Krios Titan", "strain"},
+  };
+  for (const Row& row : rows)
+    Put({.name = row.name, .instrument = row.instrument, .note = row.note});
+  PutDoc(Doc("pub-1", "publication", "Strain", "strain", "2011-11-01", "Peter Ercius"));
+  PutDoc(Doc("pub-2", "publication", "Strain", "strain", "2012-11-01", "Ercius Peter"));
+  Update();
+  const std::vector<std::string> queries = {
+      "instrument:\"FEI Titan\"", "instrument:\"titan themis\"", "strain instrument:\"FEI Titan\"",
+      "gold OR instrument:\"fei titan\"", "instrument:\"Titan Krios\"",
+      "instrument:FEI-Titan strain", "pi:\"Peter Ercius\" strain", "instrument:\"ARM JEOL\"",
+      "strain -instrument:\"fei titan themis\"",
+      // A phrase with a window (ADJ/3; AND keeps the fields unrequired, see RequireFields):
+      // "FEI Krios Titan" is in it, though no exact value
+      // holds "fei titan".
+      "instrument:FEI ADJ/3 instrument:Titan AND strain"};
+  auto answers = [&] {
+    std::vector<std::string> out;
+    for (const std::string& q : queries) {
+      std::string line = q + " ->";
+      for (const Hit& h : Run(q).hits) {
+        line += " " + h.id + "@" + std::to_string(h.score);
+        for (const MatchReason& m : h.matched) line += "/" + m.field + ":" + m.value;
+      }
+      out.push_back(line);
+    }
+    return out;
+  };
+  searcher_.reset();
+  const std::vector<std::string> from_exact = answers();
+  {
+    Xapian::WritableDatabase db((data_dir_ / "index").string(), Xapian::DB_OPEN);
+    db.set_metadata("scisearch.index_format", "1");  // the query side falls back
+    db.commit();
+  }
+  searcher_.reset();
+  const std::vector<std::string> from_positions = answers();
+  EXPECT_EQ(from_exact, from_positions);
+  // And they found what a phrase finds.
+  EXPECT_NE(from_exact[0].find(" -> "), std::string::npos);
+  EXPECT_EQ(IdSet("instrument:\"FEI Titan\"").size(), 4u);  // a, b, f, g
+}
+
 TEST_F(SearchTest, SearcherNeedsAnIndex) {
   auto s = Searcher::Open(*catalog_);
   ASSERT_FALSE(s.ok());
@@ -934,6 +1032,25 @@ TEST_F(FieldTest, RangesIncludeExactlyTheirBoundaries) {
   // Free text narrowed by ranges: every hit is in range, whatever the ranking adds.
   EXPECT_EQ(NamesOf("oxide mag>1e6"), (NameSet{"m2.dm3", "m3.dm4", "m5.mrc"}));
   EXPECT_EQ(NamesOf("oxide interface voltage:80..300kV date:2011-11"), (NameSet{"m3.dm4"}));
+}
+
+// Ranges are tested from the Searcher's item table from its second faceted search on,
+// and from the index's values before: the same items, order and totals.
+TEST_F(FieldTest, RangesFromMemoryEqualRangesFromTheIndex) {
+  for (const std::string text : {"mag>1e6", "mag<1e6", "voltage:80..300kV", "date:2011-10..2011-12",
+                                 "date>2011-12", "oxide interface voltage:80..300kV date:2011-11",
+                                 "oxide mag>=1M", "pixel:<1nm", "mag:2M", "oxide -mag>1M"}) {
+    searcher_.reset();
+    const Results from_index = Run(text);
+    const Results from_memory = Run(text);
+    SCOPED_TRACE(text);
+    EXPECT_EQ(from_memory.total, from_index.total);
+    ASSERT_EQ(from_memory.hits.size(), from_index.hits.size());
+    for (size_t i = 0; i < from_index.hits.size(); ++i) {
+      EXPECT_EQ(from_memory.hits[i].id, from_index.hits[i].id);
+      EXPECT_EQ(from_memory.hits[i].score, from_index.hits[i].score);
+    }
+  }
 }
 
 TEST_F(FieldTest, FieldsRestrict) {
