@@ -403,6 +403,8 @@ int Main(int argc, char** argv) {
   };
   auto add_training_options = [&](CLI::App* sub) {
     sub->add_option("--epochs", vision_command.epochs, "Passes over the images (default 30)");
+    sub->add_option("--min-steps", vision_command.min_steps,
+                    "Small sets get more epochs, up to this many steps (default 400)");
     sub->add_option("--frame-side", vision_command.frame_side,
                     "Longer side images are reduced to (default 192)");
     sub->add_option("--tile-side", vision_command.tile_side,

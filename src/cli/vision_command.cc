@@ -63,6 +63,7 @@ vision::TrainOptions OptionsFor(const VisionCommand& c, bool multi_label) {
   o.threads = c.threads;
   o.seed = c.seed;
   if (c.epochs > 0) o.epochs = c.epochs;
+  if (c.min_steps >= 0) o.min_steps = c.min_steps;
   if (c.frame_side > 0) o.preprocessing.frame_side = c.frame_side;
   if (c.tile_side > 0) o.preprocessing.tile_side = c.tile_side;
   o.on_epoch = [](int epoch, int epochs, double loss) {

@@ -34,6 +34,7 @@ struct VisionCommand {
   std::vector<std::string> paths;  // predict: files; similar: one reference
   bool json = false;
   int epochs = 0;      // 0: the default of the training kind
+  int min_steps = -1;  // -1: the default (see vision::TrainOptions::min_steps)
   int frame_side = 0;  // 0: the default
   int tile_side = 0;   // 0: the default
   int threads = 2;

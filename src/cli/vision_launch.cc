@@ -26,6 +26,7 @@ std::string VisionCommandToJson(const VisionCommand& c) {
                    {"paths", c.paths},
                    {"json", c.json},
                    {"epochs", c.epochs},
+                   {"min_steps", c.min_steps},
                    {"frame_side", c.frame_side},
                    {"tile_side", c.tile_side},
                    {"threads", c.threads},
@@ -54,6 +55,7 @@ Result<VisionCommand> VisionCommandFromJson(const std::string& json) {
     c.paths = j.at("paths").get<std::vector<std::string>>();
     c.json = j.at("json").get<bool>();
     c.epochs = j.at("epochs").get<int>();
+    c.min_steps = j.at("min_steps").get<int>();
     c.frame_side = j.at("frame_side").get<int>();
     c.tile_side = j.at("tile_side").get<int>();
     c.threads = j.at("threads").get<int>();

@@ -502,11 +502,16 @@ Result<std::unique_ptr<Model>> Model::Train(const std::vector<std::string>& labe
     TrainReport r;
     r.train_images = int(train_set.size());
     r.validation_images = int(validation_set.size());
-    r.epochs = options.epochs;
+    const int64_t batches_per_epoch = std::max<int64_t>(
+        1, (int64_t(train_set.size()) * options.tiles_per_image + options.batch_size - 1) /
+               options.batch_size);
+    const int epochs = int(std::max<int64_t>(
+        options.epochs, (options.min_steps + batches_per_epoch - 1) / batches_per_epoch));
+    r.epochs = epochs;
     std::vector<std::pair<size_t, int>> draws;  // (train index, tile number)
-    for (int epoch = 0; epoch < options.epochs; ++epoch) {
+    for (int epoch = 0; epoch < epochs; ++epoch) {
       // Cosine decay of every group's learning rate, from its base to 2% of it.
-      const double progress = double(epoch) / options.epochs;
+      const double progress = double(epoch) / epochs;
       const double factor = 0.02 + 0.98 * 0.5 * (1 + std::cos(M_PI * progress));
       for (size_t g = 0; g < optimizer.param_groups().size(); ++g) {
         optimizer.param_groups()[g].options().set_lr(base_lr[g] * factor);
@@ -552,7 +557,7 @@ Result<std::unique_ptr<Model>> Model::Train(const std::vector<std::string>& labe
         ++batches;
       }
       r.final_loss = batches ? loss_sum / batches : 0;
-      if (options.on_epoch) options.on_epoch(epoch + 1, options.epochs, r.final_loss);
+      if (options.on_epoch) options.on_epoch(epoch + 1, epochs, r.final_loss);
     }
     for (Tensor& p : frozen_params) p.set_requires_grad(true);  // the file keeps no flags
 

@@ -66,6 +66,9 @@ struct TrainOptions {
   Architecture architecture;    // ignored with a pretrained model: its own is kept
   bool multi_label = false;     // sigmoid per label (tags) rather than softmax (classes)
   int epochs = 30;
+  // Small sets get more epochs, up to this many optimiser steps in all: fifty labelled images
+  // make two batches an epoch, and thirty epochs of them teach a head next to nothing.
+  int min_steps = 400;
   int batch_size = 32;
   int tiles_per_image = 4;  // random tiles drawn from each image per epoch
   double learning_rate = 2e-3;

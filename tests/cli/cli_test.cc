@@ -388,9 +388,10 @@ TEST_F(CliTest, VisionTrainsPredictsAndNamesBadModels) {
     fs::copy_file(fei, classes / "fei" / ("f" + std::to_string(i) + ".tif"));
   }
   const std::string model = (scratch_ / "m.model").string();
-  CommandResult run = Scisearch({"vision", "train", "--from-folders", classes.string(), "--model",
-                                 model, "--epochs", "1", "--frame-side", "64", "--tile-side", "32"},
-                                scratch_);
+  CommandResult run =
+      Scisearch({"vision", "train", "--from-folders", classes.string(), "--model", model,
+                 "--epochs", "1", "--min-steps", "0", "--frame-side", "64", "--tile-side", "32"},
+                scratch_);
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_NE(run.out.find("4 images, 2 labels: fei zeiss"), std::string::npos) << run.out;
   ASSERT_TRUE(fs::exists(model));

@@ -63,6 +63,7 @@ TrainOptions ToyOptions() {
   o.architecture.channels = {8, 16, 16};
   o.architecture.hidden = 16;
   o.epochs = 12;
+  o.min_steps = 0;
   o.batch_size = 16;
   o.learning_rate = 3e-3;
   o.threads = 2;
