@@ -77,17 +77,9 @@ namespace {
 // scisearch-vision: beside this executable, else where CMake built it, else installed.
 Result<std::string> FindVisionExecutable() {
   constexpr const char* kName = "scisearch-vision";
-#ifdef SCISEARCH_VISION_PATH
-  const std::string built = SCISEARCH_VISION_PATH;
-#else
-  const std::string built;
-#endif
-#ifdef SCISEARCH_INSTALL_BINDIR
-  const std::string bindir = SCISEARCH_INSTALL_BINDIR;
-#else
-  const std::string bindir;
-#endif
-  for (const std::string& path : CompanionCandidates(kName, built, bindir)) {
+  // CMake defines both paths (src/CMakeLists.txt).
+  for (const std::string& path :
+       CompanionCandidates(kName, SCISEARCH_VISION_PATH, SCISEARCH_INSTALL_BINDIR)) {
     if (IsExecutableFile(path)) return path;
   }
   return Status::NotFound(std::string("vision: ") + kName +

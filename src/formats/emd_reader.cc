@@ -87,17 +87,9 @@ Result<std::string> FindWorkerExecutable() {
       configured != nullptr && configured[0] != '\0') {
     return std::string(configured);
   }
-#ifdef SCISEARCH_HDF5_WORKER_PATH
-  const std::string built = SCISEARCH_HDF5_WORKER_PATH;
-#else
-  const std::string built;
-#endif
-#ifdef SCISEARCH_INSTALL_BINDIR
-  const std::string bindir = SCISEARCH_INSTALL_BINDIR;
-#else
-  const std::string bindir;
-#endif
-  const std::vector<std::string> candidates = CompanionCandidates(kWorkerName, built, bindir);
+  // CMake defines both paths (src/CMakeLists.txt).
+  const std::vector<std::string> candidates =
+      CompanionCandidates(kWorkerName, SCISEARCH_HDF5_WORKER_PATH, SCISEARCH_INSTALL_BINDIR);
   std::string tried;
   for (const std::string& candidate : candidates) {
     if (IsExecutableFile(candidate)) return candidate;
