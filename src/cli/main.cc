@@ -406,9 +406,9 @@ int Main(int argc, char** argv) {
     sub->add_option("--min-steps", vision_command.min_steps,
                     "Small sets get more epochs, up to this many steps (default 400)");
     sub->add_option("--frame-side", vision_command.frame_side,
-                    "Longer side images are reduced to (default 192)");
+                    "Longer side images are reduced to (default 320)");
     sub->add_option("--tile-side", vision_command.tile_side,
-                    "Side of the square tiles the network reads (default 96)");
+                    "Side of the square tiles the network reads (default 128)");
     sub->add_option("--seed", vision_command.seed, "Random seed")->capture_default_str();
   };
   auto add_transfer_options = [&](CLI::App* sub) {
