@@ -11,7 +11,8 @@
 #   4. Inference: `vision tag --redo` over the facility (images/s, batched as during a tag
 #      pass, file reading included) and its peak RSS; `vision predict` start-up.
 # Usage: bench/vision_eval.sh [FILES=3000] [EPOCHS=12] [FOLDS=5]
-#   env: BENCH_DIR (/tmp/scisearch-vision-bench) LABELS (50,200,1000) SKIP_UHCS (0)
+#   EPOCHS is for the simulated facility; uhcs3 trains UHCS_EPOCHS (30, the default of training).
+#   env: BENCH_DIR (/tmp/scisearch-vision-bench) LABELS (50,200,1000) SKIP_UHCS (0) UHCS_EPOCHS
 set -euo pipefail
 cd "$(dirname "$0")/.."
 files=${1:-3000}; epochs=${2:-12}; folds=${3:-5}
@@ -32,7 +33,8 @@ echo "# vision_eval: $(date -u +%FT%TZ), $(nproc) cores, FILES=$files EPOCHS=$ep
 evaluate() {  # evaluate NAME [extra args]
   local name=$1; shift
   "$bin" vision evaluate --from-folders "$uhcs" --groups "$uhcs/split_shared.csv" \
-    --folds "$folds" --epochs "$epochs" "$@" >"$work/uhcs-$name.txt" 2>"$work/uhcs-$name.log"
+    --folds "$folds" --epochs "${UHCS_EPOCHS:-30}" "$@" >"$work/uhcs-$name.txt" \
+    2>"$work/uhcs-$name.log"
   echo "uhcs3 ($name): $(head -1 "$work/uhcs-$name.txt")" | tee -a "$summary"
 }
 
