@@ -85,6 +85,16 @@ void CheckArchitecture(const Architecture& arch) {
 
 // --- Frames to tensors ----------------------------------------------------------
 
+// `image` ([C, H, W]) resampled bilinearly to height x width.
+Tensor Resized(const Tensor& image, int64_t height, int64_t width) {
+  return torch::nn::functional::interpolate(image.unsqueeze(0),
+                                            torch::nn::functional::InterpolateFuncOptions()
+                                                .size(std::vector<int64_t>{height, width})
+                                                .mode(torch::kBilinear)
+                                                .align_corners(false))
+      .squeeze(0);
+}
+
 // A frame as a [1, H, W] tensor of centred grey levels, enlarged (bilinear) when a side is
 // shorter than one tile.
 Tensor FrameTensor(const thumbnail::GreyFrame& frame, int tile_side) {
@@ -97,12 +107,7 @@ Tensor FrameTensor(const thumbnail::GreyFrame& frame, int tile_side) {
     const double f = double(tile_side) / shorter;
     const int64_t h = std::max<int64_t>(tile_side, std::llround(frame.height * f));
     const int64_t w = std::max<int64_t>(tile_side, std::llround(frame.width * f));
-    t = torch::nn::functional::interpolate(t.unsqueeze(0),
-                                           torch::nn::functional::InterpolateFuncOptions()
-                                               .size(std::vector<int64_t>{h, w})
-                                               .mode(torch::kBilinear)
-                                               .align_corners(false))
-            .squeeze(0);
+    t = Resized(t, h, w);
   }
   return t;
 }
@@ -139,12 +144,7 @@ Tensor RandomTile(const Tensor& frame, int tile, std::mt19937_64& rng) {
   const int64_t x = std::uniform_int_distribution<int64_t>(0, w - side)(rng);
   Tensor t = frame.slice(1, y, y + side).slice(2, x, x + side);
   if (side != tile) {
-    t = torch::nn::functional::interpolate(t.unsqueeze(0),
-                                           torch::nn::functional::InterpolateFuncOptions()
-                                               .size(std::vector<int64_t>{tile, tile})
-                                               .mode(torch::kBilinear)
-                                               .align_corners(false))
-            .squeeze(0);
+    t = Resized(t, tile, tile);
   }
   const int turns = std::uniform_int_distribution<int>(0, 3)(rng);
   if (turns) t = torch::rot90(t, turns, {1, 2});
