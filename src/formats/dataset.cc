@@ -316,10 +316,6 @@ void AppendJson(const Metadata& json, std::string& out) {
   }
 }
 
-}  // namespace
-
-namespace {
-
 // A JSON scanner that feeds MetadataBuilder the events nlohmann's SAX parser would, and
 // accepts and refuses exactly the texts it does. Iterative: no nesting can exhaust the
 // stack.

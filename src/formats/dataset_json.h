@@ -35,6 +35,25 @@ std::optional<Metadata> ParseMetadataJson(std::string_view text);
 // Metadata::from_msgpack(bytes, /*strict=*/true, /*allow_exceptions=*/false) builds).
 std::optional<Metadata> ParseMetadataMsgpack(std::string_view bytes);
 
+// Whether two of `members` share a key. `scratch` is working space the caller keeps
+// between calls, so that large objects sort their keys without allocating each time.
+inline bool HasRepeatedKey(const std::vector<std::pair<std::string, Metadata>>& members,
+                           std::vector<std::string_view>& scratch) {
+  constexpr size_t kCompareAll = 8;  // up to this many, compare every pair
+  if (members.size() <= kCompareAll) {
+    for (size_t i = 1; i < members.size(); ++i) {
+      for (size_t j = 0; j < i; ++j) {
+        if (members[i].first == members[j].first) return true;
+      }
+    }
+    return false;
+  }
+  scratch.clear();
+  for (const auto& member : members) scratch.emplace_back(member.first);
+  std::sort(scratch.begin(), scratch.end());
+  return std::adjacent_find(scratch.begin(), scratch.end()) != scratch.end();
+}
+
 // The members of a Metadata object under construction, kept as movable pairs and made
 // into the object once, by Take: ordered_json's members have const keys, so an object
 // that grows member by member copies every member's whole subtree at each reallocation.
@@ -117,7 +136,7 @@ class MetadataBuilder {
     Metadata object = Metadata::object();
     auto& map = object.get_ref<Metadata::object_t&>();
     map.reserve(frame.members.size());
-    if (HasRepeatedKey(frame.members)) {
+    if (HasRepeatedKey(frame.members, keys_)) {
       // The rare slow path, one lookup per member.
       for (auto& member : frame.members) {
         const std::string& key = member.first;  // (clang 14 cannot capture a binding)
@@ -180,23 +199,6 @@ class MetadataBuilder {
       frame.elements.push_back(std::move(value));
     }
     return true;
-  }
-
-  // Whether two members share a key.
-  bool HasRepeatedKey(const std::vector<std::pair<std::string, Metadata>>& members) {
-    constexpr size_t kCompareAll = 8;  // up to this many, compare every pair
-    if (members.size() <= kCompareAll) {
-      for (size_t i = 1; i < members.size(); ++i) {
-        for (size_t j = 0; j < i; ++j) {
-          if (members[i].first == members[j].first) return true;
-        }
-      }
-      return false;
-    }
-    keys_.clear();
-    for (const auto& member : members) keys_.emplace_back(member.first);
-    std::sort(keys_.begin(), keys_.end());
-    return std::adjacent_find(keys_.begin(), keys_.end()) != keys_.end();
   }
 
   const bool steal_strings_;

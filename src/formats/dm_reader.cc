@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "formats/byte_source.h"
+#include "formats/dataset_json.h"
 #include "formats/metadata_lookup.h"
 #include "formats/normalise.h"
 #include "formats/readers.h"
@@ -303,7 +304,7 @@ class TagParser {
     // growing object copies every member's whole subtree at each reallocation.
     auto& members = out.get_ref<Metadata::object_t&>();
     members.reserve(entries.size());
-    if (!any_unnamed && !HasRepeatedName(entries)) {
+    if (!any_unnamed && !HasRepeatedKey(entries, names_)) {
       // The usual case: every tag is named, once; the names are the keys.
       for (auto& [name, value] : entries) members.emplace_back(std::move(name), std::move(value));
       return Status::Ok();
@@ -324,23 +325,6 @@ class TagParser {
   }
 
  private:
-  // Whether two entries share a name.
-  bool HasRepeatedName(const std::vector<std::pair<std::string, Metadata>>& entries) {
-    constexpr size_t kCompareAll = 8;  // up to this many, compare every pair
-    if (entries.size() <= kCompareAll) {
-      for (size_t i = 1; i < entries.size(); ++i) {
-        for (size_t j = 0; j < i; ++j) {
-          if (entries[i].first == entries[j].first) return true;
-        }
-      }
-      return false;
-    }
-    names_.clear();
-    for (const auto& entry : entries) names_.emplace_back(entry.first);
-    std::sort(names_.begin(), names_.end());
-    return std::adjacent_find(names_.begin(), names_.end()) != names_.end();
-  }
-
   Status ParseData(Metadata& out, const std::string& name, const std::string& path) {
     char delimiter[4];
     SCISEARCH_RETURN_IF_ERROR(in_.Read(delimiter, 4, "data tag delimiter"));
@@ -541,7 +525,7 @@ class TagParser {
   size_t word_;
   bool dm4_;
   std::vector<uint64_t> info_;           // ParseData's type description
-  std::vector<std::string_view> names_;  // HasRepeatedName's scratch space
+  std::vector<std::string_view> names_;  // HasRepeatedKey's scratch space
 };
 
 // How an image's pixels are stored and what Read() returns.

@@ -75,7 +75,7 @@ inline constexpr const char* kCatalogIdKey = "scisearch.catalog_id";
 // The format of the index's documents (kIndexFormat): an index of another format is
 // rebuilt by UpdateIndex, and the Searcher answers it without what it lacks.
 inline constexpr const char* kFormatKey = "scisearch.index_format";
-// 2: exact-value terms (ExactValueTerm). 1 (no key): before them.
+// 2: exact-value terms (AddExactValueTerm). 1 (no key): before them.
 inline constexpr int kIndexFormat = 2;
 
 // The index format `db` declares (kFormatKey), 1 when it declares none. Throws

@@ -289,7 +289,7 @@ class ItemTable {
 };
 
 // The items of sample buckets [first, end) (internal::SampleTerm) as a posting list read
-// from a ItemTable: the same items as the OR of those buckets' terms, without merging up
+// from an ItemTable: the same items as the OR of those buckets' terms, without merging up
 // to 64 posting lists. The table must outlive the source and every clone.
 class SampleSource : public Xapian::PostingSource {
  public:

@@ -653,8 +653,7 @@ TEST_F(SearchTest, FieldPhrasesFromExactValuesEqualPhrasesFromPositions) {
       "instrument:FEI-Titan strain", "pi:\"Peter Ercius\" strain", "instrument:\"ARM JEOL\"",
       "strain -instrument:\"fei titan themis\"",
       // A phrase with a window (ADJ/3; AND keeps the fields unrequired, see RequireFields):
-      // "FEI Krios Titan" is in it, though no exact value
-      // holds "fei titan".
+      // "FEI Krios Titan" is in it, though no exact value holds "fei titan".
       "instrument:FEI ADJ/3 instrument:Titan AND strain"};
   auto answers = [&] {
     std::vector<std::string> out;
