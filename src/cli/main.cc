@@ -257,7 +257,10 @@ int Main(int argc, char** argv) {
   int jobs = 0;  // 0: the module's own default for this machine
   auto* ingester = app.add_subcommand("ingest", "Catalog a folder tree, incrementally");
   ingester->add_option("DIR", ingest_root, "Root of the tree to ingest")->required();
-  ingester->add_option("--jobs,-j", jobs, "Parallel readers (default: one more than the cores)")
+  ingester
+      ->add_option("--jobs,-j", jobs,
+                   "Parallel readers of each pass (default: 4 x the cores for metadata, cores + 1 "
+                   "for thumbnails)")
       ->check(CLI::Range(1, 256));
   bool no_thumbnails = false;
   ingester->add_flag("--no-thumbnails", no_thumbnails,

@@ -335,9 +335,12 @@ Result<IngestSummary> Ingest(catalog::Catalog& catalog, const fs::path& root,
   }
   sink.OnStart(summary.root, summary.files_seen, summary.datasets_seen, totals.datasets_total);
 
-  const int jobs = options.jobs > 0
-                       ? options.jobs
-                       : std::max(1, static_cast<int>(std::thread::hardware_concurrency())) + 1;
+  // Metadata readers spend most of their time waiting (on HDF5 workers, and on the
+  // disk or a network file system), so they outnumber the cores; thumbnail makers
+  // decode pixels, so one more than the cores keeps them busy without more memory.
+  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int metadata_jobs = options.jobs > 0 ? options.jobs : 4 * cores;
+  const int thumbnail_jobs = options.jobs > 0 ? options.jobs : cores + 1;
   const formats::OpenOptions open_options{options.temp_dir};
   SharedProgress progress;
   auto stop_requested = [&] { return options.stop != nullptr && options.stop->load(); };
@@ -353,7 +356,7 @@ Result<IngestSummary> Ingest(catalog::Catalog& catalog, const fs::path& root,
 
   // Pass 1: headers and metadata.
   Status read_status = RunPipeline<ReadResult>(
-      catalog, options, jobs, work.size(), stop_requested,
+      catalog, options, metadata_jobs, work.size(), stop_requested,
       [&](size_t i) { return ReadUnit(work[i], summary.root, open_options); },
       [&](ReadResult& r, catalog::Catalog::BatchWriter& batch) -> Status {
         const DatasetUnit& unit = *r.item->unit;
@@ -403,7 +406,7 @@ Result<IngestSummary> Ingest(catalog::Catalog& catalog, const fs::path& root,
     thumbnail_totals.files_total = thumbnail_totals.datasets_total =
         static_cast<int64_t>(jobs_to_do.size());
     Status thumbnail_status = RunPipeline<ThumbnailResult>(
-        catalog, options, jobs, jobs_to_do.size(), stop_requested,
+        catalog, options, thumbnail_jobs, jobs_to_do.size(), stop_requested,
         [&](size_t i) { return MakeThumbnails(jobs_to_do[i], open_options); },
         [&](ThumbnailResult& r, catalog::Catalog::BatchWriter& batch) -> Status {
           SCISEARCH_RETURN_IF_ERROR(

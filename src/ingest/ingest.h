@@ -102,8 +102,10 @@ std::unique_ptr<ProgressSink> MakeSilentProgress();
 std::string FormatSummary(const IngestSummary& summary);
 
 struct IngestOptions {
-  int jobs = 0;  // reader threads; 0 = one more than the cores (readers also wait on disks
-                 // and on HDF5 workers, so one more keeps the cores busy: 13% faster on 2 cores)
+  // Threads of each pass; 0 = the machine's defaults: four times the cores for the
+  // metadata pass (its readers mostly wait on disks and HDF5 workers: 10% faster than
+  // one more than the cores, on 2 cores), one more than the cores for thumbnails.
+  int jobs = 0;
   ProgressSink* progress = nullptr;    // not owned; nullptr = silent
   std::filesystem::path temp_dir;      // for inflating .gz files; empty = the system's
   bool thumbnails = true;              // false: the second pass is left for a later run
