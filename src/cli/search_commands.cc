@@ -54,9 +54,10 @@ void PrintText(const search::Results& results) {
   // A short query's total counts the items with every word; its page may go on
   // with items that have some of them.
   const bool partial_follow = !results.hits.empty() && results.hits.back().rank > results.total;
-  std::printf("%s%lld result%s (%.1f ms)%s\n", results.total_exact ? "" : "about ",
+  std::printf("%s%lld result%s (%.1f ms)%s%s\n", results.total_exact ? "" : "about ",
               static_cast<long long>(results.total), results.total == 1 ? "" : "s",
-              results.seconds * 1e3, partial_follow ? "; then items with some of the words" : "");
+              results.seconds * 1e3, partial_follow ? "; then items with some of the words" : "",
+              results.ranked_recent ? "; datasets ranked among the most recently added" : "");
   for (const search::Hit& hit : results.hits) {
     std::printf("\n%lld. %s  [%s]  %.2f\n", static_cast<long long>(hit.rank), hit.title.c_str(),
                 hit.kind.c_str(), hit.score);

@@ -27,11 +27,15 @@ std::string ResultsToJson(const Results& results) {
     }
     hits.push_back(std::move(h));
   }
-  ordered_json j = {
-      {"query", results.query},     {"corrected", results.corrected},
-      {"total", results.total},     {"total_exact", results.total_exact},
-      {"seconds", results.seconds}, {"facets_approximate", results.facets_approximate},
-      {"facets", facets},           {"hits", hits}};
+  ordered_json j = {{"query", results.query},
+                    {"corrected", results.corrected},
+                    {"total", results.total},
+                    {"total_exact", results.total_exact},
+                    {"seconds", results.seconds},
+                    {"facets_approximate", results.facets_approximate},
+                    {"ranked_recent", results.ranked_recent},
+                    {"facets", facets},
+                    {"hits", hits}};
   return j.dump(-1, ' ', false, ordered_json::error_handler_t::replace);
 }
 

@@ -90,6 +90,14 @@ struct Query {
   // they are counted over an unbiased sample of about this many and scaled
   // (Results::facets_approximate).
   int64_t facet_sample = 5000;
+  // A ranked query that could match more than twice this many items ranks the datasets
+  // among them over those indexed last: a span of item ids holding about this many
+  // matches (Results::ranked_recent). Documents (proposals, publications, logs) are
+  // ranked wherever they are, and the total and facets count every match. Why: ranking
+  // every one of half a million matches takes 50-200 ms at a million items, and which of
+  // them comes first is then decided by small differences in word counts, where the
+  // newest data is what a facility's users look for. 0 = rank every match.
+  int64_t recent_matches = 10000;
 };
 
 // One field or tag through which a hit matched the query.
@@ -131,12 +139,16 @@ struct Results {
   std::vector<Hit> hits;
   std::vector<Facet> facets;
   bool facets_approximate = false;  // counts scaled from a sample
+  // The query matched so many items that the datasets among them were ranked over
+  // those indexed last (Query::recent_matches); the total and facets count them all.
+  bool ranked_recent = false;
   double seconds = 0;
 };
 
 // `results` as one JSON object, the form of `scisearch search --json` and of the
 // server's search API:
 //   {"query", "corrected", "total", "total_exact", "seconds", "facets_approximate",
+//    "ranked_recent",
 //    "facets": {"<name>": [{"value", "count"}, ...], ...},
 //    "hits": [{"id", "kind", "rank", "score", "title", "path", "date", "summary",
 //              "snippet", "matched": [{"field", "value"}], "tags": [...],

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
@@ -326,6 +327,32 @@ class SampleSource : public Xapian::PostingSource {
   const ItemTable& table_;
   const int first_, end_;
   const Xapian::doccount count_;
+  Xapian::docid did_ = 0;
+};
+
+// Every document id from `floor` to `last`: the items indexed last (ids grow as items
+// are added; a rebuild adds them in the order the catalog changed them).
+class RecentSource : public Xapian::PostingSource {
+ public:
+  RecentSource(Xapian::docid floor, Xapian::docid last) : floor_(floor), last_(last) {}
+
+  Xapian::doccount get_termfreq_min() const override { return 0; }
+  Xapian::doccount get_termfreq_est() const override { return Count(); }
+  Xapian::doccount get_termfreq_max() const override { return Count(); }
+  void init(const Xapian::Database&) override { did_ = 0; }
+  void next(double) override { did_ = std::max(did_ + 1, floor_); }
+  void skip_to(Xapian::docid did, double) override { did_ = std::max({did_, did, floor_}); }
+  bool at_end() const override { return did_ > last_; }
+  Xapian::docid get_docid() const override { return did_; }
+  Xapian::PostingSource* clone() const override { return new RecentSource(floor_, last_); }
+  std::string get_description() const override {
+    return "RecentSource(" + std::to_string(floor_) + ".." + std::to_string(last_) + ")";
+  }
+
+ private:
+  Xapian::doccount Count() const { return last_ >= floor_ ? last_ - floor_ + 1 : 0; }
+
+  const Xapian::docid floor_, last_;
   Xapian::docid did_ = 0;
 };
 
@@ -679,7 +706,8 @@ class Searcher::Impl {
         // of the words; when none has them all, the query is read as any word.
         SCISEARCH_ASSIGN_OR_RETURN(Xapian::Query all, Parse(text, Xapian::Query::OP_AND, full));
         SCISEARCH_ASSIGN_OR_RETURN(Xapian::Query all_of_kind, WithKind(all, query.kind));
-        SCISEARCH_RETURN_IF_ERROR(Run(all_of_kind, query, false, false, results));
+        SCISEARCH_RETURN_IF_ERROR(
+            Run(all_of_kind, query, false, false, RankScope::kRecentWhenBroad, results));
         if (results.total > 0) {
           const int64_t shown = int64_t(results.hits.size());
           if (shown < query.limit && !IsMatchAll(all)) {
@@ -692,12 +720,20 @@ class Searcher::Impl {
             rest.limit = query.limit - shown;
             rest.facets = false;
             Results more;
-            SCISEARCH_RETURN_IF_ERROR(Run(some_of_kind, rest, false, false, more));
+            SCISEARCH_RETURN_IF_ERROR(
+                Run(some_of_kind, rest, false, false, RankScope::kRecentWhenBroad, more));
             for (Hit& hit : more.hits) {
               hit.rank = query.offset + int64_t(results.hits.size()) + 1;
               results.hits.push_back(std::move(hit));
             }
           }
+          results.seconds =
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+          return results;
+        }
+        SCISEARCH_ASSIGN_OR_RETURN(Xapian::Query any, Parse(text, Xapian::Query::OP_OR, full));
+        if (any.get_description() == all.get_description()) {
+          // One phrase (or one word with filters): reading it as any word changes nothing.
           results.seconds =
               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
           return results;
@@ -708,7 +744,8 @@ class Searcher::Impl {
       }
       SCISEARCH_ASSIGN_OR_RETURN(Xapian::Query parsed, Parse(text, Xapian::Query::OP_OR, full));
       SCISEARCH_ASSIGN_OR_RETURN(Xapian::Query filtered, WithKind(parsed, query.kind));
-      SCISEARCH_RETURN_IF_ERROR(Run(filtered, query, full, words > kMaxAllWordsQuery, results));
+      SCISEARCH_RETURN_IF_ERROR(Run(filtered, query, full, words > kMaxAllWordsQuery,
+                                    RankScope::kRecentWhenBroad, results));
     } catch (const Xapian::QueryParserError& e) {
       return Status::InvalidArgument(e.get_msg());
     } catch (const Xapian::DatabaseModifiedError&) {
@@ -748,7 +785,8 @@ class Searcher::Impl {
       Query query;
       query.limit = limit;
       query.facets = false;
-      SCISEARCH_RETURN_IF_ERROR(Run(filtered, query, /*feedback=*/false, false, results));
+      SCISEARCH_RETURN_IF_ERROR(
+          Run(filtered, query, /*feedback=*/false, false, RankScope::kAll, results));
     } catch (const Xapian::Error& e) {
       return Status::IoError(std::string("search index: ") + e.get_type() + ": " + e.get_msg());
     }
@@ -1026,10 +1064,16 @@ class Searcher::Impl {
                          Xapian::Query(Xapian::Query::OP_AND, filters.begin(), filters.end()));
   }
 
+  // Which matches a ranked query ranks.
+  enum class RankScope {
+    kAll,
+    kRecentWhenBroad,  // see Query::recent_matches
+  };
+
   // Runs `query` into `results`; `feedback`: re-rank with the best hits' terms
   // (and, when `widen`, let them match too).
   Status Run(const Xapian::Query& query, const Query& request, bool feedback, bool widen,
-             Results& results) {
+             RankScope scope, Results& results) {
     Xapian::Enquire enquire(db_);
     const bool ranked = request.sort == SortOrder::kRelevance;
     Xapian::Query final_query = query;
@@ -1056,6 +1100,28 @@ class Searcher::Impl {
     // a sampled second pass (CountFacets).
     const int64_t facet_sample = std::max<int64_t>(request.facet_sample, 1);
     const ItemTable* table = request.facets ? search_table_ : nullptr;
+    if (ranked && scope == RankScope::kRecentWhenBroad) {
+      // From the terms' statistics alone: no posting is read. The upper bound is what
+      // ranking would look at (a phrase's estimate guesses how many of those hold it).
+      const Xapian::MSet estimate = enquire.get_mset(0, 0);
+      std::optional<Xapian::MSet> recent;
+      if (request.recent_matches > 0 &&
+          int64_t(estimate.get_matches_upper_bound()) > 2 * request.recent_matches) {
+        recent = RankRecent(enquire, final_query, request, estimate);
+      }
+      if (recent) {
+        const Xapian::MSet& mset = *recent;
+        results.ranked_recent = true;
+        if (request.facets) {
+          CountFacets(final_query, facet_sample, estimate, table, results);
+        } else {
+          results.total = estimate.get_matches_estimated();
+          results.total_exact = false;
+        }
+        return AddHits(enquire, mset, query, request, results);
+      }
+      enquire.set_query(final_query);
+    }
     FacetSpy spy(table);
     Xapian::doccount check_at_least = 0;
     if (request.facets) {
@@ -1075,6 +1141,50 @@ class Searcher::Impl {
         CountFacets(final_query, facet_sample, mset, table, results);
       }
     }
+    return AddHits(enquire, mset, query, request, results);
+  }
+
+  // Ranks the page `request` asks for among the items indexed last that `query` (whose
+  // matches `estimate` estimates) matches: first over a span of document ids that
+  // should hold request.recent_matches of them (more for a deep page), then, while the span
+  // holds too few, over four times the span. Documents (proposals, publications, logs)
+  // are ranked wherever they are. `enquire` is left set to the query that ranked.
+  // nullopt when the span would have to be every item: the caller ranks every match.
+  std::optional<Xapian::MSet> RankRecent(Xapian::Enquire& enquire, const Xapian::Query& query,
+                                         const Query& request, const Xapian::MSet& estimate) {
+    const Xapian::docid last = db_.get_lastdocid();
+    const double wanted =
+        std::max(double(request.recent_matches), 2.0 * double(request.offset + request.limit));
+    // Between the estimate (which can be far too low for a phrase) and the upper bound
+    // (far too high for words that rarely meet).
+    const double matches = std::sqrt(std::max<double>(estimate.get_matches_estimated(), 1) *
+                                     std::max<double>(estimate.get_matches_upper_bound(), 1));
+    double share = wanted / matches;
+    while (share < 1) {
+      const Xapian::docid span = Xapian::docid(std::ceil(share * last));
+      const Xapian::docid floor = last - span + 1;
+      const Xapian::Query recent((new RecentSource(floor, last))->release());
+      const std::vector<Xapian::Query> in_scope = {
+          recent, Xapian::Query("Kproposal"), Xapian::Query("Kpublication"), Xapian::Query("Klog")};
+      enquire.set_query(
+          Xapian::Query(Xapian::Query::OP_FILTER, query,
+                        Xapian::Query(Xapian::Query::OP_OR, in_scope.begin(), in_scope.end())));
+      // Checking half of what is wanted makes the count of those reliable (a phrase
+      // is otherwise checked only where it could change the page).
+      Xapian::MSet mset =
+          enquire.get_mset(Xapian::doccount(request.offset), Xapian::doccount(request.limit),
+                           Xapian::doccount(wanted / 2));
+      if (double(mset.get_matches_lower_bound()) >= wanted / 2) return mset;
+      share *= 4;
+    }
+    return std::nullopt;
+  }
+
+  // Appends the hits of `mset` (the page of `request`, found by `enquire` for `query`
+  // before any feedback) to `results`.
+  Status AddHits(Xapian::Enquire& enquire, const Xapian::MSet& mset, const Xapian::Query& query,
+                 const Query& request, Results& results) {
+    const bool ranked = request.sort == SortOrder::kRelevance;
     int64_t rank = request.offset;
     for (Xapian::MSetIterator it = mset.begin(); it != mset.end(); ++it) {
       const Xapian::Document doc = it.get_document();

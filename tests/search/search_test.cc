@@ -1401,6 +1401,57 @@ TEST_F(SearchTest, SampledTotalIsNearTheExactCount) {
   }
 }
 
+// A query that could match many items ranks the datasets indexed last (and every
+// document); its total and facets still count every match, and recent_matches = 0 ranks
+// them all.
+TEST_F(SearchTest, BroadQueriesRankTheDatasetsIndexedLast) {
+  PutDoc(Doc("paper", "publication", "Carbon", "carbon carbon carbon"));
+  std::vector<std::string> datasets;
+  for (int i = 0; i < 300; ++i) {
+    DatasetSpec spec;
+    spec.name = "d" + std::to_string(i) + ".dm3";
+    // The oldest fifty say it most often: a full ranking puts them first.
+    spec.note = i < 50 ? "carbon carbon carbon" : "carbon film on a copper grid, as usual";
+    datasets.push_back(Put(spec));
+  }
+  Update();
+  const std::set<std::string> newest(datasets.end() - 80, datasets.end());
+  const std::set<std::string> strongest(datasets.begin(), datasets.begin() + 50);
+
+  Query q;
+  q.text = "carbon";
+  q.limit = 10;
+  q.recent_matches = 20;
+  const Results recent = Run(q);
+  EXPECT_TRUE(recent.ranked_recent);
+  EXPECT_EQ(recent.total, 301);
+  EXPECT_TRUE(recent.total_exact);
+  ASSERT_EQ(recent.hits.size(), 10u);
+  EXPECT_EQ(recent.hits[0].id, "paper");  // documents are ranked wherever they are
+  for (size_t i = 1; i < recent.hits.size(); ++i) {
+    EXPECT_TRUE(newest.count(recent.hits[i].id)) << recent.hits[i].id;
+  }
+  int64_t kinds = 0;
+  for (const Facet& f : recent.facets) {
+    if (f.name != "kind") continue;
+    for (const FacetValue& v : f.values) kinds += v.count;
+  }
+  EXPECT_EQ(kinds, 301);
+
+  q.recent_matches = 0;
+  const Results all = Run(q);
+  EXPECT_FALSE(all.ranked_recent);
+  EXPECT_EQ(all.total, 301);
+  ASSERT_EQ(all.hits.size(), 10u);
+  for (size_t i = 1; i < all.hits.size(); ++i) {
+    EXPECT_TRUE(strongest.count(all.hits[i].id)) << all.hits[i].id;
+  }
+
+  // A query with fewer possible matches than twice recent_matches ranks them all.
+  q.recent_matches = 200;
+  EXPECT_FALSE(Run(q).ranked_recent);
+}
+
 // --- Documents from JSON lines ------------------------------------------------------
 
 TEST_F(SearchTest, DocumentsLoaderKeepsUnknownFieldsAndReportsBadLines) {

@@ -120,7 +120,9 @@ function render(state, results) {
   const ms = results.took_ms ?? (results.seconds !== undefined ? results.seconds * 1000 : null);
   const time = ms === null ? '' : ` (${ms < 10 ? Number(ms).toFixed(1) : Math.round(ms)} ms)`;
   const count = `${results.total_exact === false ? 'About ' : ''}${plural(total, 'result')}`;
-  els.meta.textContent = `${count}${time}`;
+  // A broad query's datasets are ranked among those added last (the server says so).
+  const scope = results.ranked_recent ? ' · datasets ranked among the most recently added' : '';
+  els.meta.textContent = `${count}${time}${scope}`;
   announce(els.status, results.error ? results.error : `${count} for “${state.q || 'all'}”`,
     results.error ? 'error' : 'info');
 
