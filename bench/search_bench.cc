@@ -6,6 +6,7 @@
 //                --queries Q.jsonl
 //   options: --warmup-passes N (1) --passes N (3) --per-query FILE.tsv --label NAME
 //            --facet-sample N (scisearch: count facets exactly over up to N matches)
+//            --recent-matches N (scisearch: Query::recent_matches; 0 ranks every match)
 //            --dump-results FILE.jsonl (scisearch: after the timed passes, each query's whole
 //            answer, hits and facets, as JSON: two builds' answers can be compared)
 //
@@ -172,12 +173,15 @@ class Engine {
 
 class ScisearchEngine : public Engine {
  public:
-  static Result<std::unique_ptr<Engine>> Open(const fs::path& data_dir, int64_t facet_sample) {
+  // facet_sample 0, recent_matches -1: scisearch's defaults.
+  static Result<std::unique_ptr<Engine>> Open(const fs::path& data_dir, int64_t facet_sample,
+                                              int64_t recent_matches) {
     auto engine = std::unique_ptr<ScisearchEngine>(new ScisearchEngine());
     SCISEARCH_ASSIGN_OR_RETURN(engine->catalog_, scisearch::catalog::Catalog::Open(data_dir));
     SCISEARCH_ASSIGN_OR_RETURN(engine->searcher_,
                                scisearch::search::Searcher::Open(*engine->catalog_));
     engine->facet_sample_ = facet_sample;
+    engine->recent_matches_ = recent_matches;
     return std::unique_ptr<Engine>(std::move(engine));
   }
 
@@ -206,6 +210,7 @@ class ScisearchEngine : public Engine {
     q.limit = 10;
     q.facets = true;
     if (facet_sample_ > 0) q.facet_sample = facet_sample_;
+    if (recent_matches_ >= 0) q.recent_matches = recent_matches_;
     return searcher_->Search(q);
   }
 
@@ -213,6 +218,7 @@ class ScisearchEngine : public Engine {
   std::unique_ptr<scisearch::catalog::Catalog> catalog_;
   std::unique_ptr<scisearch::search::Searcher> searcher_;
   int64_t facet_sample_ = 0;
+  int64_t recent_matches_ = -1;
 };
 
 // The SQL both peers share: the matches of the query, materialized once per statement
@@ -449,14 +455,15 @@ struct Options {
   fs::path queries, data_dir, fts5_db, per_query, dump_results;
   std::string pg;
   int warmup_passes = 1, passes = 3;
-  int64_t facet_sample = 0;  // 0 = scisearch's default
+  int64_t facet_sample = 0;     // 0 = scisearch's default
+  int64_t recent_matches = -1;  // -1 = scisearch's default
 };
 
 constexpr const char* kUsage =
     "usage: search_bench --engine scisearch|fts5|postgres --queries Q.jsonl\n"
     "         [--data-dir D] [--fts5-db F] [--pg CONNINFO]\n"
-    "         [--warmup-passes N] [--passes N] [--facet-sample N] [--per-query OUT.tsv]\n"
-    "         [--dump-results OUT.jsonl]\n";
+    "         [--warmup-passes N] [--passes N] [--facet-sample N] [--recent-matches N]\n"
+    "         [--per-query OUT.tsv] [--dump-results OUT.jsonl]\n";
 
 Result<Options> ParseOptions(int argc, char** argv) {
   Options o;
@@ -497,6 +504,8 @@ Result<Options> ParseOptions(int argc, char** argv) {
       o.passes = static_cast<int>(v);
     } else if (flag == "--facet-sample") {
       SCISEARCH_ASSIGN_OR_RETURN(o.facet_sample, count(1));
+    } else if (flag == "--recent-matches") {
+      SCISEARCH_ASSIGN_OR_RETURN(o.recent_matches, count(0));
     } else {
       return Status::InvalidArgument(flag + ": unknown option");
     }
@@ -520,7 +529,9 @@ Result<Options> ParseOptions(int argc, char** argv) {
 }
 
 Result<std::unique_ptr<Engine>> OpenEngine(const Options& o) {
-  if (o.engine == "scisearch") return ScisearchEngine::Open(o.data_dir, o.facet_sample);
+  if (o.engine == "scisearch") {
+    return ScisearchEngine::Open(o.data_dir, o.facet_sample, o.recent_matches);
+  }
   if (o.engine == "fts5") return Fts5Engine::Open(o.fts5_db);
   return PostgresEngine::Open(o.pg);
 }

@@ -192,13 +192,21 @@ int RunEvaluate(const VisionCommand& c) {
       ++confusion[size_t(set->examples[i].labels[0])][size_t(cv->predicted[i])];
   }
   if (c.json) {
+    nlohmann::ordered_json examples = nlohmann::ordered_json::array();
+    for (size_t i = 0; i < set->examples.size(); ++i) {
+      examples.push_back({{"path", set->examples[i].source},
+                          {"label", set->examples[i].labels[0]},
+                          {"predicted", cv->predicted[i]},
+                          {"confidence", cv->confidence[i]}});
+    }
     nlohmann::ordered_json j{{"images", set->examples.size()},
                              {"labels", set->labels},
                              {"folds", cv->fold_accuracy.size()},
                              {"accuracy", cv->accuracy},
                              {"fold_accuracy", cv->fold_accuracy},
                              {"confusion", confusion},
-                             {"seconds", cv->seconds}};
+                             {"seconds", cv->seconds},
+                             {"examples", examples}};
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("%zu images, %zu-fold grouped cross-validation: accuracy %.3f (folds:",

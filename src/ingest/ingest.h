@@ -103,8 +103,9 @@ std::string FormatSummary(const IngestSummary& summary);
 
 struct IngestOptions {
   // Threads of each pass; 0 = the machine's defaults: four times the cores for the
-  // metadata pass (its readers mostly wait on disks and HDF5 workers: 10% faster than
-  // one more than the cores, on 2 cores), one more than the cores for thumbnails.
+  // metadata pass (its readers mostly wait on HDF5 workers, and on the disk or a network
+  // file system: on 2 cores and a local disk 0-10% faster than one more than the cores,
+  // depending on the day), one more than the cores for thumbnails.
   int jobs = 0;
   ProgressSink* progress = nullptr;    // not owned; nullptr = silent
   std::filesystem::path temp_dir;      // for inflating .gz files; empty = the system's

@@ -193,6 +193,7 @@ Result<CrossValidation> CrossValidate(const std::vector<std::string>& labels,
   }
   CrossValidation cv;
   cv.predicted.assign(examples.size(), -1);
+  cv.confidence.assign(examples.size(), {});
   int right_total = 0;
   for (int fold = 0; fold < folds; ++fold) {
     std::vector<LabelledFrame> train;
@@ -217,6 +218,12 @@ Result<CrossValidation> CrossValidate(const std::vector<std::string>& labels,
       const std::string& best = analyses[k].labels[0].label;
       const int predicted = int(std::find(labels.begin(), labels.end(), best) - labels.begin());
       cv.predicted[test[k]] = predicted;
+      std::vector<double>& confidence = cv.confidence[test[k]];
+      confidence.assign(labels.size(), 0);
+      for (const LabelScore& score : analyses[k].labels) {
+        const auto at = std::find(labels.begin(), labels.end(), score.label) - labels.begin();
+        if (size_t(at) < labels.size()) confidence[size_t(at)] = score.confidence;
+      }
       right += predicted == examples[test[k]].labels[0];
     }
     right_total += right;

@@ -199,6 +199,10 @@ struct CrossValidation {
   std::vector<double> fold_accuracy;
   double accuracy = 0;  // over all examples
   std::vector<int> predicted;
+  // By example: the confidence of each label, in label order (empty for an example no
+  // fold predicted). The folds depend on the seed only, so runs with other settings
+  // can be combined example by example.
+  std::vector<std::vector<double>> confidence;
   double seconds = 0;
 };
 Result<CrossValidation> CrossValidate(const std::vector<std::string>& labels,
