@@ -183,20 +183,29 @@ std::string ExactValuePrefix(std::string_view field_prefix) {
   return "";
 }
 
+// The free-text (unprefixed: prefixes are capitals) terms of `doc` at each of their
+// positions, in position order.
+std::vector<std::pair<Xapian::termpos, std::string>> WordsByPosition(const Xapian::Document& doc) {
+  std::vector<std::pair<Xapian::termpos, std::string>> words;
+  for (Xapian::TermIterator t = doc.termlist_begin(); t != doc.termlist_end(); ++t) {
+    const std::string term = *t;
+    if (term.empty() || (term[0] >= 'A' && term[0] <= 'Z')) continue;
+    for (Xapian::PositionIterator p = t.positionlist_begin(); p != t.positionlist_end(); ++p) {
+      words.emplace_back(*p, term);
+    }
+  }
+  std::sort(words.begin(), words.end());
+  return words;
+}
+
 std::optional<std::string> ExactValueWords(const std::string& value) {
-  // Xapian refuses terms over 245 bytes; the prefix takes 3.
-  constexpr size_t kMaxWordsBytes = 240;
+  // The exact-value prefix takes 3 of Xapian's bytes.
+  constexpr size_t kMaxWordsBytes = kMaxTermBytes - 5;
   Xapian::Document scratch;
   Xapian::TermGenerator generator;  // no stemmer: the field's unstemmed terms
   generator.set_document(scratch);
   generator.index_text(value);
-  std::vector<std::pair<Xapian::termpos, std::string>> words;
-  for (Xapian::TermIterator t = scratch.termlist_begin(); t != scratch.termlist_end(); ++t) {
-    for (Xapian::PositionIterator p = t.positionlist_begin(); p != t.positionlist_end(); ++p) {
-      words.emplace_back(*p, *t);
-    }
-  }
-  std::sort(words.begin(), words.end());
+  const std::vector<std::pair<Xapian::termpos, std::string>> words = WordsByPosition(scratch);
   std::string joined;
   for (size_t i = 0; i < words.size(); ++i) {
     if (i > 0 && words[i].first != words[i - 1].first + 1) return std::nullopt;
@@ -216,6 +225,23 @@ void AddExactValueTerm(Xapian::Document& doc, std::string_view field_prefix,
     doc.add_boolean_term(prefix);  // the field's marker: see AddExactValueTerm's contract
   } else if (!words->empty()) {
     doc.add_boolean_term(prefix + *words);
+  }
+}
+
+std::string WordPairTerm(std::string_view first, std::string_view second) {
+  std::string term = "XB";
+  term.append(first).append(" ").append(second);
+  return term;
+}
+
+void AddWordPairs(Xapian::Document& doc) {
+  const std::vector<std::pair<Xapian::termpos, std::string>> words = WordsByPosition(doc);
+  for (size_t i = 0; i < words.size(); ++i) {
+    for (size_t j = i + 1; j < words.size() && words[j].first <= words[i].first + 1; ++j) {
+      if (words[j].first != words[i].first + 1) continue;
+      const std::string pair = WordPairTerm(words[i].second, words[j].second);
+      if (pair.size() <= kMaxTermBytes) doc.add_boolean_term(pair);
+    }
   }
 }
 
@@ -425,6 +451,7 @@ Xapian::Document MakeDatasetDocument(const catalog::DatasetRow& dataset,
   stored.tags.assign(tags.begin(), tags.begin() + std::min<size_t>(tags.size(), 12));
   stored.dataset_id = dataset.id;
   doc.set_data(EncodeStoredItem(stored));
+  AddWordPairs(doc);
   return doc;
 }
 
@@ -476,6 +503,7 @@ Xapian::Document MakeTextDocument(const catalog::DocumentRecord& document,
   stored.summary = summary;
   stored.text = document.text.substr(0, 4000);
   doc.set_data(EncodeStoredItem(stored));
+  AddWordPairs(doc);
   return doc;
 }
 

@@ -75,8 +75,14 @@ inline constexpr const char* kCatalogIdKey = "scisearch.catalog_id";
 // The format of the index's documents (kIndexFormat): an index of another format is
 // rebuilt by UpdateIndex, and the Searcher answers it without what it lacks.
 inline constexpr const char* kFormatKey = "scisearch.index_format";
-// 2: exact-value terms (AddExactValueTerm). 1 (no key): before them.
-inline constexpr int kIndexFormat = 2;
+// 3: word-pair terms (AddWordPairs). 2: exact-value terms (AddExactValueTerm). 1 (no
+// key): before them.
+inline constexpr int kIndexFormat = 3;
+// The first formats with exact-value terms and with word-pair terms.
+inline constexpr int kExactValuesFormat = 2;
+inline constexpr int kWordPairsFormat = 3;
+// Xapian refuses longer terms.
+inline constexpr size_t kMaxTermBytes = 245;
 
 // The index format `db` declares (kFormatKey), 1 when it declares none. Throws
 // Xapian::Error as the database does.
@@ -154,6 +160,18 @@ std::optional<std::string> ExactValueWords(const std::string& value);
 // prefix, "XEI"), which tells the query side to check that field's phrases by position.
 void AddExactValueTerm(Xapian::Document& doc, std::string_view field_prefix,
                        const std::string& value);
+
+// The word-pair term of two free-text terms that stand next to each other
+// ("low", "dose" -> "XBlow dose"); longer than kMaxTermBytes for long words, and then
+// never indexed.
+std::string WordPairTerm(std::string_view first, std::string_view second);
+
+// Adds to `doc` the word-pair term of every two free-text (unprefixed) terms at
+// neighbouring positions, read from `doc`'s own positions: exactly the pairs a two-word
+// phrase matches, however Xapian's term generator split the text. A phrase query is then
+// answered from them instead of from the positions of every item holding its words. Call
+// once all text is indexed.
+void AddWordPairs(Xapian::Document& doc);
 
 // The term of a mode name ("stem image" -> "XMstem-image").
 std::string ModeTerm(std::string_view mode_name);

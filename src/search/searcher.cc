@@ -855,7 +855,13 @@ class Searcher::Impl {
   Xapian::Query WithExactValues(const Xapian::Query& query, bool& changed) {
     using Q = Xapian::Query;
     const Q::op type = query.get_type();
-    if (type == Q::OP_PHRASE) return ExactPhrase(query, changed);
+    if (type == Q::OP_PHRASE) {
+      bool exact = false;
+      Q answered = ExactPhrase(query, exact);
+      if (!exact) answered = PairedPhrase(query, exact);
+      changed = changed || exact;
+      return answered;
+    }
     if (type != Q::OP_AND && type != Q::OP_OR && type != Q::OP_AND_NOT && type != Q::OP_XOR &&
         type != Q::OP_AND_MAYBE && type != Q::OP_FILTER) {
       return query;
@@ -910,6 +916,42 @@ class Searcher::Impl {
              Q(Q::OP_OR, holding.begin(), holding.end()));
   }
 
+  // One phrase of WithExactValues in free text (unprefixed words), answered from word-pair
+  // terms (internal::AddWordPairs) when the index has them: two words become their AND
+  // (the phrase's weight) filtered by their pair, so no position is read; a longer phrase
+  // keeps its position check, over the items that hold all its pairs. The same items match.
+  Xapian::Query PairedPhrase(const Xapian::Query& phrase, bool& changed) {
+    using Q = Xapian::Query;
+    if (internal::IndexFormat(db_) < internal::kWordPairsFormat) return phrase;
+    std::vector<Q> words;
+    std::vector<Q> pairs;
+    std::string previous;
+    for (size_t i = 0; i < phrase.get_num_subqueries(); ++i) {
+      Q word = phrase.get_subquery(i);
+      if (word.get_type() != Q::LEAF_TERM) return phrase;
+      std::string term = *word.get_terms_begin();
+      if (term.empty() || (term[0] >= 'A' && term[0] <= 'Z')) return phrase;  // a prefix
+      if (i > 0) {
+        const std::string pair = internal::WordPairTerm(previous, term);
+        if (pair.size() > internal::kMaxTermBytes) return phrase;  // never indexed
+        pairs.emplace_back(pair);
+      }
+      previous = std::move(term);
+      words.push_back(std::move(word));
+    }
+    // Only an exact phrase: one whose window is its length (see ExactPhrase).
+    if (words.size() < 2 ||
+        Q(Q::OP_PHRASE, words.begin(), words.end()).get_description() != phrase.get_description()) {
+      return phrase;
+    }
+    changed = true;
+    const Q all_pairs(Q::OP_AND, pairs.begin(), pairs.end());
+    if (words.size() == 2) {
+      return Q(Q::OP_FILTER, Q(Q::OP_AND, words.begin(), words.end()), all_pairs);
+    }
+    return Q(Q::OP_FILTER, phrase, all_pairs);
+  }
+
   // The exact values of field `field` ("XI") in the index, read once per revision.
   const ExactValues& ExactValuesOf(const std::string& field) {
     const Xapian::rev revision = db_.get_revision();
@@ -921,7 +963,7 @@ class Searcher::Impl {
     ExactValues& values = it->second;
     if (!added) return values;
     // An index of an older format has no exact-value terms.
-    values.complete = internal::IndexFormat(db_) >= internal::kIndexFormat;
+    values.complete = internal::IndexFormat(db_) >= internal::kExactValuesFormat;
     const std::string prefix = internal::ExactValuePrefix(field);
     for (Xapian::TermIterator t = db_.allterms_begin(prefix);
          values.complete && t != db_.allterms_end(prefix); ++t) {
@@ -1306,8 +1348,11 @@ class Searcher::Impl {
     std::vector<std::string> terms;
     for (Xapian::TermIterator t = enquire.get_matching_terms_begin(it);
          t != enquire.get_matching_terms_end(it); ++t) {
-      // Exact-value terms stand for the phrase's words, which are reasons themselves.
-      if (query_terms.count(*t) && (*t).rfind("XE", 0) != 0) terms.push_back(*t);
+      // Exact-value and word-pair terms stand for a phrase's words, which are reasons
+      // themselves.
+      if (query_terms.count(*t) && (*t).rfind("XE", 0) != 0 && (*t).rfind("XB", 0) != 0) {
+        terms.push_back(*t);
+      }
     }
     // Show the user's own words, not their stems.
     const std::string words = nlp::NormaliseForMatching(query_text);

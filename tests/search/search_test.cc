@@ -597,7 +597,7 @@ TEST_F(SearchTest, IndexOfAnOlderFormatIsRebuiltByUpdate) {
   {
     // What an older scisearch wrote: no format key, no exact-value terms.
     Xapian::WritableDatabase db(index, Xapian::DB_OPEN);
-    EXPECT_EQ(db.get_metadata("scisearch.index_format"), "2");
+    EXPECT_EQ(db.get_metadata("scisearch.index_format"), "3");
     db.set_metadata("scisearch.index_format", "");
     for (Xapian::PostingIterator it = db.postlist_begin(""); it != db.postlist_end(""); ++it) {
       Xapian::Document doc = db.get_document(*it);
@@ -617,7 +617,7 @@ TEST_F(SearchTest, IndexOfAnOlderFormatIsRebuiltByUpdate) {
   EXPECT_EQ(stats.items_indexed, items);  // every item again
   {
     Xapian::Database db(index);
-    EXPECT_EQ(db.get_metadata("scisearch.index_format"), "2");
+    EXPECT_EQ(db.get_metadata("scisearch.index_format"), "3");
     EXPECT_TRUE(db.term_exists("XEIfei titan"));
   }
   searcher_.reset();
@@ -680,6 +680,58 @@ TEST_F(SearchTest, FieldPhrasesFromExactValuesEqualPhrasesFromPositions) {
   // And they found what a phrase finds.
   EXPECT_NE(from_exact[0].find(" -> "), std::string::npos);
   EXPECT_EQ(IdSet("instrument:\"FEI Titan\"").size(), 4u);  // a, b, f, g
+}
+
+// A free-text phrase is answered from word-pair terms: the same items, scores and
+// reasons as from word positions (an index of format 2 has no pairs), for phrases of two
+// and three words, words split by punctuation, repeated words, words at the end of one
+// field and the start of the next, and phrases in every query position.
+TEST_F(SearchTest, FreeTextPhrasesFromWordPairsEqualPhrasesFromPositions) {
+  Put({.name = "low dose carbon film.dm3", .note = "strain"});
+  Put({.name = "dose low carbon.dm3", .note = "strain"});
+  Put({.name = "Co3O4-based low-dose film.dm3", .folder = "co3o4 low dose"});
+  Put({.name = "film film film.dm3", .tags = {{"low dose", "text", 0.9}}});
+  Put({.name = "carbon.dm3", .folder = "film"});
+  PutDoc(Doc("pub-1", "publication", "Low dose imaging", "A low dose series of carbon film."));
+  PutDoc(Doc("pub-2", "publication", "Dose", "Low, dose! Carbon film of the grid."));
+  Update();
+  const std::vector<std::string> queries = {
+      "\"low dose\"",         "\"dose low\"",         "\"low dose carbon\"",
+      "\"carbon film\"",      "\"film film\"",        "\"film carbon\"",
+      "\"co3o4-based\"",      "co3o4 \"low dose\"",   "strain OR \"carbon film\"",
+      "\"low dose\" -strain", "\"film of the grid\"", "\"Low Dose\" \"carbon film\"",
+      "\"low dose imaging\"", "\"dose carbon film\"", "\"nothing here\""};
+  auto answers = [&] {
+    std::vector<std::string> out;
+    for (const std::string& q : queries) {
+      std::string line = q + " ->";
+      for (const Hit& h : Run(q).hits) {
+        line += " " + h.id + "@" + std::to_string(h.score);
+        for (const MatchReason& m : h.matched) line += "/" + m.field + ":" + m.value;
+      }
+      out.push_back(line);
+    }
+    return out;
+  };
+  searcher_.reset();
+  const std::vector<std::string> from_pairs = answers();
+  {
+    Xapian::Database db((data_dir_ / "index").string());
+    EXPECT_TRUE(db.term_exists("XBlow dose"));
+    EXPECT_TRUE(db.term_exists("XBfilm film"));
+    EXPECT_FALSE(db.term_exists("XBdm3 strain"));  // fields are apart
+  }
+  {
+    Xapian::WritableDatabase db((data_dir_ / "index").string(), Xapian::DB_OPEN);
+    db.set_metadata("scisearch.index_format", "2");  // the query side falls back
+    db.commit();
+  }
+  searcher_.reset();
+  const std::vector<std::string> from_positions = answers();
+  EXPECT_EQ(from_pairs, from_positions);
+  // And they found what a phrase finds.
+  EXPECT_EQ(IdSet("\"low dose\"").size(), 5u);
+  EXPECT_EQ(IdSet("\"dose low\"").size(), 1u);
 }
 
 TEST_F(SearchTest, SearcherNeedsAnIndex) {
@@ -1372,7 +1424,8 @@ TEST_F(SearchTest, FacetCountsAreTheSameFromTheIndexAndFromMemory) {
   EXPECT_EQ(facet_map(after)["pi"]["pi9"], 1);
 }
 
-// A phrase's matches are estimated by the first pass from a few checked items; the total
+// A phrase read from word positions (an index without word pairs; a phrase with a
+// window) has its matches estimated by the first pass from a few checked items; the total
 // of a large result set is the sample's own estimate, near the exact count.
 TEST_F(SearchTest, SampledTotalIsNearTheExactCount) {
   {
@@ -1386,6 +1439,11 @@ TEST_F(SearchTest, SampledTotalIsNearTheExactCount) {
     ASSERT_TRUE(batch.Flush().ok());
   }
   Update();
+  {
+    Xapian::WritableDatabase db((data_dir_ / "index").string(), Xapian::DB_OPEN);
+    db.set_metadata("scisearch.index_format", "2");  // no word pairs: positions
+    db.commit();
+  }
   Query q;
   q.text = "\"carbon film\"";
   const Results exact = Run(q);
