@@ -238,6 +238,29 @@ class SearchTest : public ::testing::Test {
     auto ids = Ids(text, kind);
     return {ids.begin(), ids.end()};
   }
+  // Each query's hits with their scores and reasons, a line per query.
+  std::vector<std::string> Answers(const std::vector<std::string>& queries) {
+    std::vector<std::string> out;
+    for (const std::string& q : queries) {
+      std::string line = q + " ->";
+      for (const Hit& h : Run(q).hits) {
+        line += " " + h.id + "@" + std::to_string(h.score);
+        for (const MatchReason& m : h.matched) line += "/" + m.field + ":" + m.value;
+      }
+      out.push_back(line);
+    }
+    return out;
+  }
+  // Makes the index declare `format` (as an older scisearch wrote it) and reopens the
+  // Searcher, which then answers without what that format lacks.
+  void DeclareIndexFormat(const std::string& format) {
+    {
+      Xapian::WritableDatabase db((data_dir_ / "index").string(), Xapian::DB_OPEN);
+      db.set_metadata("scisearch.index_format", format);
+      db.commit();
+    }
+    searcher_.reset();
+  }
   Status SearchStatus(const std::string& text) {
     Query q;
     q.text = text;
@@ -655,27 +678,10 @@ TEST_F(SearchTest, FieldPhrasesFromExactValuesEqualPhrasesFromPositions) {
       // A phrase with a window (ADJ/3; AND keeps the fields unrequired, see RequireFields):
       // "FEI Krios Titan" is in it, though no exact value holds "fei titan".
       "instrument:FEI ADJ/3 instrument:Titan AND strain"};
-  auto answers = [&] {
-    std::vector<std::string> out;
-    for (const std::string& q : queries) {
-      std::string line = q + " ->";
-      for (const Hit& h : Run(q).hits) {
-        line += " " + h.id + "@" + std::to_string(h.score);
-        for (const MatchReason& m : h.matched) line += "/" + m.field + ":" + m.value;
-      }
-      out.push_back(line);
-    }
-    return out;
-  };
   searcher_.reset();
-  const std::vector<std::string> from_exact = answers();
-  {
-    Xapian::WritableDatabase db((data_dir_ / "index").string(), Xapian::DB_OPEN);
-    db.set_metadata("scisearch.index_format", "1");  // the query side falls back
-    db.commit();
-  }
-  searcher_.reset();
-  const std::vector<std::string> from_positions = answers();
+  const std::vector<std::string> from_exact = Answers(queries);
+  DeclareIndexFormat("1");  // the query side falls back
+  const std::vector<std::string> from_positions = Answers(queries);
   EXPECT_EQ(from_exact, from_positions);
   // And they found what a phrase finds.
   EXPECT_NE(from_exact[0].find(" -> "), std::string::npos);
@@ -701,33 +707,16 @@ TEST_F(SearchTest, FreeTextPhrasesFromWordPairsEqualPhrasesFromPositions) {
       "\"co3o4-based\"",      "co3o4 \"low dose\"",   "strain OR \"carbon film\"",
       "\"low dose\" -strain", "\"film of the grid\"", "\"Low Dose\" \"carbon film\"",
       "\"low dose imaging\"", "\"dose carbon film\"", "\"nothing here\""};
-  auto answers = [&] {
-    std::vector<std::string> out;
-    for (const std::string& q : queries) {
-      std::string line = q + " ->";
-      for (const Hit& h : Run(q).hits) {
-        line += " " + h.id + "@" + std::to_string(h.score);
-        for (const MatchReason& m : h.matched) line += "/" + m.field + ":" + m.value;
-      }
-      out.push_back(line);
-    }
-    return out;
-  };
   searcher_.reset();
-  const std::vector<std::string> from_pairs = answers();
+  const std::vector<std::string> from_pairs = Answers(queries);
   {
     Xapian::Database db((data_dir_ / "index").string());
     EXPECT_TRUE(db.term_exists("XBlow dose"));
     EXPECT_TRUE(db.term_exists("XBfilm film"));
     EXPECT_FALSE(db.term_exists("XBdm3 strain"));  // fields are apart
   }
-  {
-    Xapian::WritableDatabase db((data_dir_ / "index").string(), Xapian::DB_OPEN);
-    db.set_metadata("scisearch.index_format", "2");  // the query side falls back
-    db.commit();
-  }
-  searcher_.reset();
-  const std::vector<std::string> from_positions = answers();
+  DeclareIndexFormat("2");  // the query side falls back
+  const std::vector<std::string> from_positions = Answers(queries);
   EXPECT_EQ(from_pairs, from_positions);
   // And they found what a phrase finds.
   EXPECT_EQ(IdSet("\"low dose\"").size(), 5u);
@@ -1439,11 +1428,7 @@ TEST_F(SearchTest, SampledTotalIsNearTheExactCount) {
     ASSERT_TRUE(batch.Flush().ok());
   }
   Update();
-  {
-    Xapian::WritableDatabase db((data_dir_ / "index").string(), Xapian::DB_OPEN);
-    db.set_metadata("scisearch.index_format", "2");  // no word pairs: positions
-    db.commit();
-  }
+  DeclareIndexFormat("2");  // no word pairs: positions
   Query q;
   q.text = "\"carbon film\"";
   const Results exact = Run(q);
