@@ -1,12 +1,14 @@
 // OpenDataset: chooses a reader by magic bytes, then by extension, and unwraps gzip.
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <system_error>
 #include <thread>
@@ -85,14 +87,21 @@ Result<fs::path> Inflate(const fs::path& gz, const fs::path& temp_dir) {
   std::unique_ptr<gzFile_s, GzCloser> in(gzopen(gz.c_str(), "rb"));
   if (!in) return Status::IoError(gz.string() + ": cannot open");
   gzbuffer(in.get(), 1 << 17);
-  static std::atomic<uint64_t> counter{0};  // makes temp names unique within the process
   const fs::path dir = temp_dir.empty() ? fs::temp_directory_path() : temp_dir;
-  const fs::path inner_name = gz.stem();  // "x.tif.gz" -> "x.tif"
-  const fs::path temp = dir / ("scisearch-" + std::to_string(::getpid()) + "-" +
-                               std::to_string(counter++) + "-" + inner_name.filename().string());
+  // A name no other thread or process has: mkstemps creates the file exclusively. The
+  // inner name ("x.tif.gz" -> "x.tif") keeps the extension readers may look at.
+  const std::string suffix = "-" + gz.stem().filename().string();
+  std::string name = (dir / ("scisearch-XXXXXX" + suffix)).string();
+  const int fd = ::mkstemps(name.data(), int(suffix.size()));
+  if (fd < 0) {
+    return Status::IoError(gz.string() + ": cannot create a temporary file in " + dir.string() +
+                           " to inflate it: " + std::strerror(errno));
+  }
+  ::close(fd);  // the file exists, and is this call's: the stream below writes it
+  const fs::path temp = name;
   TempFileGuard guard(temp);
-  std::ofstream out(temp, std::ios::binary);
-  if (!out) return Status::IoError(temp.string() + ": cannot create temporary file");
+  std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+  if (!out) return Status::IoError(temp.string() + ": cannot open the temporary file");
   std::vector<char> buffer(1 << 17);
   uint64_t total = 0;
   while (true) {

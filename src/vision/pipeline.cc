@@ -36,22 +36,56 @@ void ParallelFor(size_t n, int threads, F&& fn) {
   for (std::thread& t : pool) t.join();
 }
 
-constexpr std::string_view kNoFrame = "no image to look at";
+std::string NoFrameMessage(const std::string& path) {
+  return path + ": no image to look at (no signal with a frame)";
+}
 
-// Reads the frames of `paths` in parallel: frames[i] set, or problems[i] says why not.
+// ReadFileFrame's work: nullopt when the dataset has no frame (a spectrum), which is no
+// problem of the file's.
+Result<std::optional<FileFrame>> ReadFrameIfAny(const fs::path& path,
+                                                const Preprocessing& preprocessing) {
+  const std::string where = path.string() + ": ";
+  try {
+    auto reader = formats::OpenDataset(path);
+    if (!reader.ok()) return reader.status();
+    const formats::Dataset& dataset = (*reader)->dataset();
+    const std::optional<size_t> index = thumbnail::ChoosePreviewSignal(dataset);
+    if (!index || !thumbnail::HasFrame(dataset.signals[*index])) {
+      return std::optional<FileFrame>();
+    }
+    const formats::Signal& signal = dataset.signals[*index];
+    // Twice the model's side, so that area averaging sees every other pixel at least.
+    const int64_t read_side = std::max<int64_t>(2 * preprocessing.frame_side, 64);
+    auto data = (*reader)->Read(*index, thumbnail::PreviewSlab(signal, read_side));
+    if (!data.ok()) return data.status();
+    auto frame = Model::PrepareFrame(*data, signal.fields.mode, preprocessing);
+    if (!frame.ok()) return Status::Error(frame.status().code(), where + frame.status().message());
+    return std::optional<FileFrame>(FileFrame{std::move(*frame), signal.fields.mode, int(*index)});
+  } catch (const std::exception& e) {
+    return Status::Internal(where + "reader failed: " + e.what());
+  }
+}
+
+// Reads the frames of `paths` in parallel: frames[i] set, or frameless[i] true (the
+// dataset has none), or problems[i] says why not.
 void ReadFrames(const std::vector<std::string>& paths, const Preprocessing& preprocessing,
                 int threads, std::vector<std::optional<FileFrame>>& frames,
-                std::vector<std::string>& problems) {
+                std::vector<bool>& frameless, std::vector<std::string>& problems) {
   frames.assign(paths.size(), std::nullopt);
   problems.assign(paths.size(), "");
+  // One byte per path: std::vector<bool> packs bits, which threads cannot set apart.
+  std::vector<uint8_t> none(paths.size(), 0);
   ParallelFor(paths.size(), threads, [&](size_t i) {
-    Result<FileFrame> frame = ReadFileFrame(paths[i], preprocessing);
-    if (frame.ok()) {
-      frames[i] = std::move(*frame);
-    } else {
+    Result<std::optional<FileFrame>> frame = ReadFrameIfAny(paths[i], preprocessing);
+    if (!frame.ok()) {
       problems[i] = frame.status().message();
+    } else if (!*frame) {
+      none[i] = 1;
+    } else {
+      frames[i] = std::move(**frame);
     }
   });
+  frameless.assign(none.begin(), none.end());
 }
 
 // Reads the frames of `paths` in parallel and appends each to set.examples with labels[i] and
@@ -61,13 +95,16 @@ void AppendExamples(const std::vector<std::string>& paths, std::vector<std::vect
                     const std::vector<std::string>& groups, const Preprocessing& preprocessing,
                     int threads, bool frameless_ok, FolderSet& set) {
   std::vector<std::optional<FileFrame>> frames;
+  std::vector<bool> frameless;
   std::vector<std::string> problems;
-  ReadFrames(paths, preprocessing, threads, frames, problems);
+  ReadFrames(paths, preprocessing, threads, frames, frameless, problems);
   for (size_t i = 0; i < paths.size(); ++i) {
     if (frames[i]) {
       set.examples.push_back(
           {std::move(frames[i]->frame), std::move(labels[i]), groups[i], paths[i]});
-    } else if (!frameless_ok || problems[i].find(kNoFrame) == std::string::npos) {
+    } else if (frameless[i] && !frameless_ok) {
+      set.problems.push_back(NoFrameMessage(paths[i]));
+    } else if (!frameless[i]) {
       set.problems.push_back(problems[i]);
     }
   }
@@ -93,26 +130,9 @@ Result<thumbnail::GreyFrame> Model::PrepareFrame(const formats::NdArray& data, f
 }
 
 Result<FileFrame> ReadFileFrame(const fs::path& path, const Preprocessing& preprocessing) {
-  const std::string where = path.string() + ": ";
-  try {
-    auto reader = formats::OpenDataset(path);
-    if (!reader.ok()) return reader.status();
-    const formats::Dataset& dataset = (*reader)->dataset();
-    const std::optional<size_t> index = thumbnail::ChoosePreviewSignal(dataset);
-    if (!index || !thumbnail::HasFrame(dataset.signals[*index])) {
-      return Status::Unsupported(where + std::string(kNoFrame) + " (no signal with a frame)");
-    }
-    const formats::Signal& signal = dataset.signals[*index];
-    // Twice the model's side, so that area averaging sees every other pixel at least.
-    const int64_t read_side = std::max<int64_t>(2 * preprocessing.frame_side, 64);
-    auto data = (*reader)->Read(*index, thumbnail::PreviewSlab(signal, read_side));
-    if (!data.ok()) return data.status();
-    auto frame = Model::PrepareFrame(*data, signal.fields.mode, preprocessing);
-    if (!frame.ok()) return Status::Error(frame.status().code(), where + frame.status().message());
-    return FileFrame{std::move(*frame), signal.fields.mode, int(*index)};
-  } catch (const std::exception& e) {
-    return Status::Internal(where + "reader failed: " + e.what());
-  }
+  SCISEARCH_ASSIGN_OR_RETURN(std::optional<FileFrame> frame, ReadFrameIfAny(path, preprocessing));
+  if (!frame) return Status::Unsupported(NoFrameMessage(path.string()));
+  return std::move(*frame);
 }
 
 Result<FolderSet> ReadFolderSet(const fs::path& dir, const Preprocessing& preprocessing,
@@ -318,8 +338,9 @@ Result<TagPassReport> TagCatalog(catalog::Catalog& catalog, const Model& model,
     std::vector<std::string> paths;
     for (size_t i = at; i < end; ++i) paths.push_back(todo[i].path);
     std::vector<std::optional<FileFrame>> frames;
+    std::vector<bool> frameless;
     std::vector<std::string> problems;
-    ReadFrames(paths, model.preprocessing(), options.threads, frames, problems);
+    ReadFrames(paths, model.preprocessing(), options.threads, frames, frameless, problems);
     std::vector<thumbnail::GreyFrame> batch;
     std::vector<size_t> batch_index;
     auto flush_batch = [&]() -> Status {
@@ -355,7 +376,7 @@ Result<TagPassReport> TagCatalog(catalog::Catalog& catalog, const Model& model,
     };
     for (size_t i = 0; i < paths.size(); ++i) {
       if (!frames[i]) {
-        if (problems[i].find(kNoFrame) != std::string::npos) {
+        if (frameless[i]) {
           ++report.skipped;
         } else {
           ++report.failed;
