@@ -10,7 +10,7 @@ packages=(
   clang-14 libclang-rt-14-dev clang-format
   libsqlite3-dev sqlite3 libxapian-dev libstemmer-dev libpoppler-cpp-dev libcpp-httplib-dev
   libhdf5-dev libjemalloc-dev
-  libtiff-dev libpng-dev libjpeg-dev zlib1g-dev
+  libtiff-dev libpng-dev libjpeg-dev zlib1g-dev libdeflate-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libtorch-dev
   libgtest-dev libgmock-dev libbenchmark-dev

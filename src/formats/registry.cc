@@ -1,4 +1,5 @@
 // OpenDataset: chooses a reader by magic bytes, then by extension, and unwraps gzip.
+#include <libdeflate.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -9,7 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
+#include <optional>
 #include <system_error>
 #include <thread>
 #include <utility>
@@ -37,19 +38,42 @@ bool HasMagic(std::span<const uint8_t> head, std::initializer_list<uint8_t> magi
   return std::equal(magic.begin(), magic.end(), head.begin() + at);
 }
 
-// A reader of a gzip-compressed file: owns the inflated temporary file and the
-// reader over it, and reports the original path.
+// Removes a file on destruction.
+class TempFile {
+ public:
+  explicit TempFile(fs::path path) : path_(std::move(path)) {}
+  TempFile(TempFile&& other) noexcept : path_(std::exchange(other.path_, {})) {}
+  TempFile& operator=(TempFile&& other) noexcept {
+    if (this != &other) {
+      Remove();
+      path_ = std::exchange(other.path_, {});
+    }
+    return *this;
+  }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  ~TempFile() { Remove(); }
+
+  const fs::path& path() const { return path_; }
+
+ private:
+  void Remove() {
+    if (path_.empty()) return;
+    std::error_code ignored;
+    fs::remove(path_, ignored);
+    path_.clear();
+  }
+  fs::path path_;
+};
+
+// A reader of a gzip-compressed file: owns the inflated temporary file and the reader
+// over it, and reports the original path.
 class InflatedReader : public DatasetReader {
  public:
-  InflatedReader(std::unique_ptr<DatasetReader> inner, fs::path temp, const fs::path& original)
-      : inner_(std::move(inner)), temp_(std::move(temp)), dataset_(inner_->dataset()) {
+  InflatedReader(std::unique_ptr<DatasetReader> inner, TempFile temp, const fs::path& original)
+      : temp_(std::move(temp)), inner_(std::move(inner)), dataset_(inner_->dataset()) {
     dataset_.path = original;
     dataset_.member_files = {original};
-  }
-  ~InflatedReader() override {
-    inner_.reset();  // close the temporary file before removing it
-    std::error_code ignored;
-    fs::remove(temp_, ignored);
   }
   const Dataset& dataset() const override { return dataset_; }
   Dataset TakeDataset() override { return std::move(dataset_); }
@@ -58,35 +82,55 @@ class InflatedReader : public DatasetReader {
   }
 
  private:
+  TempFile temp_;  // declared before inner_, so the reader closes the file before it goes
   std::unique_ptr<DatasetReader> inner_;
-  fs::path temp_;
   Dataset dataset_;
-};
-
-// Removes a file on destruction unless released.
-class TempFileGuard {
- public:
-  explicit TempFileGuard(fs::path path) : path_(std::move(path)) {}
-  ~TempFileGuard() {
-    if (!path_.empty()) {
-      std::error_code ignored;
-      fs::remove(path_, ignored);
-    }
-  }
-  fs::path Release() { return std::exchange(path_, {}); }
-
- private:
-  fs::path path_;
 };
 
 struct GzCloser {
   void operator()(gzFile f) const { gzclose(f); }
 };
+struct DecompressorFree {
+  void operator()(libdeflate_decompressor* d) const { libdeflate_free_decompressor(d); }
+};
+struct FileCloser {
+  void operator()(std::FILE* f) const { std::fclose(f); }
+};
 
-Result<fs::path> Inflate(const fs::path& gz, const fs::path& temp_dir) {
-  std::unique_ptr<gzFile_s, GzCloser> in(gzopen(gz.c_str(), "rb"));
-  if (!in) return Status::IoError(gz.string() + ": cannot open");
-  gzbuffer(in.get(), 1 << 17);
+// .gz files that inflate to at most this are inflated in memory, in one libdeflate
+// call (twice zlib's speed, and most gzip-compressed micrographs are a few MiB); larger
+// ones are streamed through zlib. With a reader per thread, this bounds the memory held.
+constexpr uint64_t kMaxWholeInflateBytes = 64ull << 20;
+
+// The inflated bytes of a .gz file of one gzip member that inflates to at most
+// kMaxWholeInflateBytes. nullopt for any other file (larger, several members, damaged):
+// the caller then streams it through zlib, which also names any damage.
+std::optional<std::vector<uint8_t>> InflateWhole(const fs::path& gz) {
+  Result<FileSource> source = FileSource::Open(gz);
+  if (!source.ok()) return std::nullopt;
+  const uint64_t size = source->size();
+  constexpr uint64_t kMinGzipBytes = 18;  // 10-byte header, empty stream, 8-byte trailer
+  if (size < kMinGzipBytes || size > kMaxWholeInflateBytes) return std::nullopt;
+  Result<std::vector<uint8_t>> bytes = source->ReadBytes(0, size);
+  if (!bytes.ok()) return std::nullopt;
+  // The trailer's ISIZE: the inflated size modulo 2^32, little-endian.
+  const uint8_t* trailer = bytes->data() + size - 4;
+  const uint64_t inflated = uint64_t(trailer[0]) | uint64_t(trailer[1]) << 8 |
+                            uint64_t(trailer[2]) << 16 | uint64_t(trailer[3]) << 24;
+  if (inflated == 0 || inflated > kMaxWholeInflateBytes) return std::nullopt;
+  std::unique_ptr<libdeflate_decompressor, DecompressorFree> decompressor(
+      libdeflate_alloc_decompressor());
+  if (decompressor == nullptr) return std::nullopt;
+  std::vector<uint8_t> out(inflated);
+  size_t in_used = 0, out_used = 0;
+  const libdeflate_result result = libdeflate_gzip_decompress_ex(
+      decompressor.get(), bytes->data(), size, out.data(), out.size(), &in_used, &out_used);
+  if (result != LIBDEFLATE_SUCCESS || in_used != size || out_used != inflated) return std::nullopt;
+  return out;
+}
+
+// Inflates `gz` into a new temporary file in `temp_dir` (the system's when empty).
+Result<TempFile> Inflate(const fs::path& gz, const fs::path& temp_dir) {
   const fs::path dir = temp_dir.empty() ? fs::temp_directory_path() : temp_dir;
   // A name no other thread or process has: mkstemps creates the file exclusively. The
   // inner name ("x.tif.gz" -> "x.tif") keeps the extension readers may look at.
@@ -97,32 +141,47 @@ Result<fs::path> Inflate(const fs::path& gz, const fs::path& temp_dir) {
     return Status::IoError(gz.string() + ": cannot create a temporary file in " + dir.string() +
                            " to inflate it: " + std::strerror(errno));
   }
-  ::close(fd);  // the file exists, and is this call's: the stream below writes it
-  const fs::path temp = name;
-  TempFileGuard guard(temp);
-  std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-  if (!out) return Status::IoError(temp.string() + ": cannot open the temporary file");
-  std::vector<char> buffer(1 << 17);
-  uint64_t total = 0;
-  while (true) {
-    int n = gzread(in.get(), buffer.data(), static_cast<unsigned>(buffer.size()));
-    if (n < 0) {
-      int err = 0;
-      const char* msg = gzerror(in.get(), &err);
-      return Status::Corrupt(gz.string() + ": gzip data is damaged: " + (msg ? msg : "?"));
-    }
-    if (n == 0) break;
-    total += uint64_t(n);
-    if (total > kMaxInflatedBytes) {
-      return Status::Unsupported(gz.string() + ": inflates to more than " +
-                                 std::to_string(kMaxInflatedBytes >> 30) + " GiB");
-    }
-    out.write(buffer.data(), n);
-    if (!out) return Status::IoError(temp.string() + ": write failed (disk full?)");
+  TempFile temp(name);
+  std::unique_ptr<std::FILE, FileCloser> out(::fdopen(fd, "wb"));
+  if (!out) {
+    ::close(fd);
+    return Status::IoError(temp.path().string() + ": cannot open the temporary file");
   }
-  out.close();
-  if (!out) return Status::IoError(temp.string() + ": write failed");
-  return guard.Release();
+  const auto write = [&](const void* data, size_t n) -> Status {
+    if (std::fwrite(data, 1, n, out.get()) != n) {
+      return Status::IoError(temp.path().string() + ": write failed (disk full?)");
+    }
+    return Status::Ok();
+  };
+
+  if (std::optional<std::vector<uint8_t>> whole = InflateWhole(gz)) {
+    SCISEARCH_RETURN_IF_ERROR(write(whole->data(), whole->size()));
+  } else {
+    std::unique_ptr<gzFile_s, GzCloser> in(gzopen(gz.c_str(), "rb"));
+    if (!in) return Status::IoError(gz.string() + ": cannot open");
+    gzbuffer(in.get(), 1 << 17);
+    std::vector<char> buffer(1 << 17);
+    uint64_t total = 0;
+    while (true) {
+      const int n = gzread(in.get(), buffer.data(), static_cast<unsigned>(buffer.size()));
+      if (n < 0) {
+        int err = 0;
+        const char* msg = gzerror(in.get(), &err);
+        return Status::Corrupt(gz.string() + ": gzip data is damaged: " + (msg ? msg : "?"));
+      }
+      if (n == 0) break;
+      total += uint64_t(n);
+      if (total > kMaxInflatedBytes) {
+        return Status::Unsupported(gz.string() + ": inflates to more than " +
+                                   std::to_string(kMaxInflatedBytes >> 30) + " GiB");
+      }
+      SCISEARCH_RETURN_IF_ERROR(write(buffer.data(), size_t(n)));
+    }
+  }
+  if (std::fclose(out.release()) != 0) {
+    return Status::IoError(temp.path().string() + ": write failed");
+  }
+  return temp;
 }
 
 Result<std::unique_ptr<DatasetReader>> OpenByContent(const fs::path& path, const fs::path& name,
@@ -131,18 +190,17 @@ Result<std::unique_ptr<DatasetReader>> OpenByContent(const fs::path& path, const
 Result<std::unique_ptr<DatasetReader>> OpenGzip(const fs::path& path, const OpenOptions& options,
                                                 int depth) {
   if (depth > 0) return Status::Unsupported(path.string() + ": nested gzip is not read");
-  SCISEARCH_ASSIGN_OR_RETURN(fs::path temp, Inflate(path, options.temp_dir));
-  TempFileGuard guard(temp);
-  auto inner = OpenByContent(temp, path.stem(), options, depth + 1);
+  SCISEARCH_ASSIGN_OR_RETURN(TempFile temp, Inflate(path, options.temp_dir));
+  auto inner = OpenByContent(temp.path(), path.stem(), options, depth + 1);
   if (!inner.ok()) {
     // Name the original file, not the temporary one.
     std::string msg = inner.status().message();
-    const std::string t = temp.string();
+    const std::string t = temp.path().string();
     for (size_t p; (p = msg.find(t)) != std::string::npos;) msg.replace(p, t.size(), path.string());
     return Status::Error(inner.status().code(), msg);
   }
   return std::unique_ptr<DatasetReader>(
-      new InflatedReader(std::move(inner).value(), guard.Release(), path));
+      new InflatedReader(std::move(inner).value(), std::move(temp), path));
 }
 
 // Opens `path`, whose logical name (for extension checks) is `name`.

@@ -5,6 +5,7 @@
 // synthetic files, from the pixels the test itself writes with libtiff.
 #include <gtest/gtest.h>
 #include <tiffio.h>
+#include <zlib.h>
 
 #include <cmath>
 #include <cstring>
@@ -496,6 +497,72 @@ std::vector<uint8_t> Bytes(const std::vector<T>& v) {
   std::vector<uint8_t> b(v.size() * sizeof(T));
   std::memcpy(b.data(), v.data(), b.size());
   return b;
+}
+
+// Writes `bytes` gzip-compressed as `members` gzip members (gzip -c a >f; gzip -c b >>f).
+void WriteGzip(const fs::path& path, const std::vector<uint8_t>& bytes, int members) {
+  size_t done = 0;
+  for (int m = 0; m < members; ++m) {
+    const size_t end = m + 1 == members ? bytes.size() : bytes.size() * size_t(m + 1) / members;
+    gzFile out = gzopen(path.c_str(), m == 0 ? "wb" : "ab");
+    ASSERT_NE(out, nullptr);
+    ASSERT_EQ(gzwrite(out, bytes.data() + done, unsigned(end - done)), int(end - done));
+    ASSERT_EQ(gzclose(out), Z_OK);
+    done = end;
+  }
+}
+
+// Small single-member files are inflated in one call, others streamed: both read the
+// same, keep one temporary file while open and none after, and damage names the .gz.
+TEST(TiffSynthetic, GzipInflatedWholeOrStreamedReadsTheSame) {
+  TempDir dir;
+  PageSpec p;
+  p.width = 40;
+  p.height = 35;
+  std::vector<uint16_t> v(size_t(p.width) * p.height);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = uint16_t(i * 7919 % 65521);
+  p.data = Bytes(v);
+  WriteTiff(dir.path() / "image.tif", {p});
+  std::ifstream in(dir.path() / "image.tif", std::ios::binary);
+  const std::vector<uint8_t> tiff((std::istreambuf_iterator<char>(in)), {});
+  ASSERT_GT(tiff.size(), v.size() * 2);
+  WriteGzip(dir.path() / "one.tif.gz", tiff, 1);
+  WriteGzip(dir.path() / "three.tif.gz", tiff, 3);
+  const fs::path temp_dir = dir.path() / "tmp";
+  fs::create_directories(temp_dir);
+  const auto temp_files = [&] {
+    return std::distance(fs::directory_iterator(temp_dir), fs::directory_iterator());
+  };
+
+  for (const char* name : {"one.tif.gz", "three.tif.gz"}) {
+    SCOPED_TRACE(name);
+    {
+      auto reader = OpenDataset(dir.path() / name, OpenOptions{temp_dir});
+      ASSERT_TRUE(reader.ok()) << reader.status().message();
+      const Dataset& d = (*reader)->dataset();
+      EXPECT_EQ(d.path, dir.path() / name);
+      ASSERT_EQ(d.signals.size(), 1u);
+      EXPECT_EQ(d.signals[0].shape, (std::vector<int64_t>{35, 40}));
+      auto all = (*reader)->Read(0, Hyperslab::All(d.signals[0].shape));
+      ASSERT_TRUE(all.ok()) << all.status().message();
+      EXPECT_EQ(As<uint16_t>(*all), v);
+      EXPECT_EQ(temp_files(), 1);
+    }
+    EXPECT_EQ(temp_files(), 0);
+  }
+
+  std::ifstream gz(dir.path() / "one.tif.gz", std::ios::binary);
+  std::vector<uint8_t> cut((std::istreambuf_iterator<char>(gz)), {});
+  cut.resize(cut.size() / 2);
+  WriteFileBytes(dir.path() / "cut.tif.gz", cut);
+  auto cut_reader = OpenDataset(dir.path() / "cut.tif.gz", OpenOptions{temp_dir});
+  ASSERT_FALSE(cut_reader.ok());
+  EXPECT_NE(cut_reader.status().message().find((dir.path() / "cut.tif.gz").string()),
+            std::string::npos)
+      << cut_reader.status().message();
+  EXPECT_EQ(cut_reader.status().message().find(temp_dir.string()), std::string::npos)
+      << cut_reader.status().message();
+  EXPECT_EQ(temp_files(), 0);
 }
 
 TEST(TiffSynthetic, TiledDeflateInt16WithStridedRead) {
