@@ -97,10 +97,11 @@ struct FileCloser {
   void operator()(std::FILE* f) const { std::fclose(f); }
 };
 
-// .gz files that inflate to at most this are inflated in memory, in one libdeflate
-// call (twice zlib's speed, and most gzip-compressed micrographs are a few MiB); larger
-// ones are streamed through zlib. With a reader per thread, this bounds the memory held.
-constexpr uint64_t kMaxWholeInflateBytes = 64ull << 20;
+// .gz files that inflate to at most this (a 4096 x 4096 16-bit image) are inflated in
+// memory, in one libdeflate call (faster than zlib's stream, and gzip-compressed
+// micrographs are mostly smaller); larger ones are streamed through zlib. A reader
+// thread then holds at most twice this (compressed and inflated bytes) at once.
+constexpr uint64_t kMaxWholeInflateBytes = 32ull << 20;
 
 // The inflated bytes of a .gz file of one gzip member that inflates to at most
 // kMaxWholeInflateBytes. nullopt for any other file (larger, several members, damaged):
