@@ -20,7 +20,9 @@
 // Thread safety: an Indexer or Searcher is thread-compatible: one thread at a
 // time. Open one Searcher per thread to search concurrently; one Indexer (one
 // writer) per data directory at a time across processes (Xapian's lock: a second
-// gets kUnsupported "index is locked").
+// gets kUnsupported "index is locked"). A Searcher counts the facets of a large
+// result set on a thread of its own, through a second handle on the index, while the
+// calling thread ranks; Search returns when both are done.
 #pragma once
 
 #include <cstdint>

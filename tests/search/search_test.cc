@@ -1385,7 +1385,8 @@ TEST_F(SearchTest, FacetCountsAreTheSameFromTheIndexAndFromMemory) {
     }
     return out;
   };
-  for (const std::string text : {"", "\"carbon film\"", "copper", "film pi:pi3"}) {
+  for (const std::string text :
+       {"", "\"carbon film\"", "copper", "film pi:pi3", "copper date:2011..2013"}) {
     for (int64_t sample : {int64_t(5000), int64_t(30)}) {
       Query q;
       q.text = text;
