@@ -25,6 +25,17 @@ namespace {
 using internal::Slot;
 
 constexpr size_t kMaxQueryBytes = 8192;
+
+// Xapian keeps a writer's last committed revision and the one before: a reader
+// whose revision two commits discard gets DatabaseModifiedError, and its remedy
+// is to reopen on the newest and read again. Tags saved in the web UI commit
+// often, so a read may have to; this many in a row means the index is churning.
+constexpr int kModifiedAttempts = 10;
+
+Status ModifiedTooOften(const Xapian::DatabaseModifiedError& e) {
+  return Status::IoError("the search index changed under " + std::to_string(kModifiedAttempts) +
+                         " reads in a row: " + e.get_msg());
+}
 // Values shown per facet.
 constexpr size_t kFacetTop = 10;
 // A query of two to this many words asks for items with every word (then those
@@ -740,6 +751,58 @@ class Searcher::Impl {
   }
 
   Result<Results> Search(const Query& query) {
+    return OnNewestRevision([&] { return SearchOnce(query); });
+  }
+
+  Result<Results> MoreLikeThis(const std::string& id, int64_t limit, const std::string& kind) {
+    return OnNewestRevision([&] { return MoreLikeThisOnce(id, limit, kind); });
+  }
+
+  Result<int64_t> Lag() {
+    SCISEARCH_ASSIGN_OR_RETURN(int64_t latest, catalog_.ChangeSequence());
+    return OnNewestRevision([&]() -> Result<int64_t> {
+      try {
+        return std::max<int64_t>(0, latest - internal::AppliedSequence(db_));
+      } catch (const Xapian::DatabaseModifiedError&) {
+        throw;  // OnNewestRevision's
+      } catch (const Xapian::Error& e) {
+        return Status::IoError("reading the search index: " + e.get_msg());
+      }
+    });
+  }
+
+  // Brings both handles to the index's newest revision.
+  Status Reopen() {
+    for (int attempt = 1;; ++attempt) {
+      try {
+        db_.reopen();
+        counting_db_.reopen();
+        return Status::Ok();
+      } catch (const Xapian::DatabaseModifiedError& e) {
+        if (attempt == kModifiedAttempts) return ModifiedTooOften(e);
+      } catch (const Xapian::Error& e) {
+        return Status::IoError("reopening the search index: " + e.get_msg());
+      }
+    }
+  }
+
+ private:
+  // Returns what `read` (a read of the index through db_ and counting_db_) returns,
+  // reading again on the newest revision when a writer's commits discarded the
+  // revision it was reading (Xapian's DatabaseModifiedError, which `read` lets through).
+  template <typename Read>
+  auto OnNewestRevision(Read read) -> decltype(read()) {
+    for (int attempt = 1;; ++attempt) {
+      try {
+        return read();
+      } catch (const Xapian::DatabaseModifiedError& e) {
+        if (attempt == kModifiedAttempts) return ModifiedTooOften(e);
+      }
+      SCISEARCH_RETURN_IF_ERROR(Reopen());
+    }
+  }
+
+  Result<Results> SearchOnce(const Query& query) {
     const auto start = std::chrono::steady_clock::now();
     if (query.text.size() > kMaxQueryBytes) {
       return Status::InvalidArgument("query is " + std::to_string(query.text.size()) +
@@ -807,9 +870,7 @@ class Searcher::Impl {
     } catch (const Xapian::QueryParserError& e) {
       return Status::InvalidArgument(e.get_msg());
     } catch (const Xapian::DatabaseModifiedError&) {
-      db_.reopen();
-      counting_db_.reopen();
-      return Search(query);
+      throw;  // OnNewestRevision's
     } catch (const Xapian::Error& e) {
       return Status::IoError(std::string("search index: ") + e.get_type() + ": " + e.get_msg());
     }
@@ -818,7 +879,7 @@ class Searcher::Impl {
     return results;
   }
 
-  Result<Results> MoreLikeThis(const std::string& id, int64_t limit, const std::string& kind) {
+  Result<Results> MoreLikeThisOnce(const std::string& id, int64_t limit, const std::string& kind) {
     const auto start = std::chrono::steady_clock::now();
     Results results;
     results.query = "like:" + id;
@@ -846,6 +907,8 @@ class Searcher::Impl {
       query.facets = false;
       SCISEARCH_RETURN_IF_ERROR(
           Run(filtered, query, /*feedback=*/false, false, RankScope::kAll, results));
+    } catch (const Xapian::DatabaseModifiedError&) {
+      throw;  // OnNewestRevision's
     } catch (const Xapian::Error& e) {
       return Status::IoError(std::string("search index: ") + e.get_type() + ": " + e.get_msg());
     }
@@ -854,26 +917,6 @@ class Searcher::Impl {
     return results;
   }
 
-  Result<int64_t> Lag() {
-    SCISEARCH_ASSIGN_OR_RETURN(int64_t latest, catalog_.ChangeSequence());
-    try {
-      return std::max<int64_t>(0, latest - internal::AppliedSequence(db_));
-    } catch (const Xapian::Error& e) {
-      return Status::IoError("reading the search index: " + e.get_msg());
-    }
-  }
-
-  Status Reopen() {
-    try {
-      db_.reopen();
-      counting_db_.reopen();
-      return Status::Ok();
-    } catch (const Xapian::Error& e) {
-      return Status::IoError("reopening the search index: " + e.get_msg());
-    }
-  }
-
- private:
   // Parses `text` (comparisons already rewritten) with `default_op` between
   // words. kInvalidArgument for a field value that cannot be read.
   Result<Xapian::Query> Parse(const std::string& text, Xapian::Query::op default_op,
@@ -1529,14 +1572,18 @@ Result<std::unique_ptr<Searcher>> Searcher::Open(catalog::Catalog& catalog) {
   if (!std::filesystem::exists(dir)) {
     return Status::NotFound("no search index in " + dir.string() + " (run `scisearch reindex`)");
   }
-  try {
-    Xapian::Database db(dir.string());
-    Xapian::Database counting_db(dir.string());
-    return std::unique_ptr<Searcher>(
-        new Searcher(std::make_unique<Impl>(catalog, std::move(db), std::move(counting_db))));
-  } catch (const Xapian::Error& e) {
-    return Status::IoError("opening the search index " + dir.string() + ": " + e.get_type() + ": " +
-                           e.get_msg());
+  for (int attempt = 1;; ++attempt) {
+    try {
+      Xapian::Database db(dir.string());
+      Xapian::Database counting_db(dir.string());
+      return std::unique_ptr<Searcher>(
+          new Searcher(std::make_unique<Impl>(catalog, std::move(db), std::move(counting_db))));
+    } catch (const Xapian::DatabaseModifiedError& e) {
+      if (attempt == kModifiedAttempts) return ModifiedTooOften(e);
+    } catch (const Xapian::Error& e) {
+      return Status::IoError("opening the search index " + dir.string() + ": " + e.get_type() +
+                             ": " + e.get_msg());
+    }
   }
 }
 

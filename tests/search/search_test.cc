@@ -11,6 +11,7 @@
 #include <xapian.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -18,6 +19,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "catalog/catalog.h"
@@ -728,6 +730,69 @@ TEST_F(SearchTest, SearcherNeedsAnIndex) {
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().code(), ErrorCode::kNotFound);
   EXPECT_NE(s.status().message().find("index"), std::string::npos);
+}
+
+// Xapian discards a revision two commits after it: a reader on it finds its blocks
+// gone (DatabaseModifiedError) and must read again on the newest. Searches that
+// start many commits behind, or open amid commits, still answer.
+TEST_F(SearchTest, ReadsGoOnWhileTheIndexCommits) {
+  // Enough items that the index's tables outgrow the root blocks a handle keeps.
+  constexpr int kItems = 1200;
+  auto put_all = [&](const std::string& word) {
+    std::vector<std::string> ids;
+    for (int i = 0; i < kItems; ++i) {
+      DatasetSpec spec;
+      spec.name = "churn_" + std::to_string(i) + ".dm3";
+      spec.note = "gold " + word + " w" + std::to_string(i);
+      spec.mtime = 5000 + i + (word == "first" ? 0 : kItems);
+      ids.push_back(Put(spec));
+    }
+    return ids;
+  };
+  const std::vector<std::string> ids = put_all("first");
+  Update();
+  auto reader_catalog = catalog::Catalog::Open(data_dir_);
+  ASSERT_TRUE(reader_catalog.ok()) << reader_catalog.status().message();
+  auto stale = Searcher::Open(**reader_catalog);
+  ASSERT_TRUE(stale.ok()) << stale.status().message();
+
+  put_all("second");
+  std::atomic<bool> writing{true};
+  std::thread writer([&] {
+    auto stats = UpdateIndex(*catalog_, 50);  // a commit per 50 items
+    EXPECT_TRUE(stats.ok()) << stats.status().message();
+    writing = false;
+  });
+  int reads = 0;
+  while (writing || reads == 0) {
+    auto searcher = Searcher::Open(**reader_catalog);
+    EXPECT_TRUE(searcher.ok()) << searcher.status().message();
+    if (!searcher.ok()) continue;
+    Query gold;
+    gold.text = "gold";
+    auto found = (*searcher)->Search(gold);
+    EXPECT_TRUE(found.ok()) << found.status().message();
+    ++reads;
+  }
+  writer.join();
+  EXPECT_GT(reads, 0);
+
+  // The handle opened before every commit still answers, on the newest revision
+  // when its own is gone, and reopens on it.
+  auto like = (*stale)->MoreLikeThis(ids[7], 5, "");
+  EXPECT_TRUE(like.ok()) << like.status().message();
+  Query second;
+  second.text = "second";
+  auto found = (*stale)->Search(second);
+  ASSERT_TRUE(found.ok()) << found.status().message();
+  EXPECT_TRUE((*stale)->Lag().ok());
+  ASSERT_TRUE((*stale)->Reopen().ok());
+  found = (*stale)->Search(second);
+  ASSERT_TRUE(found.ok()) << found.status().message();
+  EXPECT_EQ(found->total, kItems);
+  auto lag = (*stale)->Lag();
+  ASSERT_TRUE(lag.ok()) << lag.status().message();
+  EXPECT_EQ(*lag, 0);
 }
 
 // --- Query parser, hostile input ---------------------------------------------
