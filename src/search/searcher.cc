@@ -32,10 +32,25 @@ constexpr size_t kMaxQueryBytes = 8192;
 // often, so a read may have to; this many in a row means the index is churning.
 constexpr int kModifiedAttempts = 10;
 
-Status ModifiedTooOften(const Xapian::DatabaseModifiedError& e) {
-  return Status::IoError("the search index changed under " + std::to_string(kModifiedAttempts) +
-                         " reads in a row: " + e.get_msg());
+// Returns what `read` returns, calling `recover` (a Status) and `read` again while `read`
+// throws DatabaseModifiedError, kModifiedAttempts times in all; then kIoError. `read`
+// turns every other error into its result.
+template <typename Read, typename Recover>
+auto WhileModified(Read read, Recover recover) -> decltype(read()) {
+  for (int attempt = 1;; ++attempt) {
+    try {
+      return read();
+    } catch (const Xapian::DatabaseModifiedError& e) {
+      if (attempt == kModifiedAttempts) {
+        return Status::IoError("the search index changed under " +
+                               std::to_string(kModifiedAttempts) +
+                               " reads in a row: " + e.get_msg());
+      }
+    }
+    SCISEARCH_RETURN_IF_ERROR(recover());
+  }
 }
+
 // Values shown per facet.
 constexpr size_t kFacetTop = 10;
 // A query of two to this many words asks for items with every word (then those
@@ -773,17 +788,19 @@ class Searcher::Impl {
 
   // Brings both handles to the index's newest revision.
   Status Reopen() {
-    for (int attempt = 1;; ++attempt) {
-      try {
-        db_.reopen();
-        counting_db_.reopen();
-        return Status::Ok();
-      } catch (const Xapian::DatabaseModifiedError& e) {
-        if (attempt == kModifiedAttempts) return ModifiedTooOften(e);
-      } catch (const Xapian::Error& e) {
-        return Status::IoError("reopening the search index: " + e.get_msg());
-      }
-    }
+    return WhileModified(
+        [&] {
+          try {
+            db_.reopen();
+            counting_db_.reopen();
+            return Status::Ok();
+          } catch (const Xapian::DatabaseModifiedError&) {
+            throw;  // WhileModified's
+          } catch (const Xapian::Error& e) {
+            return Status::IoError("reopening the search index: " + e.get_msg());
+          }
+        },
+        [] { return Status::Ok(); });
   }
 
  private:
@@ -792,14 +809,7 @@ class Searcher::Impl {
   // revision it was reading (Xapian's DatabaseModifiedError, which `read` lets through).
   template <typename Read>
   auto OnNewestRevision(Read read) -> decltype(read()) {
-    for (int attempt = 1;; ++attempt) {
-      try {
-        return read();
-      } catch (const Xapian::DatabaseModifiedError& e) {
-        if (attempt == kModifiedAttempts) return ModifiedTooOften(e);
-      }
-      SCISEARCH_RETURN_IF_ERROR(Reopen());
-    }
+    return WhileModified(read, [&] { return Reopen(); });
   }
 
   Result<Results> SearchOnce(const Query& query) {
@@ -1572,19 +1582,21 @@ Result<std::unique_ptr<Searcher>> Searcher::Open(catalog::Catalog& catalog) {
   if (!std::filesystem::exists(dir)) {
     return Status::NotFound("no search index in " + dir.string() + " (run `scisearch reindex`)");
   }
-  for (int attempt = 1;; ++attempt) {
-    try {
-      Xapian::Database db(dir.string());
-      Xapian::Database counting_db(dir.string());
-      return std::unique_ptr<Searcher>(
-          new Searcher(std::make_unique<Impl>(catalog, std::move(db), std::move(counting_db))));
-    } catch (const Xapian::DatabaseModifiedError& e) {
-      if (attempt == kModifiedAttempts) return ModifiedTooOften(e);
-    } catch (const Xapian::Error& e) {
-      return Status::IoError("opening the search index " + dir.string() + ": " + e.get_type() +
-                             ": " + e.get_msg());
-    }
-  }
+  return WhileModified(
+      [&]() -> Result<std::unique_ptr<Searcher>> {
+        try {
+          Xapian::Database db(dir.string());
+          Xapian::Database counting_db(dir.string());
+          return std::unique_ptr<Searcher>(
+              new Searcher(std::make_unique<Impl>(catalog, std::move(db), std::move(counting_db))));
+        } catch (const Xapian::DatabaseModifiedError&) {
+          throw;  // WhileModified's
+        } catch (const Xapian::Error& e) {
+          return Status::IoError("opening the search index " + dir.string() + ": " + e.get_type() +
+                                 ": " + e.get_msg());
+        }
+      },
+      [] { return Status::Ok(); });
 }
 
 Result<Results> Searcher::Search(const Query& query) { return impl_->Search(query); }
