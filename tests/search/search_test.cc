@@ -763,8 +763,8 @@ TEST_F(SearchTest, ReadsGoOnWhileTheIndexCommits) {
     EXPECT_TRUE(stats.ok()) << stats.status().message();
     writing = false;
   });
-  int reads = 0;
-  while (writing || reads == 0) {
+  int rounds = 0;  // at least one, even when the writer is done first
+  for (; writing || rounds == 0; ++rounds) {
     auto searcher = Searcher::Open(**reader_catalog);
     EXPECT_TRUE(searcher.ok()) << searcher.status().message();
     if (!searcher.ok()) continue;
@@ -772,10 +772,8 @@ TEST_F(SearchTest, ReadsGoOnWhileTheIndexCommits) {
     gold.text = "gold";
     auto found = (*searcher)->Search(gold);
     EXPECT_TRUE(found.ok()) << found.status().message();
-    ++reads;
   }
   writer.join();
-  EXPECT_GT(reads, 0);
 
   // The handle opened before every commit still answers, on the newest revision
   // when its own is gone, and reopens on it.
