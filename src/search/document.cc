@@ -177,7 +177,8 @@ int IndexFormat(const Xapian::Database& db) {
 }
 
 std::string ExactValuePrefix(std::string_view field_prefix) {
-  if (field_prefix == "XI" || field_prefix == "XA" || field_prefix == "XD") {
+  if (field_prefix == "XI" || field_prefix == "XA" || field_prefix == "XD" ||
+      field_prefix == "XT") {
     return "XE" + std::string(field_prefix.substr(1));
   }
   return "";
@@ -364,6 +365,7 @@ Xapian::Document MakeDatasetDocument(const catalog::DatasetRow& dataset,
     if (tag.state == "rejected" || tag.value.empty()) continue;
     if (std::find(tags.begin(), tags.end(), tag.value) != tags.end()) continue;
     IndexField(generator, tag.value, "XT", TagWdf(tag));
+    AddExactValueTerm(doc, "XT", tag.value);
     tags.push_back(tag.value);
   }
   if (!tags.empty()) {

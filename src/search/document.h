@@ -9,9 +9,10 @@
 //   XI          instrument                 (instrument:)
 //   XD          detector                   (detector:)
 //   XT          tags                       (tag:)
-//   XE<f><words> the exact value of field XI, XA or XD (f = I, A, D), boolean: its words
-//               as the field's terms hold them, joined by ' ' ("XEIfei titan themis"); a
-//               phrase given to the field is answered from these (ExactValueWords)
+//   XE<f><words> the exact value of field XI, XA, XD or XT (f = I, A, D, T), boolean: its
+//               words as the field's terms hold them, joined by ' ' ("XEIfei titan
+//               themis"); a phrase given to the field is answered from these
+//               (ExactValueWords)
 //   XC<id>      a vocabulary concept the item mentions (the target of synonyms)
 //   K<kind>     kind, boolean              (kind:)
 //   XF<format>  file format, boolean       (format:)
@@ -75,12 +76,13 @@ inline constexpr const char* kCatalogIdKey = "scisearch.catalog_id";
 // The format of the index's documents (kIndexFormat): an index of another format is
 // rebuilt by UpdateIndex, and the Searcher answers it without what it lacks.
 inline constexpr const char* kFormatKey = "scisearch.index_format";
-// 3: word-pair terms (AddWordPairs). 2: exact-value terms (AddExactValueTerm). 1 (no
-// key): before them.
-inline constexpr int kIndexFormat = 3;
-// The first formats with exact-value terms and with word-pair terms.
+// 4: exact values of tags too. 3: word-pair terms (AddWordPairs). 2: exact-value terms
+// (AddExactValueTerm). 1 (no key): before them.
+inline constexpr int kIndexFormat = 4;
+// The first formats with exact-value terms, with word-pair terms and with exact tags.
 inline constexpr int kExactValuesFormat = 2;
 inline constexpr int kWordPairsFormat = 3;
+inline constexpr int kExactTagsFormat = 4;
 // Xapian refuses longer terms.
 inline constexpr size_t kMaxTermBytes = 245;
 
@@ -146,7 +148,7 @@ Xapian::Document MakeTextDocument(const catalog::DocumentRecord& document,
 std::optional<double> IsoToEpochSeconds(const std::string& iso);
 
 // The exact-value term prefix of a free-text field prefix that has one ("XI" -> "XEI",
-// "XA" -> "XEA", "XD" -> "XED"); "" for any other prefix.
+// "XA" -> "XEA", "XD" -> "XED", "XT" -> "XET"); "" for any other prefix.
 std::string ExactValuePrefix(std::string_view field_prefix);
 
 // The words of `value` as a field's terms hold them (Xapian::TermGenerator's words,
@@ -156,7 +158,7 @@ std::string ExactValuePrefix(std::string_view field_prefix);
 std::optional<std::string> ExactValueWords(const std::string& value);
 
 // Adds to `doc` the exact-value term of `value` in the field of `field_prefix` ("XI",
-// "XA", "XD"); when its words cannot be one, the field's marker term (the bare exact
+// "XA", "XD", "XT"); when its words cannot be one, the field's marker term (the bare exact
 // prefix, "XEI"), which tells the query side to check that field's phrases by position.
 void AddExactValueTerm(Xapian::Document& doc, std::string_view field_prefix,
                        const std::string& value);

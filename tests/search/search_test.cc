@@ -622,7 +622,7 @@ TEST_F(SearchTest, IndexOfAnOlderFormatIsRebuiltByUpdate) {
   {
     // What an older scisearch wrote: no format key, no exact-value terms.
     Xapian::WritableDatabase db(index, Xapian::DB_OPEN);
-    EXPECT_EQ(db.get_metadata("scisearch.index_format"), "3");
+    EXPECT_EQ(db.get_metadata("scisearch.index_format"), "4");
     db.set_metadata("scisearch.index_format", "");
     for (Xapian::PostingIterator it = db.postlist_begin(""); it != db.postlist_end(""); ++it) {
       Xapian::Document doc = db.get_document(*it);
@@ -642,7 +642,7 @@ TEST_F(SearchTest, IndexOfAnOlderFormatIsRebuiltByUpdate) {
   EXPECT_EQ(stats.items_indexed, items);  // every item again
   {
     Xapian::Database db(index);
-    EXPECT_EQ(db.get_metadata("scisearch.index_format"), "3");
+    EXPECT_EQ(db.get_metadata("scisearch.index_format"), "4");
     EXPECT_TRUE(db.term_exists("XEIfei titan"));
   }
   searcher_.reset();
@@ -688,6 +688,39 @@ TEST_F(SearchTest, FieldPhrasesFromExactValuesEqualPhrasesFromPositions) {
   // And they found what a phrase finds.
   EXPECT_NE(from_exact[0].find(" -> "), std::string::npos);
   EXPECT_EQ(IdSet("instrument:\"FEI Titan\"").size(), 4u);  // a, b, f, g
+}
+
+// A phrase given to tag: is answered from exact-value terms of the tags (index format
+// 4): the same items, scores and reasons as from word positions, both in an index of
+// format 3 (exact values of other fields, none of tags) and in one of format 1.
+TEST_F(SearchTest, TagPhrasesFromExactValuesEqualPhrasesFromPositions) {
+  using Tag = catalog::TagSuggestion;
+  Put({.name = "a.dm3", .note = "strain", .tags = {Tag{"HAADF-STEM", "text", 0.9}}});
+  Put({.name = "b.dm3", .note = "gold", .tags = {Tag{"haadf stem imaging", "image", 0.6}}});
+  Put({.name = "c.dm3", .note = "strain", .tags = {Tag{"stem haadf", "text", 0.8}}});
+  Put({.name = "d.dm3", .note = "haadf stem", .tags = {Tag{"secondary electrons", "path", 0.7}}});
+  Put({.name = "e.dm3",
+       .note = "strain",
+       .tags = {Tag{"secondary electron imaging", "text", 0.5}, Tag{"HAADF", "expert", 1.0}}});
+  Put({.name = "f.dm3",
+       .tags = {Tag{"atomic resolution", "image", 0.95}, Tag{"stem", "text", 0.4}}});
+  Update();
+  const std::vector<std::string> queries = {
+      "tag:\"HAADF-STEM\"",         "tag:\"haadf stem\" strain",  "tag:\"secondary electrons\"",
+      "tag:\"secondary electron\"", "tag:\"stem haadf\" OR gold", "tag:\"atomic resolution\"",
+      "strain -tag:\"haadf stem\"", "tag:\"resolution atomic\""};
+  searcher_.reset();
+  {
+    Xapian::Database db((data_dir_ / "index").string());
+    EXPECT_TRUE(db.term_exists("XEThaadf stem"));
+    EXPECT_TRUE(db.term_exists("XEThaadf stem imaging"));
+  }
+  const std::vector<std::string> from_exact = Answers(queries);
+  EXPECT_EQ(IdSet("tag:\"HAADF-STEM\"").size(), 2u);  // a, b
+  for (const char* older : {"3", "1"}) {
+    DeclareIndexFormat(older);  // the query side falls back to positions for tags
+    EXPECT_EQ(Answers(queries), from_exact) << "format " << older;
+  }
 }
 
 // A free-text phrase is answered from word-pair terms: the same items, scores and
