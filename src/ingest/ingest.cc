@@ -50,19 +50,41 @@ struct ThumbnailResult {
   std::string warning;                         // when kFailed: why
 };
 
-// A FIFO of bounded capacity: Push blocks while full, so readers cannot run
-// ahead of the writer and fill memory.
+// The memory a result holds while it waits for the writer, roughly: what it will
+// store (a read's metadata, already encoded; a thumbnail's PNGs).
+size_t QueuedBytes(const ReadResult& r) {
+  size_t bytes = sizeof(r) + r.error.size();
+  for (const catalog::EncodedSignal& e : r.record.encoded) {
+    bytes += e.shape_json.size() + e.axes_json.size() + e.metadata_json.size();
+  }
+  return bytes;
+}
+size_t QueuedBytes(const ThumbnailResult& r) {
+  size_t bytes = sizeof(r) + r.warning.size();
+  for (const catalog::Thumbnail& t : r.thumbnails) bytes += t.png.size();
+  return bytes;
+}
+
+// A FIFO bounded in items and in bytes (QueuedBytes): Push blocks while either is
+// reached, so readers cannot run ahead of the writer and fill memory. An item
+// larger than the byte bound still passes, alone.
 template <typename T>
 class BoundedQueue {
  public:
-  explicit BoundedQueue(size_t capacity) : capacity_(std::max<size_t>(1, capacity)) {}
+  BoundedQueue(size_t max_items, size_t max_bytes)
+      : max_items_(std::max<size_t>(1, max_items)), max_bytes_(max_bytes) {}
 
   // Returns false (dropping `value`) once the queue is closed.
   bool Push(T value) {
+    const size_t bytes = QueuedBytes(value);
     std::unique_lock lock(mu_);
-    not_full_.wait(lock, [&] { return items_.size() < capacity_ || closed_; });
+    not_full_.wait(lock, [&] {
+      return closed_ || items_.empty() ||
+             (items_.size() < max_items_ && bytes_ + bytes <= max_bytes_);
+    });
     if (closed_) return false;
-    items_.push_back(std::move(value));
+    items_.push_back({std::move(value), bytes});
+    bytes_ += bytes;
     not_empty_.notify_one();
     return true;
   }
@@ -71,7 +93,8 @@ class BoundedQueue {
     std::unique_lock lock(mu_);
     not_empty_.wait_for(lock, timeout, [&] { return !items_.empty() || closed_; });
     if (items_.empty()) return std::nullopt;
-    T value = std::move(items_.front());
+    T value = std::move(items_.front().value);
+    bytes_ -= items_.front().bytes;
     items_.pop_front();
     not_full_.notify_one();
     return value;
@@ -88,10 +111,16 @@ class BoundedQueue {
   }
 
  private:
+  struct Entry {
+    T value;
+    size_t bytes;
+  };
   std::mutex mu_;
   std::condition_variable not_full_, not_empty_;
-  std::deque<T> items_;
-  size_t capacity_;
+  std::deque<Entry> items_;
+  size_t bytes_ = 0;
+  const size_t max_items_;
+  const size_t max_bytes_;
   bool closed_ = false;
 };
 
@@ -107,7 +136,12 @@ Status RunPipeline(catalog::Catalog& catalog, const IngestOptions& options, int 
                    const std::function<bool()>& stop, const std::function<Result(size_t)>& produce,
                    const std::function<Status(Result&, catalog::Catalog::BatchWriter&)>& consume,
                    const std::function<void()>& tick) {
-  BoundedQueue<Result> queue(static_cast<size_t>(2 * jobs + 2));
+  // A deep queue: reading and writing costs vary by file by a hundred times (a bare
+  // MRC header against a DM tag tree; an EMD file waits for an HDF5 worker), and a
+  // queue of two results per reader, often full or empty, left a fifth of both
+  // cores idle in the metadata pass. The byte bound keeps its memory small.
+  constexpr size_t kQueueBytes = 64 << 20;
+  BoundedQueue<Result> queue(static_cast<size_t>(32 * jobs + 2), kQueueBytes);
   std::atomic<size_t> next{0};
   std::atomic<size_t> consumed{0};
   std::atomic<bool> abort{false};
@@ -207,6 +241,9 @@ ReadResult ReadUnit(const WorkItem& item, const std::string& root,
     record.files = unit.files;
     record.dataset = (*reader)->TakeDataset();  // the reader is dropped: move, not copy
     record.encoded = catalog::EncodeSignals(record.dataset);
+    // The writer stores the encoded trees: free the parsed ones here, on a reader
+    // thread, not while the result waits and then on the writer.
+    for (formats::Signal& signal : record.dataset.signals) signal.metadata = formats::Metadata();
     result.ok = true;
   } catch (const std::exception& e) {
     result = ReadResult{&item, false, {}, unit.path + ": reader failed: " + e.what()};
