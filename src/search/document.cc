@@ -184,6 +184,10 @@ std::string ExactValuePrefix(std::string_view field_prefix) {
   return "";
 }
 
+int ExactValuesFormat(std::string_view field_prefix) {
+  return field_prefix == "XT" ? kExactTagsFormat : kExactValuesFormat;
+}
+
 // The free-text (unprefixed: prefixes are capitals) terms of `doc` at each of their
 // positions, in position order.
 std::vector<std::pair<Xapian::termpos, std::string>> WordsByPosition(const Xapian::Document& doc) {

@@ -151,6 +151,11 @@ std::optional<double> IsoToEpochSeconds(const std::string& iso);
 // "XA" -> "XEA", "XD" -> "XED", "XT" -> "XET"); "" for any other prefix.
 std::string ExactValuePrefix(std::string_view field_prefix);
 
+// The first index format whose documents hold the exact-value terms of the field of
+// `field_prefix` (kExactTagsFormat for "XT", kExactValuesFormat for the others that have
+// them): an older index answers that field's phrases from positions.
+int ExactValuesFormat(std::string_view field_prefix);
+
 // The words of `value` as a field's terms hold them (Xapian::TermGenerator's words,
 // lowercased, unstemmed), in order, joined by ' '; nullopt when they cannot stand for
 // a phrase match: a word the generator skipped (so the positions have a gap) or a

@@ -1076,8 +1076,7 @@ class Searcher::Impl {
     ExactValues& values = it->second;
     if (!added) return values;
     // An index of an older format has no exact-value terms (of tags, or of any field).
-    values.complete = internal::IndexFormat(db_) >=
-                      (field == "XT" ? internal::kExactTagsFormat : internal::kExactValuesFormat);
+    values.complete = internal::IndexFormat(db_) >= internal::ExactValuesFormat(field);
     const std::string prefix = internal::ExactValuePrefix(field);
     for (Xapian::TermIterator t = db_.allterms_begin(prefix);
          values.complete && t != db_.allterms_end(prefix); ++t) {
