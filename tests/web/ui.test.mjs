@@ -241,14 +241,18 @@ test('tagging: accept a suggestion, reject one, add a tag with completion, Save 
   }
 
   // Save & next: the next file in path order, counted for this user.
-  const position = Number((await page.locator('#position').textContent()).split(' of ')[0].replace(/,/g, ''));
+  const [position, total] = (await page.locator('#position').textContent()).split(' of ')
+    .map((n) => Number(n.replace(/,/g, '')));
   const path = await page.locator('#dataset-path').textContent();
   await page.getByRole('button', { name: /Save & next/ }).click();
   await page.waitForURL((url) => datasetIdFromUrl(url) !== id);
   await page.waitForFunction((p) => document.querySelector('#dataset-path').textContent !== p, path);
   const nextPosition = Number((await page.locator('#position').textContent()).split(' of ')[0].replace(/,/g, ''));
-  assert.equal(nextPosition, position + 1);
-  assert.ok((await page.locator('#dataset-path').textContent()) > path, 'the next file in path order');
+  // After the last file in path order the queue wraps to the first.
+  const last = position === total;
+  assert.equal(nextPosition, last ? 1 : position + 1);
+  const nextPath = await page.locator('#dataset-path').textContent();
+  assert.ok(last ? nextPath < path : nextPath > path, 'the next file in path order');
   const queue = await apiGet(`/api/v1/tagging/next?user=${user}&order=path`);
   assert.ok(queue.tagged_by_user >= 1, 'the user is credited');
   assert.equal(await page.locator('#tagged-number').textContent(), String(queue.tagged_by_user));
