@@ -18,7 +18,7 @@ packages=(
   nodejs npm chromium
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(python3-hyperspy time postgresql libpq-dev)
+  packages+=(python3-hyperspy python3-scipy python3-pil time postgresql libpq-dev)
 fi
 
 missing=()
