@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """A classical texture baseline for the uhcs3 micrographs, beside scisearch's CNN (issue 7).
 
-usage: /usr/bin/python3 bench/vision_texture_baseline.py [--uhcs DIR] [--side N] [--seeds K]
-                                                        [--cnn EVALUATE.json]
+usage: /usr/bin/python3 bench/vision_texture_baseline.py [--uhcs DIR] [--side N] [--views V]
+                                     [--l2 L] [--seeds K] [--cnn EVALUATE.json]
 
 For each image: 125 hand-made texture statistics of the standardised image
   - intensity histogram (12 bins over -3..3 standard deviations), skewness, kurtosis;
@@ -13,7 +13,11 @@ For each image: 125 hand-made texture statistics of the standardised image
   - uniform local binary patterns (8 neighbours) at radii 1, 2, 4 and, at half size, 2, 4;
   - granulometry of the brightest 30% (area left after openings of growing size) and the
     share of its largest connected part: a carbide network is one connected web.
-A multinomial logistic regression (L2) on the standardised statistics is scored by grouped,
+The statistics are taken of the whole image and of crops of half its sides (--views: the
+four quadrants and the centre; textures change with magnification, and the crops give
+the classifier more, and differently framed, examples). A multinomial logistic
+regression (L2) trained on every view of the training images, an image predicted by the
+geometric mean over its views, is scored by grouped,
 stratified 5-fold cross-validation (the `group` column of split_shared.csv: images of one
 field never straddle a fold), for K fold assignments (seeds), since one assignment moves the
 accuracy by about 0.01.
@@ -49,12 +53,21 @@ def uniform_lbp_histogram(img, r):
     return hist / hist.sum()
 
 
-def texture_statistics(path, side):
+def views_of(path, side, views):
+    """The image (reduced to `side` when given) and, when views > 1, views - 1 crops of half
+    its width and height: the four quadrants, then the centre."""
     image = Image.open(path).convert('L')
     scale = side / max(image.size) if side else 1.0
     if scale < 1:
         image = image.resize((round(image.size[0] * scale), round(image.size[1] * scale)),
                              Image.BOX)
+    w, h = image.size
+    corners = [(0, 0), (w // 2, 0), (0, h // 2), (w // 2, h // 2), (w // 4, h // 4)]
+    crops = [image.crop((x, y, x + w // 2, y + h // 2)) for x, y in corners[:views - 1]]
+    return [image] + crops
+
+
+def texture_statistics(image):
     a = np.asarray(image, dtype=np.float64)
     a = (a - a.mean()) / (a.std() + 1e-6)
     f = list(np.histogram(np.clip(a, -3, 3), bins=12, range=(-3, 3))[0] / a.size)
@@ -114,7 +127,7 @@ def grouped_folds(y, groups, folds, seed):
     return fold
 
 
-def fit_logistic(x, y, classes, l2, steps=800, rate=0.5):
+def fit_logistic(x, y, classes, l2, steps=2000, rate=0.5):
     w = np.zeros((x.shape[1], classes))
     b = np.zeros(classes)
     target = np.eye(classes)[y]
@@ -132,12 +145,17 @@ def softmax(z):
 
 
 def cross_validated_probabilities(x, y, fold, classes, l2):
+    """x: images x views x statistics. Trains on every view of the training images; an
+    image's probabilities are the normalised geometric mean over its views."""
     prob = np.zeros((len(y), classes))
+    views, width = x.shape[1], x.shape[2]
     for k in sorted(set(fold)):
         train, test = fold != k, fold == k
-        mean, sd = x[train].mean(0), x[train].std(0) + 1e-9
-        w, b = fit_logistic((x[train] - mean) / sd, y[train], classes, l2)
-        prob[test] = softmax(((x[test] - mean) / sd) @ w + b)
+        a = x[train].reshape(-1, width)
+        mean, sd = a.mean(0), a.std(0) + 1e-9
+        w, b = fit_logistic((a - mean) / sd, np.repeat(y[train], views), classes, l2)
+        p = softmax(((x[test].reshape(-1, width) - mean) / sd) @ w + b).reshape(-1, views, classes)
+        prob[test] = softmax(np.log(p + 1e-9).mean(1))
     return prob
 
 
@@ -147,7 +165,9 @@ def main():
     parser.add_argument('--side', type=int, default=0, help='reduce images to this longer side (0: as stored)')
     parser.add_argument('--seeds', type=int, default=6)
     parser.add_argument('--folds', type=int, default=5)
-    parser.add_argument('--l2', type=float, default=3e-3)
+    parser.add_argument('--views', type=int, default=6, choices=range(1, 7),
+                        help='1: the whole image; up to 6: also crops of half its sides')
+    parser.add_argument('--l2', type=float, default=1e-2)
     parser.add_argument('--cnn', help='output of scisearch vision evaluate --json on the same folder')
     args = parser.parse_args()
     root = Path(args.uhcs)
@@ -156,8 +176,10 @@ def main():
     paths = [r['path'] for r in rows]
     y = np.array([labels.index(r['class']) for r in rows])
     groups = np.array([r['group'] for r in rows])
-    x = np.array([texture_statistics(root / p, args.side) for p in paths])
-    print(f'{len(paths)} images, {x.shape[1]} texture statistics each, side {args.side or "as stored"}')
+    x = np.array([[texture_statistics(v) for v in views_of(root / p, args.side, args.views)]
+                  for p in paths])
+    print(f'{len(paths)} images, {args.views} views each, {x.shape[2]} texture statistics a view, '
+          f'side {args.side or "as stored"}, L2 {args.l2}')
 
     cnn = None
     if args.cnn:
