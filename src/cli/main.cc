@@ -412,6 +412,13 @@ int Main(int argc, char** argv) {
                     "Longer side images are reduced to (default 320)");
     sub->add_option("--tile-side", vision_command.tile_side,
                     "Side of the square tiles the network reads (default 128)");
+    sub->add_option("--texture-side", vision_command.texture_side,
+                    "Longer side of the image the texture statistics read; 0: no texture head "
+                    "(default 768)");
+    sub->add_option("--texture-weight", vision_command.texture_weight,
+                    "The texture head's share in the confidences, 0..1 (default: chosen on "
+                    "the held-out images)")
+        ->check(CLI::Range(0.0, 1.0));
     sub->add_option("--seed", vision_command.seed, "Random seed")->capture_default_str();
   };
   auto add_transfer_options = [&](CLI::App* sub) {

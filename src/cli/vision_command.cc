@@ -50,6 +50,10 @@ Result<std::map<std::string, std::string>> ReadGroupsCsv(const std::string& csv)
   return out;
 }
 
+nlohmann::ordered_json Json(double v) {
+  return std::isfinite(v) ? nlohmann::ordered_json(v) : nlohmann::ordered_json();
+}
+
 std::string Figure(double v) {
   if (!std::isfinite(v)) return "-";
   char buf[32];
@@ -66,6 +70,8 @@ vision::TrainOptions OptionsFor(const VisionCommand& c, bool multi_label) {
   if (c.min_steps >= 0) o.min_steps = c.min_steps;
   if (c.frame_side > 0) o.preprocessing.frame_side = c.frame_side;
   if (c.tile_side > 0) o.preprocessing.tile_side = c.tile_side;
+  if (c.texture_side >= 0) o.preprocessing.texture_side = c.texture_side;
+  o.texture_weight = c.texture_weight;
   o.on_epoch = [](int epoch, int epochs, double loss) {
     std::fprintf(stderr, "\repoch %d/%d  loss %.4f", epoch, epochs, loss);
     if (epoch == epochs) std::fprintf(stderr, "\n");
@@ -86,6 +92,11 @@ void PrintProblems(const std::vector<std::string>& problems) {
 void PrintReport(const vision::TrainReport& r, bool multi_label) {
   std::printf("trained on %d images (%d held out for calibration) for %d epochs in %.1f s\n",
               r.train_images, r.validation_images, r.epochs, r.seconds);
+  if (std::isfinite(r.validation_accuracy_cnn)) {
+    std::printf("held out: accuracy of the CNN alone %s, of the texture head alone %s\n",
+                Figure(r.validation_accuracy_cnn).c_str(),
+                Figure(r.validation_accuracy_texture).c_str());
+  }
   if (multi_label) {
     std::printf("held out: precision %s recall %s at confidence 0.5, ECE %s, temperature %s\n",
                 Figure(r.validation_precision).c_str(), Figure(r.validation_recall).c_str(),
@@ -95,6 +106,7 @@ void PrintReport(const vision::TrainReport& r, bool multi_label) {
                 Figure(r.validation_accuracy).c_str(), Figure(r.validation_ece).c_str(),
                 Figure(r.temperature).c_str());
   }
+  std::printf("texture head's share in the confidences: %s\n", Figure(r.texture_weight).c_str());
 }
 
 Result<std::unique_ptr<vision::Model>> LoadPretrained(const VisionCommand& c) {
@@ -105,6 +117,18 @@ Result<std::unique_ptr<vision::Model>> LoadPretrained(const VisionCommand& c) {
 vision::Transfer TransferFor(const VisionCommand& c) {
   if (c.pretrained.empty()) return vision::Transfer::kNone;
   return c.fine_tune ? vision::Transfer::kFineTuneLastBlock : vision::Transfer::kFreezeFeatures;
+}
+
+// The preprocessing of the images to train on: the pretrained model's frame and tile sides
+// (its layers expect them), the options' texture side.
+vision::Preprocessing PreprocessingFor(const VisionCommand& c, const vision::Model* pretrained) {
+  vision::Preprocessing prep = OptionsFor(c, false).preprocessing;
+  if (pretrained) {
+    const int texture_side = prep.texture_side;
+    prep = pretrained->preprocessing();
+    prep.texture_side = texture_side;
+  }
+  return prep;
 }
 
 // Trains on `set`, saves to c.model and prints the figures.
@@ -130,8 +154,7 @@ int TrainAndSave(const VisionCommand& c, const vision::FolderSet& set, bool mult
 int RunTrain(const VisionCommand& c) {
   auto pretrained = LoadPretrained(c);
   if (!pretrained.ok()) return Fail(pretrained.status(), 2);
-  const vision::Preprocessing prep =
-      *pretrained ? (*pretrained)->preprocessing() : OptionsFor(c, false).preprocessing;
+  const vision::Preprocessing prep = PreprocessingFor(c, pretrained->get());
   if (!c.from_folders.empty()) {
     std::map<std::string, std::string> groups;
     if (!c.groups_csv.empty()) {
@@ -177,8 +200,7 @@ int RunEvaluate(const VisionCommand& c) {
   }
   vision::TrainOptions options = OptionsFor(c, false);
   options.transfer = TransferFor(c);
-  const vision::Preprocessing prep =
-      *pretrained ? (*pretrained)->preprocessing() : options.preprocessing;
+  const vision::Preprocessing prep = PreprocessingFor(c, pretrained->get());
   auto set = vision::ReadFolderSet(c.from_folders, prep, groups, c.threads);
   if (!set.ok()) return Fail(set.status(), 2);
   PrintProblems(set->problems);
@@ -204,6 +226,9 @@ int RunEvaluate(const VisionCommand& c) {
                              {"folds", cv->fold_accuracy.size()},
                              {"accuracy", cv->accuracy},
                              {"fold_accuracy", cv->fold_accuracy},
+                             {"accuracy_cnn", Json(cv->accuracy_cnn)},
+                             {"accuracy_texture", Json(cv->accuracy_texture)},
+                             {"fold_texture_weight", cv->fold_texture_weight},
                              {"confusion", confusion},
                              {"seconds", cv->seconds},
                              {"examples", examples}};
@@ -212,7 +237,14 @@ int RunEvaluate(const VisionCommand& c) {
     std::printf("%zu images, %zu-fold grouped cross-validation: accuracy %.3f (folds:",
                 set->examples.size(), cv->fold_accuracy.size(), cv->accuracy);
     for (double a : cv->fold_accuracy) std::printf(" %.3f", a);
-    std::printf(") in %.0f s\nconfusion (rows truth, columns predicted):\n", cv->seconds);
+    std::printf(") in %.0f s\n", cv->seconds);
+    if (!cv->fold_texture_weight.empty()) {
+      std::printf("the CNN alone %.3f, the texture head alone %.3f; texture shares:",
+                  cv->accuracy_cnn, cv->accuracy_texture);
+      for (double w : cv->fold_texture_weight) std::printf(" %.1f", w);
+      std::printf("\n");
+    }
+    std::printf("confusion (rows truth, columns predicted):\n");
     for (size_t t = 0; t < n; ++t) {
       std::printf("  %-20s", set->labels[t].c_str());
       for (size_t p = 0; p < n; ++p) std::printf(" %5d", confusion[t][p]);
@@ -231,7 +263,7 @@ int RunPredict(const VisionCommand& c) {
   for (const std::string& path : c.paths) {
     auto frame = vision::ReadFileFrame(path, (*model)->preprocessing());
     Result<vision::Analysis> analysis =
-        frame.ok() ? (*model)->Analyse(frame->frame) : Result<vision::Analysis>(frame.status());
+        frame.ok() ? (*model)->Analyse(frame->image) : Result<vision::Analysis>(frame.status());
     if (!analysis.ok()) {
       Fail(analysis.status());
       status = 1;

@@ -33,10 +33,12 @@ struct VisionCommand {
   int folds = 5;
   std::vector<std::string> paths;  // predict: files; similar: one reference
   bool json = false;
-  int epochs = 0;      // 0: the default of the training kind
-  int min_steps = -1;  // -1: the default (see vision::TrainOptions::min_steps)
-  int frame_side = 0;  // 0: the default
-  int tile_side = 0;   // 0: the default
+  int epochs = 0;              // 0: the default of the training kind
+  int min_steps = -1;          // -1: the default (see vision::TrainOptions::min_steps)
+  int frame_side = 0;          // 0: the default
+  int tile_side = 0;           // 0: the default
+  int texture_side = -1;       // -1: the default; 0: no texture head
+  double texture_weight = -1;  // the texture head's share; < 0: chosen on held-out images
   int threads = 2;
   int max_per_mode = 2000;  // pretrain: images per mode at most
   int min_examples = 5;     // train on the catalog: a tag needs this many datasets

@@ -29,6 +29,8 @@ std::string VisionCommandToJson(const VisionCommand& c) {
                    {"min_steps", c.min_steps},
                    {"frame_side", c.frame_side},
                    {"tile_side", c.tile_side},
+                   {"texture_side", c.texture_side},
+                   {"texture_weight", c.texture_weight},
                    {"threads", c.threads},
                    {"max_per_mode", c.max_per_mode},
                    {"min_examples", c.min_examples},
@@ -58,6 +60,8 @@ Result<VisionCommand> VisionCommandFromJson(const std::string& json) {
     c.min_steps = j.at("min_steps").get<int>();
     c.frame_side = j.at("frame_side").get<int>();
     c.tile_side = j.at("tile_side").get<int>();
+    c.texture_side = j.at("texture_side").get<int>();
+    c.texture_weight = j.at("texture_weight").get<double>();
     c.threads = j.at("threads").get<int>();
     c.max_per_mode = j.at("max_per_mode").get<int>();
     c.min_examples = j.at("min_examples").get<int>();

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "common/hash.h"
+#include "vision/texture.h"
 #include "vision/vision.h"
 
 namespace scisearch::vision {
@@ -23,9 +24,10 @@ using torch::Tensor;
 
 // The model file: kMagic, then three little-endian uint64-prefixed parts (the
 // description as JSON, the weights as a libtorch archive) and the FNV-1a hash of every
-// byte before it. Later versions must keep reading kFormatVersion 1 files.
+// byte before it. Version 2 added the texture head (in the description); later versions
+// must keep reading version 1 files (models without one).
 constexpr char kMagic[8] = {'S', 'C', 'I', 'S', 'V', 'I', 'S', '1'};
-constexpr int kFormatVersion = 1;
+constexpr int kFormatVersion = 2;
 // Grey levels enter the network centred: (v - 0.5) / 0.25.
 constexpr float kInputMean = 0.5f, kInputScale = 0.25f;
 constexpr int kMinFrameSide = 8;
@@ -228,13 +230,115 @@ nlohmann::json ReportJson(const TrainReport& r) {
           {"validation_precision", number(r.validation_precision)},
           {"validation_recall", number(r.validation_recall)},
           {"validation_ece", number(r.validation_ece)},
-          {"temperature", r.temperature}};
+          {"temperature", r.temperature},
+          {"texture_weight", r.texture_weight},
+          {"validation_accuracy_cnn", number(r.validation_accuracy_cnn)},
+          {"validation_accuracy_texture", number(r.validation_accuracy_texture)}};
 }
 
 double NumberOr(const nlohmann::json& j, const char* key) {
   auto it = j.find(key);
   return it != j.end() && it->is_number() ? it->get<double>()
                                           : std::numeric_limits<double>::quiet_NaN();
+}
+
+// --- The texture head -----------------------------------------------------------
+
+// A linear model over texture statistics (texture.h), trained on every view of an image
+// as an example of its own and predicting an image by the mean of its views' logits (for
+// softmax, the normalised geometric mean of the views' probabilities). L2-regularised
+// full-batch gradient descent: a few thousand rows of a hundred statistics converge in
+// about a second.
+struct TextureHead {
+  static constexpr double kL2 = 0.01;
+  static constexpr int kSteps = 2000;
+  static constexpr double kRate = 0.5;
+
+  Tensor mean, scale;  // [F]: statistics standardised as in training
+  Tensor weight;       // [F, L]
+  Tensor bias;         // [L]
+  double temperature = 1;
+
+  bool trained() const { return weight.defined(); }
+
+  // Trains on `images` (each [V, F]: its views) with `targets` (class indices [N], or
+  // [N, L] of 0/1 for multi-label); `class_weight` ([L], may be undefined) weights single-
+  // label examples by class.
+  void Fit(const std::vector<Tensor>& images, const Tensor& targets, int64_t labels,
+           bool multi_label, const Tensor& class_weight) {
+    std::vector<int64_t> views;
+    for (const Tensor& v : images) views.push_back(v.size(0));
+    const Tensor rows = torch::cat(images);
+    const Tensor repeats = torch::tensor(views, torch::kInt64);
+    const Tensor row_targets = targets.repeat_interleave(repeats, 0);
+    mean = rows.mean(0);
+    scale = rows.std(0, /*unbiased=*/false) + 1e-6;
+    const Tensor x = (rows - mean) / scale;
+    const Tensor y =
+        multi_label ? row_targets : torch::one_hot(row_targets, labels).to(torch::kFloat32);
+    Tensor row_weight = torch::ones({x.size(0), 1});
+    if (!multi_label && class_weight.defined()) {
+      row_weight = class_weight.index_select(0, row_targets).unsqueeze(1);
+      row_weight = row_weight / row_weight.mean();
+    }
+    weight = torch::zeros({x.size(1), labels});
+    bias = torch::zeros({labels});
+    const double n = double(x.size(0));
+    for (int step = 0; step < kSteps; ++step) {
+      const Tensor z = torch::addmm(bias, x, weight);
+      const Tensor p = multi_label ? torch::sigmoid(z) : torch::softmax(z, 1);
+      const Tensor g = (p - y) * row_weight;
+      weight -= kRate * (torch::mm(x.t(), g) / n + kL2 * weight);
+      bias -= kRate * g.mean(0);
+    }
+  }
+
+  // Uncalibrated logits [N, L] of images given their views.
+  Tensor Logits(const std::vector<Tensor>& images) const {
+    std::vector<Tensor> out;
+    for (const Tensor& v : images)
+      out.push_back(torch::addmm(bias, (v - mean) / scale, weight).mean(0));
+    return torch::stack(out);
+  }
+
+  nlohmann::json ToJson() const {
+    auto floats = [](const Tensor& t) {
+      const Tensor c = t.contiguous();
+      return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+    };
+    return {{"statistics", mean.size(0)}, {"mean", floats(mean)}, {"scale", floats(scale)},
+            {"weight", floats(weight)},   {"bias", floats(bias)}, {"temperature", temperature}};
+  }
+
+  // Reads ToJson's object for `labels` labels; false when a size or a value is impossible.
+  bool FromJson(const nlohmann::json& j, int64_t labels) {
+    const int64_t f = j.at("statistics").get<int64_t>();
+    auto tensor = [](const nlohmann::json& a, std::vector<int64_t> shape) {
+      std::vector<float> v = a.get<std::vector<float>>();
+      int64_t n = 1;
+      for (int64_t d : shape) n *= d;
+      if (int64_t(v.size()) != n) return Tensor();
+      for (float x : v) {
+        if (!std::isfinite(x)) return Tensor();
+      }
+      return torch::tensor(v).reshape(shape);
+    };
+    if (f != kTextureStatisticsPerView) return false;
+    mean = tensor(j.at("mean"), {f});
+    scale = tensor(j.at("scale"), {f});
+    weight = tensor(j.at("weight"), {f, labels});
+    bias = tensor(j.at("bias"), {labels});
+    temperature = j.at("temperature").get<double>();
+    return mean.defined() && scale.defined() && weight.defined() && bias.defined() &&
+           (scale > 0).all().item<bool>() && temperature > 0;
+  }
+};
+
+// An image's texture statistics as a [V, F] tensor.
+Tensor ViewTensor(const std::vector<std::vector<float>>& views) {
+  std::vector<float> flat;
+  for (const auto& v : views) flat.insert(flat.end(), v.begin(), v.end());
+  return torch::tensor(flat).reshape({int64_t(views.size()), kTextureStatisticsPerView});
 }
 
 }  // namespace
@@ -250,6 +354,8 @@ struct Model::Impl {
   double temperature = 1;
   std::string id;
   Net net{nullptr};
+  TextureHead texture;        // untrained when preprocessing.texture_side is 0
+  double texture_weight = 0;  // the texture head's share in the confidences
 
   // Per-tile features of `tiles` ([N, 1, T, T]), in chunks, without gradients.
   Tensor FeaturesOf(const Tensor& tiles) {
@@ -284,9 +390,24 @@ struct Model::Impl {
     return {torch::stack(logits), torch::stack(embeddings)};
   }
 
-  Tensor Probabilities(const Tensor& logits) const {
-    const Tensor scaled = logits / temperature;
-    return multi_label ? torch::sigmoid(scaled) : torch::softmax(scaled, 1);
+  // The calibrated logits of both heads, blended: the CNN's (`cnn`) and, with a texture
+  // head, its logits of `texture` (the images' views), weighted by the texture share.
+  Tensor Blended(const Tensor& cnn, const std::vector<Tensor>& texture_views) const {
+    const Tensor calibrated = cnn / temperature;
+    if (!texture.trained()) return calibrated;
+    const Tensor t = texture.Logits(texture_views) / texture.temperature;
+    return (1 - texture_weight) * calibrated + texture_weight * t;
+  }
+
+  Tensor Probabilities(const Tensor& blended) const {
+    return multi_label ? torch::sigmoid(blended) : torch::softmax(blended, 1);
+  }
+
+  // What identifies the weights: the CNN's archive and the texture head's numbers.
+  std::string ComputeId(const std::string& weights) const {
+    std::string all = weights;
+    if (texture.trained()) all += texture.ToJson().dump() + std::to_string(texture_weight);
+    return Hex16(Fnv1a(all));
   }
 
   std::string Description() const {
@@ -298,6 +419,7 @@ struct Model::Impl {
                          {{"frame_side", preprocessing.frame_side},
                           {"tile_side", preprocessing.tile_side},
                           {"tiles_per_side", preprocessing.tiles_per_side},
+                          {"texture_side", preprocessing.texture_side},
                           {"input_mean", kInputMean},
                           {"input_scale", kInputScale}}},
                         {"architecture",
@@ -306,6 +428,10 @@ struct Model::Impl {
                           {"hidden", architecture.hidden}}},
                         {"temperature", temperature},
                         {"training", ReportJson(report)}};
+    if (texture.trained()) {
+      j["texture"] = texture.ToJson();
+      j["texture_weight"] = texture_weight;
+    }
     return j.dump();
   }
 };
@@ -318,6 +444,11 @@ bool Model::multi_label() const { return impl_->multi_label; }
 const Preprocessing& Model::preprocessing() const { return impl_->preprocessing; }
 const TrainReport& Model::report() const { return impl_->report; }
 const std::string& Model::id() const { return impl_->id; }
+bool Model::has_texture_head() const { return impl_->texture.trained(); }
+double Model::texture_weight() const { return impl_->texture_weight; }
+void Model::set_texture_weight(double weight) {
+  if (impl_->texture.trained()) impl_->texture_weight = std::clamp(weight, 0.0, 1.0);
+}
 
 namespace {
 
@@ -330,8 +461,33 @@ std::string WeightBytes(Net& net) {
   return out.str();
 }
 
+// kInvalidArgument (naming `source`) unless `image` has a frame of at least 8 x 8 pixels
+// and, when `texture` (the model has a texture head), texture statistics of every view.
+Status CheckImage(const PreparedImage& image, bool texture, const std::string& source) {
+  const thumbnail::GreyFrame& f = image.frame;
+  if (f.height < kMinFrameSide || f.width < kMinFrameSide ||
+      f.pixels.size() != size_t(f.height) * size_t(f.width)) {
+    return Status::InvalidArgument(source + "a frame must be at least 8 x 8 pixels, not " +
+                                   std::to_string(f.height) + " x " + std::to_string(f.width));
+  }
+  if (texture) {
+    if (image.texture.empty()) {
+      return Status::InvalidArgument(source +
+                                     "no texture statistics (the image was prepared for a "
+                                     "model without a texture head)");
+    }
+    for (const auto& view : image.texture) {
+      if (view.size() != size_t(kTextureStatisticsPerView)) {
+        return Status::InvalidArgument(source + "texture statistics of the wrong length");
+      }
+    }
+  }
+  return Status::Ok();
+}
+
 Status CheckExamples(const std::vector<std::string>& labels,
-                     const std::vector<LabelledFrame>& examples, const TrainOptions& options) {
+                     const std::vector<LabelledFrame>& examples, const TrainOptions& options,
+                     bool texture) {
   if (labels.empty()) return Status::InvalidArgument("training needs at least one label");
   if (examples.empty()) return Status::InvalidArgument("training needs at least one image");
   for (const LabelledFrame& e : examples) {
@@ -345,10 +501,7 @@ Status CheckExamples(const std::vector<std::string>& labels,
                                        " labels");
       }
     }
-    if (e.frame.height < kMinFrameSide || e.frame.width < kMinFrameSide ||
-        e.frame.pixels.size() != size_t(e.frame.height) * size_t(e.frame.width)) {
-      return Status::InvalidArgument(e.source + ": the frame is smaller than 8 x 8 or malformed");
-    }
+    SCISEARCH_RETURN_IF_ERROR(CheckImage(e.image, texture, e.source + ": "));
   }
   return Status::Ok();
 }
@@ -400,7 +553,8 @@ Result<std::unique_ptr<Model>> Model::Train(const std::vector<std::string>& labe
                                             const std::vector<LabelledFrame>& examples,
                                             const TrainOptions& options, const Model* pretrained,
                                             TrainReport* report) {
-  SCISEARCH_RETURN_IF_ERROR(CheckExamples(labels, examples, options));
+  const bool with_texture = options.preprocessing.texture_side > 0;
+  SCISEARCH_RETURN_IF_ERROR(CheckExamples(labels, examples, options, with_texture));
   if ((options.transfer != Transfer::kNone) != (pretrained != nullptr)) {
     return Status::InvalidArgument(pretrained ? "a pretrained model needs a transfer mode"
                                               : "transfer learning needs a pretrained model");
@@ -416,13 +570,14 @@ Result<std::unique_ptr<Model>> Model::Train(const std::vector<std::string>& labe
     impl->labels = labels;
     impl->multi_label = options.multi_label;
     impl->preprocessing = pretrained ? pretrained->preprocessing() : options.preprocessing;
+    impl->preprocessing.texture_side = options.preprocessing.texture_side;
     impl->architecture = pretrained ? pretrained->impl_->architecture : options.architecture;
     const Preprocessing& prep = impl->preprocessing;
     if (prep.tile_side < kMinFrameSide || prep.frame_side < prep.tile_side ||
-        prep.tiles_per_side < 1) {
+        prep.tiles_per_side < 1 || prep.texture_side < 0) {
       return Status::InvalidArgument(
-          "preprocessing needs tile side >= 8, frame side >= tile side "
-          "and at least one tile per side");
+          "preprocessing needs tile side >= 8, frame side >= tile side, "
+          "at least one tile per side and a texture side >= 0");
     }
     CheckArchitecture(impl->architecture);
     impl->net = Net(impl->architecture, int(labels.size()));
@@ -472,15 +627,18 @@ Result<std::unique_ptr<Model>> Model::Train(const std::vector<std::string>& labe
     const std::vector<bool> is_validation =
         ValidationSplit(examples, options.validation_fraction, options.seed);
     std::vector<const LabelledFrame*> train_set, validation_set;
-    std::vector<Tensor> train_frames, validation_frames;
+    std::vector<Tensor> train_frames, validation_frames, train_views, validation_views;
     for (size_t i = 0; i < examples.size(); ++i) {
-      Tensor t = FrameTensor(examples[i].frame, prep.tile_side);
+      Tensor t = FrameTensor(examples[i].image.frame, prep.tile_side);
+      Tensor views = with_texture ? ViewTensor(examples[i].image.texture) : Tensor();
       if (is_validation[i]) {
         validation_set.push_back(&examples[i]);
         validation_frames.push_back(std::move(t));
+        validation_views.push_back(std::move(views));
       } else {
         train_set.push_back(&examples[i]);
         train_frames.push_back(std::move(t));
+        train_views.push_back(std::move(views));
       }
     }
 
@@ -561,14 +719,44 @@ Result<std::unique_ptr<Model>> Model::Train(const std::vector<std::string>& labe
     }
     for (Tensor& p : frozen_params) p.set_requires_grad(true);  // the file keeps no flags
 
-    // Calibrate on the validation images and report on them.
+    if (with_texture) {
+      impl->texture.Fit(train_views, TargetsOf(train_set, labels.size(), options.multi_label),
+                        int64_t(labels.size()), options.multi_label, class_weight);
+      impl->texture_weight = options.texture_weight >= 0 ? std::min(1.0, options.texture_weight)
+                                                         : (validation_set.empty() ? 0.5 : 0.0);
+    }
+
+    // Calibrate on the validation images (and choose the texture share) and report on them.
     r.validation_accuracy = r.validation_precision = r.validation_recall = r.validation_ece =
-        std::numeric_limits<double>::quiet_NaN();
+        r.validation_accuracy_cnn = r.validation_accuracy_texture =
+            std::numeric_limits<double>::quiet_NaN();
     if (!validation_set.empty()) {
       auto [logits, embeddings] = impl->Infer(validation_frames);
       const Tensor targets = TargetsOf(validation_set, labels.size(), options.multi_label);
       impl->temperature = FitTemperature(logits, targets, options.multi_label);
-      const Tensor probs = impl->Probabilities(logits);
+      if (with_texture) {
+        const Tensor texture_logits = impl->texture.Logits(validation_views);
+        impl->texture.temperature = FitTemperature(texture_logits, targets, options.multi_label);
+        if (options.texture_weight < 0) {
+          double lowest = std::numeric_limits<double>::infinity();
+          for (int tenths = 0; tenths <= 10; ++tenths) {
+            const double share = tenths / 10.0;
+            impl->texture_weight = share;
+            const double nll =
+                MeanNll(impl->Blended(logits, validation_views), targets, options.multi_label, 1.0);
+            if (nll < lowest) lowest = nll, r.texture_weight = share;
+          }
+          impl->texture_weight = r.texture_weight;
+        }
+        if (!options.multi_label) {
+          auto accuracy = [&](const Tensor& z) {
+            return z.argmax(1).eq(targets).to(torch::kFloat64).mean().item<double>();
+          };
+          r.validation_accuracy_cnn = accuracy(logits);
+          r.validation_accuracy_texture = accuracy(texture_logits);
+        }
+      }
+      const Tensor probs = impl->Probabilities(impl->Blended(logits, validation_views));
       std::vector<std::pair<double, double>> pairs;
       if (options.multi_label) {
         double tp = 0, fp = 0, fn = 0;
@@ -592,11 +780,24 @@ Result<std::unique_ptr<Model>> Model::Train(const std::vector<std::string>& labe
         r.validation_accuracy = right / double(probs.size(0));
       }
       r.validation_ece = CalibrationError(pairs);
+      if (with_texture) {
+        // The held-out images have served; the texture head now learns from them too (in a
+        // second, as the CNN cannot), keeping the temperature they gave it.
+        std::vector<Tensor> all_views = train_views;
+        all_views.insert(all_views.end(), validation_views.begin(), validation_views.end());
+        std::vector<const LabelledFrame*> all = train_set;
+        all.insert(all.end(), validation_set.begin(), validation_set.end());
+        const double temperature = impl->texture.temperature;
+        impl->texture.Fit(all_views, TargetsOf(all, labels.size(), options.multi_label),
+                          int64_t(labels.size()), options.multi_label, class_weight);
+        impl->texture.temperature = temperature;
+      }
     }
     r.temperature = impl->temperature;
+    r.texture_weight = impl->texture_weight;
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     impl->report = r;
-    impl->id = Hex16(Fnv1a(WeightBytes(net)));
+    impl->id = impl->ComputeId(WeightBytes(net));
     if (report) *report = r;
     return std::unique_ptr<Model>(new Model(std::move(impl)));
   } catch (const std::exception& e) {
@@ -604,22 +805,21 @@ Result<std::unique_ptr<Model>> Model::Train(const std::vector<std::string>& labe
   }
 }
 
-Result<std::vector<Analysis>> Model::AnalyseBatch(
-    const std::vector<thumbnail::GreyFrame>& frames) const {
-  for (const thumbnail::GreyFrame& f : frames) {
-    if (f.height < kMinFrameSide || f.width < kMinFrameSide ||
-        f.pixels.size() != size_t(f.height) * size_t(f.width)) {
-      return Status::InvalidArgument("vision: a frame must be at least 8 x 8 pixels, not " +
-                                     std::to_string(f.height) + " x " + std::to_string(f.width));
-    }
+Result<std::vector<Analysis>> Model::AnalyseBatch(const std::vector<PreparedImage>& images) const {
+  const bool with_texture = impl_->texture.trained();
+  for (const PreparedImage& image : images) {
+    SCISEARCH_RETURN_IF_ERROR(CheckImage(image, with_texture, "vision: "));
   }
   std::vector<Analysis> out;
-  if (frames.empty()) return out;
+  if (images.empty()) return out;
   try {
-    std::vector<Tensor> tensors;
-    for (const auto& f : frames) tensors.push_back(FrameTensor(f, impl_->preprocessing.tile_side));
+    std::vector<Tensor> tensors, views;
+    for (const PreparedImage& image : images) {
+      tensors.push_back(FrameTensor(image.frame, impl_->preprocessing.tile_side));
+      if (with_texture) views.push_back(ViewTensor(image.texture));
+    }
     auto [logits, embeddings] = impl_->Infer(tensors);
-    const Tensor probs = impl_->Probabilities(logits).contiguous();
+    const Tensor probs = impl_->Probabilities(impl_->Blended(logits, views)).contiguous();
     const Tensor emb = embeddings.contiguous();
     for (int64_t i = 0; i < probs.size(0); ++i) {
       Analysis a;
@@ -640,8 +840,8 @@ Result<std::vector<Analysis>> Model::AnalyseBatch(
   return out;
 }
 
-Result<Analysis> Model::Analyse(const thumbnail::GreyFrame& frame) const {
-  SCISEARCH_ASSIGN_OR_RETURN(std::vector<Analysis> all, AnalyseBatch({frame}));
+Result<Analysis> Model::Analyse(const PreparedImage& image) const {
+  SCISEARCH_ASSIGN_OR_RETURN(std::vector<Analysis> all, AnalyseBatch({image}));
   return std::move(all[0]);
 }
 
@@ -716,6 +916,7 @@ Result<std::unique_ptr<Model>> Model::Load(const std::filesystem::path& path, in
     impl->preprocessing.frame_side = p.at("frame_side").get<int>();
     impl->preprocessing.tile_side = p.at("tile_side").get<int>();
     impl->preprocessing.tiles_per_side = p.at("tiles_per_side").get<int>();
+    impl->preprocessing.texture_side = p.value("texture_side", 0);  // version 1: no texture head
     const auto& a = j.at("architecture");
     impl->architecture.channels = a.at("channels").get<std::vector<int>>();
     impl->architecture.hidden = a.at("hidden").get<int>();
@@ -731,10 +932,23 @@ Result<std::unique_ptr<Model>> Model::Load(const std::filesystem::path& path, in
     impl->report.validation_recall = NumberOr(t, "validation_recall");
     impl->report.validation_ece = NumberOr(t, "validation_ece");
     impl->report.temperature = impl->temperature;
+    impl->report.validation_accuracy_cnn = NumberOr(t, "validation_accuracy_cnn");
+    impl->report.validation_accuracy_texture = NumberOr(t, "validation_accuracy_texture");
     if (impl->labels.empty() || !(impl->temperature > 0) || impl->preprocessing.tile_side < 8 ||
         impl->preprocessing.frame_side < impl->preprocessing.tile_side ||
-        impl->preprocessing.tiles_per_side < 1) {
+        impl->preprocessing.tiles_per_side < 1 || impl->preprocessing.texture_side < 0) {
       return Status::Corrupt(where + "the description has impossible values");
+    }
+    if (impl->preprocessing.texture_side > 0) {
+      if (!j.contains("texture") ||
+          !impl->texture.FromJson(j.at("texture"), int64_t(impl->labels.size()))) {
+        return Status::Corrupt(where + "the texture head is missing or does not fit");
+      }
+      impl->texture_weight = j.at("texture_weight").get<double>();
+      if (!(impl->texture_weight >= 0 && impl->texture_weight <= 1)) {
+        return Status::Corrupt(where + "the texture share is outside 0..1");
+      }
+      impl->report.texture_weight = impl->texture_weight;
     }
   } catch (const std::exception& e) {
     return Status::Corrupt(where + "bad description: " + e.what());
@@ -753,7 +967,7 @@ Result<std::unique_ptr<Model>> Model::Load(const std::filesystem::path& path, in
     message = message.substr(0, message.find('\n'));
     return Status::Corrupt(where + "the weights do not fit the architecture: " + message);
   }
-  impl->id = Hex16(Fnv1a(weights));
+  impl->id = impl->ComputeId(weights);
   return std::unique_ptr<Model>(new Model(std::move(impl)));
 }
 

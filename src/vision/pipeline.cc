@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <numeric>
@@ -13,28 +14,15 @@
 #include <thread>
 
 #include "catalog/catalog.h"
+#include "common/parallel.h"
 #include "formats/formats.h"
+#include "vision/texture.h"
 #include "vision/vision.h"
 
 namespace scisearch::vision {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Calls fn(i) for every i in [0, n) on `threads` threads; fn must be safe to run
-// concurrently for different i.
-template <typename F>
-void ParallelFor(size_t n, int threads, F&& fn) {
-  std::atomic<size_t> next{0};
-  auto work = [&] {
-    for (size_t i = next++; i < n; i = next++) fn(i);
-  };
-  const size_t count = std::min<size_t>(n, size_t(std::max(1, threads)));
-  std::vector<std::thread> pool;
-  for (size_t t = 1; t < count; ++t) pool.emplace_back(work);
-  work();
-  for (std::thread& t : pool) t.join();
-}
 
 std::string NoFrameMessage(const std::string& path) {
   return path + ": no image to look at (no signal with a frame)";
@@ -54,13 +42,15 @@ Result<std::optional<FileFrame>> ReadFrameIfAny(const fs::path& path,
       return std::optional<FileFrame>();
     }
     const formats::Signal& signal = dataset.signals[*index];
-    // Twice the model's side, so that area averaging sees every other pixel at least.
-    const int64_t read_side = std::max<int64_t>(2 * preprocessing.frame_side, 64);
+    // Twice the CNN's side, so that area averaging sees every other pixel at least; the
+    // texture statistics want the pixels themselves, up to their side.
+    const int64_t read_side =
+        std::max<int64_t>({2 * int64_t(preprocessing.frame_side), preprocessing.texture_side, 64});
     auto data = (*reader)->Read(*index, thumbnail::PreviewSlab(signal, read_side));
     if (!data.ok()) return data.status();
-    auto frame = Model::PrepareFrame(*data, signal.fields.mode, preprocessing);
-    if (!frame.ok()) return Status::Error(frame.status().code(), where + frame.status().message());
-    return std::optional<FileFrame>(FileFrame{std::move(*frame), signal.fields.mode, int(*index)});
+    auto image = Model::PrepareImage(*data, signal.fields.mode, preprocessing);
+    if (!image.ok()) return Status::Error(image.status().code(), where + image.status().message());
+    return std::optional<FileFrame>(FileFrame{std::move(*image), signal.fields.mode, int(*index)});
   } catch (const std::exception& e) {
     return Status::Internal(where + "reader failed: " + e.what());
   }
@@ -101,7 +91,7 @@ void AppendExamples(const std::vector<std::string>& paths, std::vector<std::vect
   for (size_t i = 0; i < paths.size(); ++i) {
     if (frames[i]) {
       set.examples.push_back(
-          {std::move(frames[i]->frame), std::move(labels[i]), groups[i], paths[i]});
+          {std::move(frames[i]->image), std::move(labels[i]), groups[i], paths[i]});
     } else if (frameless[i] && !frameless_ok) {
       set.problems.push_back(NoFrameMessage(paths[i]));
     } else if (!frameless[i]) {
@@ -124,9 +114,17 @@ std::string Short(double v) {
 
 }  // namespace
 
-Result<thumbnail::GreyFrame> Model::PrepareFrame(const formats::NdArray& data, formats::Mode mode,
-                                                 const Preprocessing& preprocessing) {
-  return thumbnail::PrepareGreyFrame(data, mode, preprocessing.frame_side);
+Result<PreparedImage> Model::PrepareImage(const formats::NdArray& data, formats::Mode mode,
+                                          const Preprocessing& preprocessing) {
+  PreparedImage image;
+  SCISEARCH_ASSIGN_OR_RETURN(image.frame,
+                             thumbnail::PrepareGreyFrame(data, mode, preprocessing.frame_side));
+  if (preprocessing.texture_side > 0) {
+    SCISEARCH_ASSIGN_OR_RETURN(thumbnail::GreyFrame fine,
+                               thumbnail::PrepareGreyFrame(data, mode, preprocessing.texture_side));
+    image.texture = TextureViews(fine);
+  }
+  return image;
 }
 
 Result<FileFrame> ReadFileFrame(const fs::path& path, const Preprocessing& preprocessing) {
@@ -214,7 +212,7 @@ Result<CrossValidation> CrossValidate(const std::vector<std::string>& labels,
   CrossValidation cv;
   cv.predicted.assign(examples.size(), -1);
   cv.confidence.assign(examples.size(), {});
-  int right_total = 0;
+  int right_total = 0, right_cnn = 0, right_texture = 0;
   for (int fold = 0; fold < folds; ++fold) {
     std::vector<LabelledFrame> train;
     std::vector<size_t> test;
@@ -230,13 +228,27 @@ Result<CrossValidation> CrossValidate(const std::vector<std::string>& labels,
     fold_options.seed = options.seed + uint64_t(fold);
     SCISEARCH_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
                                Model::Train(labels, train, fold_options, pretrained, nullptr));
-    std::vector<thumbnail::GreyFrame> frames;
-    for (size_t i : test) frames.push_back(examples[i].frame);
-    SCISEARCH_ASSIGN_OR_RETURN(std::vector<Analysis> analyses, model->AnalyseBatch(frames));
+    std::vector<PreparedImage> images;
+    for (size_t i : test) images.push_back(examples[i].image);
+    SCISEARCH_ASSIGN_OR_RETURN(std::vector<Analysis> analyses, model->AnalyseBatch(images));
+    const auto label_index = [&](const Analysis& a) {
+      return int(std::find(labels.begin(), labels.end(), a.labels[0].label) - labels.begin());
+    };
+    if (model->has_texture_head()) {
+      // Each head alone, on the same images.
+      cv.fold_texture_weight.push_back(model->texture_weight());
+      for (const double share : {0.0, 1.0}) {
+        model->set_texture_weight(share);
+        SCISEARCH_ASSIGN_OR_RETURN(std::vector<Analysis> alone, model->AnalyseBatch(images));
+        for (size_t k = 0; k < test.size(); ++k) {
+          (share == 0 ? right_cnn : right_texture) +=
+              label_index(alone[k]) == examples[test[k]].labels[0];
+        }
+      }
+    }
     int right = 0;
     for (size_t k = 0; k < test.size(); ++k) {
-      const std::string& best = analyses[k].labels[0].label;
-      const int predicted = int(std::find(labels.begin(), labels.end(), best) - labels.begin());
+      const int predicted = label_index(analyses[k]);
       cv.predicted[test[k]] = predicted;
       std::vector<double>& confidence = cv.confidence[test[k]];
       confidence.assign(labels.size(), 0);
@@ -249,7 +261,13 @@ Result<CrossValidation> CrossValidate(const std::vector<std::string>& labels,
     right_total += right;
     cv.fold_accuracy.push_back(double(right) / double(test.size()));
   }
-  cv.accuracy = examples.empty() ? 0 : double(right_total) / double(examples.size());
+  const double n = double(examples.size());
+  cv.accuracy = examples.empty() ? 0 : right_total / n;
+  cv.accuracy_cnn = cv.accuracy_texture = std::numeric_limits<double>::quiet_NaN();
+  if (!cv.fold_texture_weight.empty()) {
+    cv.accuracy_cnn = right_cnn / n;
+    cv.accuracy_texture = right_texture / n;
+  }
   cv.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return cv;
 }
@@ -341,7 +359,7 @@ Result<TagPassReport> TagCatalog(catalog::Catalog& catalog, const Model& model,
     std::vector<bool> frameless;
     std::vector<std::string> problems;
     ReadFrames(paths, model.preprocessing(), options.threads, frames, frameless, problems);
-    std::vector<thumbnail::GreyFrame> batch;
+    std::vector<PreparedImage> batch;
     std::vector<size_t> batch_index;
     auto flush_batch = [&]() -> Status {
       if (batch.empty()) return Status::Ok();
@@ -355,9 +373,9 @@ Result<TagPassReport> TagCatalog(catalog::Catalog& catalog, const Model& model,
         record.embedding = std::move(analyses[k].embedding);
         for (const LabelScore& score : analyses[k].labels) {
           if (score.confidence < options.min_confidence) break;  // most confident first
-          record.tags.push_back(
-              {score.label, "image", score.confidence,
-               "CNN " + model.id() + " sees it in the image (" + Short(score.confidence) + ")"});
+          record.tags.push_back({score.label, "image", score.confidence,
+                                 "image model " + model.id() + " sees it in the image (" +
+                                     Short(score.confidence) + ")"});
           if (!model.multi_label()) break;  // one class per image
         }
         Status put = writer.PutImageAnalysis(record);
@@ -384,7 +402,7 @@ Result<TagPassReport> TagCatalog(catalog::Catalog& catalog, const Model& model,
         }
         continue;
       }
-      batch.push_back(frames[i]->frame);
+      batch.push_back(std::move(frames[i]->image));
       batch_index.push_back(i);
       if (batch.size() >= size_t(std::max(1, options.batch))) {
         SCISEARCH_RETURN_IF_ERROR(flush_batch());

@@ -3,6 +3,12 @@
 // gives for free (the operating mode); stage 2 freezes its convolutional layers and trains
 // only the dense head on the tags experts validated.
 //
+// Beside the CNN, a model has a texture head: a linear model over texture statistics of the
+// image at a finer scale than the CNN reads (grey-level histogram, structure-tensor
+// coherence, local binary patterns). The model's confidences blend the two, in a share
+// chosen on held-out images: on the uhcs3 micrographs the texture head is the better
+// classifier, on the modes of a facility the CNN is.
+//
 // This header is the module's whole interface and includes no libtorch header: libtorch
 // stays inside the module's own translation units (it compiles slowly and costs 0.35 s
 // per process start only when a model is actually used).
@@ -32,9 +38,21 @@ namespace scisearch::vision {
 // How a frame becomes the network's input; stored in every model file, so that a model
 // always sees images prepared as in its training.
 struct Preprocessing {
-  int frame_side = 192;    // frames are area-averaged to this longer side (smaller stay)
-  int tile_side = 96;      // the network reads square tiles of this side cut from the frame
+  int frame_side = 320;    // frames are area-averaged to this longer side (smaller stay)
+  int tile_side = 128;     // the network reads square tiles of this side cut from the frame
   int tiles_per_side = 3;  // inference averages a grid of at most this many tiles per side
+  // The texture statistics are taken of the image area-averaged to this longer side
+  // (smaller stay): they need the fine detail the CNN's frame has lost (at 448 px they lost
+  // 1-2 points of accuracy on uhcs3). 0 = no texture head.
+  int texture_side = 768;
+};
+
+// What a model reads of one image (Model::PrepareImage makes it).
+struct PreparedImage {
+  thumbnail::GreyFrame frame;  // the CNN's input, at Preprocessing::frame_side
+  // The texture statistics of the image and of crops of it (vision/texture.h: one vector of
+  // statistics a view); empty when Preprocessing::texture_side is 0.
+  std::vector<std::vector<float>> texture;
 };
 
 // The network's widths: the five convolutional blocks and the dense head's hidden layer.
@@ -46,12 +64,12 @@ struct Architecture {
 
 // One image to learn from.
 struct LabelledFrame {
-  thumbnail::GreyFrame frame;  // prepared at Preprocessing::frame_side
-  std::vector<int> labels;     // indexes into the label list; exactly one unless multi-label
-                               // (multi-label: every label not listed counts as absent)
-  std::string group;           // frames of one group (one field of view, one sample) never straddle
-                               // the training/validation split; "" = a group of its own
-  std::string source;          // where it came from (a path), for messages
+  PreparedImage image;      // prepared as the model to train needs (Model::PrepareImage)
+  std::vector<int> labels;  // indexes into the label list; exactly one unless multi-label
+                            // (multi-label: every label not listed counts as absent)
+  std::string group;        // frames of one group (one field of view, one sample) never straddle
+                            // the training/validation split; "" = a group of its own
+  std::string source;       // where it came from (a path), for messages
 };
 
 // How the convolutional layers of a `pretrained` model are reused.
@@ -62,9 +80,10 @@ enum class Transfer {
 };
 
 struct TrainOptions {
-  Preprocessing preprocessing;  // ignored with a pretrained model: its own is kept
-  Architecture architecture;    // ignored with a pretrained model: its own is kept
-  bool multi_label = false;     // sigmoid per label (tags) rather than softmax (classes)
+  // With a pretrained model, its frame and tile sides are kept; texture_side is always this.
+  Preprocessing preprocessing;
+  Architecture architecture;  // ignored with a pretrained model: its own is kept
+  bool multi_label = false;   // sigmoid per label (tags) rather than softmax (classes)
   int epochs = 30;
   // Small sets get more epochs, up to this many optimiser steps in all: fifty labelled images
   // make two batches an epoch, and thirty epochs of them teach a head next to nothing.
@@ -77,6 +96,10 @@ struct TrainOptions {
   // report validation figures; 0 = none (confidences stay uncalibrated).
   double validation_fraction = 0.2;
   Transfer transfer = Transfer::kNone;
+  // The texture head's share in the blended confidences (0 = the CNN alone, 1 = the texture
+  // head alone). Below 0: the share in 0, 0.1, ..., 1 that gives the held-out images the
+  // lowest log-loss; 0.5 when none is held out.
+  double texture_weight = -1;
   int threads = 2;
   uint64_t seed = 1;
   // Called after every epoch with (epoch, epochs, mean training loss); may be empty.
@@ -97,7 +120,12 @@ struct TrainReport {
   double validation_precision = 0;
   double validation_recall = 0;
   double validation_ece = 0;
-  double temperature = 1;
+  double temperature = 1;     // the CNN's
+  double texture_weight = 0;  // the texture head's share (0 without a texture head)
+  // On the validation images: single-label accuracy of the CNN alone and of the texture head
+  // alone (NaN when not measured).
+  double validation_accuracy_cnn = 0;
+  double validation_accuracy_texture = 0;
 };
 
 // A label and how sure the model is of it (a calibrated probability, 0..1).
@@ -138,16 +166,27 @@ class Model {
   // labels, preprocessing, architecture, calibration, training report and weights.
   Status Save(const std::filesystem::path& path) const;
 
-  // The frame a file's image becomes for this model: thumbnail::PrepareGreyFrame at the
-  // model's frame side. Pure; any thread.
-  static Result<thumbnail::GreyFrame> PrepareFrame(const formats::NdArray& data, formats::Mode mode,
-                                                   const Preprocessing& preprocessing);
+  // What a file's image becomes for a model with `preprocessing`: the frame of
+  // thumbnail::PrepareGreyFrame at the frame side, and the texture statistics of the frame
+  // PrepareGreyFrame makes at the texture side. `data` should hold the image at (at least)
+  // the longer of the two sides. Errors as PrepareGreyFrame's. Pure; any thread.
+  static Result<PreparedImage> PrepareImage(const formats::NdArray& data, formats::Mode mode,
+                                            const Preprocessing& preprocessing);
 
-  // Labels and embedding of `frame` (prepared at preprocessing().frame_side; any size of
-  // at least 8 x 8 pixels is accepted). kInvalidArgument for a smaller or empty frame.
-  Result<Analysis> Analyse(const thumbnail::GreyFrame& frame) const;
-  // As Analyse for many frames at once (faster: one batch).
-  Result<std::vector<Analysis>> AnalyseBatch(const std::vector<thumbnail::GreyFrame>& frames) const;
+  // Labels and embedding of `image` (prepared for preprocessing(); a frame of any size of
+  // at least 8 x 8 pixels is accepted). kInvalidArgument for a smaller or empty frame, or no
+  // texture statistics when the model has a texture head.
+  Result<Analysis> Analyse(const PreparedImage& image) const;
+  // As Analyse for many images at once (faster: one batch).
+  Result<std::vector<Analysis>> AnalyseBatch(const std::vector<PreparedImage>& images) const;
+
+  // Whether the model has a texture head, and its share in the confidences (0 = the CNN
+  // alone, 1 = the texture head alone; 0 without a texture head).
+  bool has_texture_head() const;
+  double texture_weight() const;
+  // Sets that share, clamped to 0..1; ignored by a model without a texture head. For
+  // measuring each head alone; the model file keeps the share it was saved with.
+  void set_texture_weight(double weight);
 
   const std::vector<std::string>& labels() const;
   bool multi_label() const;
@@ -169,7 +208,7 @@ class Model {
 // stack) prepared for `preprocessing`, and its operating mode. kUnsupported when the
 // dataset has no frame (spectra), other errors as formats::OpenDataset and Read give them.
 struct FileFrame {
-  thumbnail::GreyFrame frame;
+  PreparedImage image;
   formats::Mode mode = formats::Mode::kUnknown;
   int signal_index = 0;
 };
@@ -193,8 +232,8 @@ Result<FolderSet> ReadFolderSet(const std::filesystem::path& dir,
 
 // Grouped k-fold cross-validation of single-label training: the groups are dealt to
 // `folds` folds within each label (stratified), each fold is predicted by a model trained
-// on the others. Returns the accuracy of every fold and, in `predicted`, the predicted
-// label index of every example (may be null).
+// on the others. Returns the accuracy of every fold and the predicted label index of every
+// example; with a texture head, also the accuracy of each head alone.
 struct CrossValidation {
   std::vector<double> fold_accuracy;
   double accuracy = 0;  // over all examples
@@ -203,6 +242,12 @@ struct CrossValidation {
   // fold predicted). The folds depend on the seed only, so runs with other settings
   // can be combined example by example.
   std::vector<std::vector<double>> confidence;
+  // The same folds' models with their texture share set to 0 (the CNN alone) and to 1 (the
+  // texture head alone), and the share each fold's model chose; NaN and empty without a
+  // texture head.
+  double accuracy_cnn = 0;
+  double accuracy_texture = 0;
+  std::vector<double> fold_texture_weight;
   double seconds = 0;
 };
 Result<CrossValidation> CrossValidate(const std::vector<std::string>& labels,

@@ -12,6 +12,7 @@
 #include "ingest/ingest.h"
 #include "test_util.h"
 #include "thumbnail/thumbnail.h"
+#include "vision/texture.h"
 
 namespace scisearch::vision {
 namespace {
@@ -75,17 +76,17 @@ std::vector<LabelledFrame> ToySet(int per_class, uint64_t seed, const Preprocess
   std::vector<LabelledFrame> out;
   for (int i = 0; i < 2 * per_class; ++i) {
     const bool dots = i % 2 == 0;
-    auto frame = Model::PrepareFrame(ToyImage(dots, 96, rng), formats::Mode::kImage, prep);
-    EXPECT_TRUE(frame.ok());
-    out.push_back({*frame, {dots ? 0 : 1}, "", "toy" + std::to_string(i)});
+    auto image = Model::PrepareImage(ToyImage(dots, 96, rng), formats::Mode::kImage, prep);
+    EXPECT_TRUE(image.ok());
+    out.push_back({*image, {dots ? 0 : 1}, "", "toy" + std::to_string(i)});
   }
   return out;
 }
 
 double Accuracy(const Model& model, const std::vector<LabelledFrame>& set) {
-  std::vector<thumbnail::GreyFrame> frames;
-  for (const auto& e : set) frames.push_back(e.frame);
-  auto analyses = model.AnalyseBatch(frames);
+  std::vector<PreparedImage> images;
+  for (const auto& e : set) images.push_back(e.image);
+  auto analyses = model.AnalyseBatch(images);
   EXPECT_TRUE(analyses.ok());
   if (!analyses.ok()) return 0;
   int right = 0;
@@ -168,8 +169,10 @@ TEST(TrainTest, LearnsASeparableToySetAndSurvivesASaveLoadRoundTrip) {
   EXPECT_EQ((*loaded)->id(), (*model)->id());
   EXPECT_EQ((*loaded)->preprocessing().tile_side, 32);
   EXPECT_EQ((*loaded)->report().train_images, report.train_images);
-  auto a = (*model)->Analyse(test[0].frame);
-  auto b = (*loaded)->Analyse(test[0].frame);
+  EXPECT_TRUE((*loaded)->has_texture_head());
+  EXPECT_EQ((*loaded)->texture_weight(), (*model)->texture_weight());
+  auto a = (*model)->Analyse(test[0].image);
+  auto b = (*loaded)->Analyse(test[0].image);
   ASSERT_TRUE(a.ok() && b.ok());
   ASSERT_EQ(a->labels.size(), b->labels.size());
   for (size_t i = 0; i < a->labels.size(); ++i) {
@@ -192,10 +195,92 @@ TEST(TrainTest, LearnsASeparableToySetAndSurvivesASaveLoadRoundTrip) {
   ASSERT_TRUE(transferred.ok()) << transferred.status().message();
   EXPECT_GE(Accuracy(**transferred, test), 0.9);
   // The frozen layers did not move: the embedding (features) is the stage-1 model's.
-  auto c = (*transferred)->Analyse(test[0].frame);
+  auto c = (*transferred)->Analyse(test[0].image);
   ASSERT_TRUE(c.ok());
   for (size_t i = 0; i < c->embedding.size(); ++i)
     EXPECT_NEAR(c->embedding[i], a->embedding[i], 1e-5);
+}
+
+TEST(TextureTest, ViewsHaveTheirStatisticsAndIgnoreGainOffsetAndQuarterTurns) {
+  std::mt19937_64 rng(4);
+  auto frame = thumbnail::PrepareGreyFrame(ToyImage(false, 96, rng), formats::Mode::kImage, 96);
+  ASSERT_TRUE(frame.ok());
+  const auto views = TextureViews(*frame);
+  ASSERT_EQ(views.size(), 6u);  // the whole frame, four quadrants, the centre
+  for (const auto& v : views) {
+    ASSERT_EQ(v.size(), size_t(kTextureStatisticsPerView));
+    for (float x : v) ASSERT_TRUE(std::isfinite(x));
+  }
+  // The first 12 statistics are a histogram of fractions of the pixels.
+  double fractions = 0;
+  for (int i = 0; i < 12; ++i) fractions += views[0][size_t(i)];
+  EXPECT_NEAR(fractions, 1.0, 1e-5);
+
+  // Standardised first: another gain and offset give the same statistics.
+  thumbnail::GreyFrame dimmer = *frame;
+  for (float& p : dimmer.pixels) p = 0.3f * p + 0.2f;
+  const auto dim_views = TextureViews(dimmer);
+  // A quarter turn: micrographs have no up, and the statistics have no direction.
+  thumbnail::GreyFrame turned = *frame;
+  for (int y = 0; y < 96; ++y) {
+    for (int x = 0; x < 96; ++x)
+      turned.pixels[size_t(x * 96 + (95 - y))] = frame->pixels[size_t(y * 96 + x)];
+  }
+  const auto turned_views = TextureViews(turned);
+  for (size_t i = 0; i < size_t(kTextureStatisticsPerView); ++i) {
+    EXPECT_NEAR(dim_views[0][i], views[0][i], 2e-3 * (1 + std::fabs(views[0][i]))) << i;
+    EXPECT_NEAR(turned_views[0][i], views[0][i], 2e-3 * (1 + std::fabs(views[0][i]))) << i;
+  }
+
+  // Bands are oriented, dots are not: more of the bands' pixels are highly coherent (the
+  // last coherence bin at the finest scale: statistics 14..19 are its histogram).
+  auto dots = thumbnail::PrepareGreyFrame(ToyImage(true, 96, rng), formats::Mode::kImage, 96);
+  ASSERT_TRUE(dots.ok());
+  EXPECT_GT(views[0][19], TextureViews(*dots)[0][19] + 0.1);
+
+  // Small frames are one view; frames without pixels none.
+  thumbnail::GreyFrame small = *frame;
+  small.height = small.width = 40;
+  small.pixels.resize(40 * 40);
+  EXPECT_EQ(TextureViews(small).size(), 1u);
+  small.pixels.pop_back();
+  EXPECT_TRUE(TextureViews(small).empty());
+  EXPECT_TRUE(TextureViews(thumbnail::GreyFrame{}).empty());
+}
+
+TEST(TrainTest, TheTextureHeadAloneLearnsAndItsStatisticsAreRequired) {
+  TrainOptions options = ToyOptions();
+  options.epochs = 1;  // the CNN is not what is tested here
+  options.texture_weight = 1;
+  const std::vector<LabelledFrame> train = ToySet(30, 21, options.preprocessing);
+  const std::vector<LabelledFrame> test = ToySet(20, 22, options.preprocessing);
+  TrainReport report;
+  auto model = Model::Train({"dots", "stripes"}, train, options, nullptr, &report);
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  EXPECT_EQ(report.texture_weight, 1.0);
+  EXPECT_GE(report.validation_accuracy_texture, 0.9);
+  EXPECT_GE(Accuracy(**model, test), 0.95);
+
+  // An image prepared for a model without a texture head cannot be read by one with it.
+  Preprocessing plain = options.preprocessing;
+  plain.texture_side = 0;
+  std::mt19937_64 rng(1);
+  auto image = Model::PrepareImage(ToyImage(true, 96, rng), formats::Mode::kImage, plain);
+  ASSERT_TRUE(image.ok());
+  EXPECT_TRUE(image->texture.empty());
+  auto refused = (*model)->Analyse(*image);
+  EXPECT_EQ(refused.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("texture"), std::string::npos);
+
+  // A model without a texture head (as every model file of version 1) reads it.
+  options.preprocessing = plain;
+  options.texture_weight = -1;
+  std::vector<LabelledFrame> plain_set = ToySet(4, 23, plain);
+  auto cnn_only = Model::Train({"dots", "stripes"}, plain_set, options, nullptr, nullptr);
+  ASSERT_TRUE(cnn_only.ok()) << cnn_only.status().message();
+  EXPECT_FALSE((*cnn_only)->has_texture_head());
+  EXPECT_EQ((*cnn_only)->texture_weight(), 0.0);
+  EXPECT_TRUE((*cnn_only)->Analyse(*image).ok());
 }
 
 TEST(TrainTest, RefusesBadInput) {
