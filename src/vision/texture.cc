@@ -6,6 +6,7 @@
 #include <array>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 
 namespace scisearch::vision {
 namespace {
@@ -30,27 +31,36 @@ int Mirror(int i, int n) {
   return i < n ? i : period - 1 - i;
 }
 
-// `in` correlated with `kernel` (odd length, centred) along x (rows) or y (columns).
+// `in` correlated with `kernel` (odd length, centred) along x (rows) or y (columns). Both
+// loops run along rows, one kernel tap at a time, so that the compiler can vectorise them.
 Plane Correlate(const Plane& in, const std::vector<float>& kernel, bool along_x) {
   Plane out(in.height, in.width);
   const int radius = int(kernel.size() / 2);
-  const int n = along_x ? in.width : in.height;
+  const int w = in.width;
   for (int y = 0; y < in.height; ++y) {
-    for (int x = 0; x < in.width; ++x) {
-      const int at = along_x ? x : y;
-      float sum = 0;
-      if (at >= radius && at + radius < n) {
-        // Inside: no mirroring (the common case, kept simple for the compiler).
-        for (int k = -radius; k <= radius; ++k) {
-          sum += kernel[size_t(k + radius)] * (along_x ? in.at(y, x + k) : in.at(y + k, x));
-        }
-      } else {
-        for (int k = -radius; k <= radius; ++k) {
-          const int i = Mirror(at + k, n);
-          sum += kernel[size_t(k + radius)] * (along_x ? in.at(y, i) : in.at(i, x));
-        }
+    float* o = out.v.data() + size_t(y) * size_t(w);
+    if (along_x) {
+      const float* row = in.v.data() + size_t(y) * size_t(w);
+      const int inner_begin = std::min(radius, w), inner_end = std::max(inner_begin, w - radius);
+      for (int k = -radius; k <= radius; ++k) {
+        const float c = kernel[size_t(k + radius)];
+        for (int x = inner_begin; x < inner_end; ++x) o[x] += c * row[x + k];
       }
-      out.at(y, x) = sum;
+      auto mirrored = [&](int x) {
+        float sum = 0;
+        for (int k = -radius; k <= radius; ++k) {
+          sum += kernel[size_t(k + radius)] * row[Mirror(x + k, w)];
+        }
+        o[x] = sum;
+      };
+      for (int x = 0; x < inner_begin; ++x) mirrored(x);
+      for (int x = inner_end; x < w; ++x) mirrored(x);
+    } else {
+      for (int k = -radius; k <= radius; ++k) {
+        const float c = kernel[size_t(k + radius)];
+        const float* row = in.v.data() + size_t(Mirror(y + k, in.height)) * size_t(w);
+        for (int x = 0; x < w; ++x) o[x] += c * row[x];
+      }
     }
   }
   return out;
@@ -97,25 +107,38 @@ Plane Standardised(Plane in) {
   return in;
 }
 
-// 12-bin histogram of the standardised grey levels over -3..3, then skewness and kurtosis.
-void AddHistogram(const Plane& a, std::vector<float>& out) {
-  std::array<double, 12> bins{};
-  double third = 0, fourth = 0;
-  for (float p : a.v) {
-    const double c = std::clamp(double(p), -3.0, 3.0);
-    bins[size_t(std::min(11, int((c + 3) * 2)))] += 1;
-    const double sq = double(p) * p;
-    third += sq * p, fourth += sq * sq;
+// A view: a rectangle of the frame, in the frame's pixels.
+struct Rect {
+  int top = 0, left = 0, height = 0, width = 0;
+
+  // The rectangle at pyramid level `level` (sides halved `level` times) of a plane of
+  // height x width pixels: clipped to it, at least one pixel.
+  Rect AtLevel(int level, int plane_height, int plane_width) const {
+    Rect r;
+    r.top = std::min(top >> level, plane_height - 1);
+    r.left = std::min(left >> level, plane_width - 1);
+    r.height = std::clamp(height >> level, 1, plane_height - r.top);
+    r.width = std::clamp(width >> level, 1, plane_width - r.left);
+    return r;
   }
-  const double n = double(a.v.size());
-  for (double b : bins) out.push_back(float(b / n));
-  out.push_back(float(third / n));
-  out.push_back(float(fourth / n));
+  double Area() const { return double(height) * double(width); }
+};
+
+// Calls fn(value) for every value of `plane` inside `r`.
+template <typename T, typename F>
+void ForEachIn(const std::vector<T>& plane, int plane_width, const Rect& r, F&& fn) {
+  for (int y = r.top; y < r.top + r.height; ++y) {
+    const T* row = plane.data() + size_t(y) * size_t(plane_width) + size_t(r.left);
+    for (int x = 0; x < r.width; ++x) fn(row[x]);
+  }
 }
 
-// Structure-tensor coherence of `level` (gradients of its Gaussian at sigma 0.5, Sobel,
-// tensor averaged at sigma 1.5): a 6-bin histogram over 0..1 and the log mean energy.
-void AddCoherence(const Plane& level, std::vector<float>& out) {
+// The structure-tensor coherence of a plane (gradients of its Gaussian at sigma 0.5, Sobel,
+// the tensor averaged at sigma 1.5) and the tensor's energy (its trace), pixel by pixel.
+struct Coherence {
+  Plane coherence, energy;
+};
+Coherence CoherenceOf(const Plane& level) {
   const Plane g = Gaussian(level, 0.5);
   const Plane gx = Correlate(Correlate(g, {-1, 0, 1}, true), {1, 2, 1}, false);
   const Plane gy = Correlate(Correlate(g, {1, 2, 1}, true), {-1, 0, 1}, false);
@@ -124,86 +147,151 @@ void AddCoherence(const Plane& level, std::vector<float>& out) {
     xx.v[i] = gx.v[i] * gx.v[i], yy.v[i] = gy.v[i] * gy.v[i], xy.v[i] = gx.v[i] * gy.v[i];
   }
   const Plane jxx = Gaussian(xx, 1.5), jyy = Gaussian(yy, 1.5), jxy = Gaussian(xy, 1.5);
-  std::array<double, 6> bins{};
-  double energy_sum = 0;
+  Coherence out{Plane(g.height, g.width), Plane(g.height, g.width)};
   for (size_t i = 0; i < g.v.size(); ++i) {
-    const double energy = double(jxx.v[i]) + jyy.v[i];
-    const double d = double(jxx.v[i]) - jyy.v[i];
-    const double coherence = std::sqrt(d * d + 4.0 * jxy.v[i] * jxy.v[i]) / (energy + 1e-9);
-    bins[size_t(std::clamp(int(coherence * 6), 0, 5))] += 1;
-    energy_sum += energy;
-  }
-  const double n = double(g.v.size());
-  for (double b : bins) out.push_back(float(b / n));
-  out.push_back(float(std::log(energy_sum / n + 1e-9)));
-}
-
-// Log mean |Laplacian| of `level`'s Gaussian at sigma 1 (blob and edge strength at this
-// level's scale).
-void AddLaplacianEnergy(const Plane& level, std::vector<float>& out) {
-  const Plane g = Gaussian(level, 1.0);
-  double sum = 0;
-  for (int y = 0; y < g.height; ++y) {
-    for (int x = 0; x < g.width; ++x) {
-      const float centre = g.at(y, x);
-      const float laplacian = g.at(Mirror(y - 1, g.height), x) + g.at(Mirror(y + 1, g.height), x) +
-                              g.at(y, Mirror(x - 1, g.width)) + g.at(y, Mirror(x + 1, g.width)) -
-                              4 * centre;
-      sum += std::fabs(laplacian);
-    }
-  }
-  out.push_back(float(std::log(sum / double(g.v.size()) + 1e-9)));
-}
-
-// 10-bin histogram of uniform 8-neighbour local binary patterns at radius r (nearest
-// samples): bins 0-8 count the neighbours at least as bright as the centre when the
-// circular pattern changes at most twice, bin 9 the other patterns. Zeros when the plane
-// has no pixel r away from every border.
-void AddLocalBinaryPatterns(const Plane& a, int r, std::vector<float>& out) {
-  std::array<double, 10> bins{};
-  const std::array<std::array<int, 2>, 8> offsets = {
-      {{-r, 0}, {-r, r}, {0, r}, {r, r}, {r, 0}, {r, -r}, {0, -r}, {-r, -r}}};
-  double count = 0;
-  for (int y = r; y < a.height - r; ++y) {
-    for (int x = r; x < a.width - r; ++x) {
-      const float centre = a.at(y, x);
-      std::array<int, 8> bit{};
-      int ones = 0;
-      for (size_t k = 0; k < 8; ++k) {
-        bit[k] = a.at(y + offsets[k][0], x + offsets[k][1]) >= centre;
-        ones += bit[k];
-      }
-      int transitions = 0;
-      for (size_t k = 0; k < 8; ++k) transitions += bit[k] != bit[(k + 1) % 8];
-      bins[size_t(transitions <= 2 ? ones : 9)] += 1;
-      count += 1;
-    }
-  }
-  for (double b : bins) out.push_back(count > 0 ? float(b / count) : 0.f);
-}
-
-std::vector<float> ViewStatistics(const Plane& view) {
-  const Plane a = Standardised(view);
-  std::vector<Plane> pyramid = {a};
-  for (int level = 1; level <= 4; ++level) pyramid.push_back(Halved(pyramid.back()));
-  std::vector<float> out;
-  out.reserve(kTextureStatisticsPerView);
-  AddHistogram(a, out);
-  for (int level = 0; level < 4; ++level) AddCoherence(pyramid[size_t(level)], out);
-  for (int level = 0; level < 5; ++level) AddLaplacianEnergy(pyramid[size_t(level)], out);
-  for (int r : {1, 2, 4}) AddLocalBinaryPatterns(a, r, out);
-  for (int r : {2, 4}) AddLocalBinaryPatterns(pyramid[1], r, out);
-  for (float& f : out) {
-    if (!std::isfinite(f)) f = 0;
+    const float energy = jxx.v[i] + jyy.v[i];
+    const float d = jxx.v[i] - jyy.v[i];
+    out.coherence.v[i] = std::sqrt(d * d + 4.f * jxy.v[i] * jxy.v[i]) / (energy + 1e-9f);
+    out.energy.v[i] = energy;
   }
   return out;
 }
 
-Plane Crop(const thumbnail::GreyFrame& frame, int top, int left, int height, int width) {
-  Plane out(height, width);
-  for (int y = 0; y < height; ++y) {
-    const float* row = frame.pixels.data() + size_t(top + y) * size_t(frame.width) + size_t(left);
-    std::copy(row, row + width, out.v.begin() + ptrdiff_t(size_t(y) * size_t(width)));
+// |Laplacian| of a plane's Gaussian at sigma 1 (blob and edge strength at the plane's
+// scale), pixel by pixel. At radius 1, mirrored borders are clamped ones.
+Plane LaplacianMagnitude(const Plane& level) {
+  const Plane g = Gaussian(level, 1.0);
+  Plane out(g.height, g.width);
+  for (int y = 0; y < g.height; ++y) {
+    const float* up = &g.v[size_t(std::max(y - 1, 0)) * size_t(g.width)];
+    const float* row = &g.v[size_t(y) * size_t(g.width)];
+    const float* down = &g.v[size_t(std::min(y + 1, g.height - 1)) * size_t(g.width)];
+    for (int x = 0; x < g.width; ++x) {
+      const float left = row[std::max(x - 1, 0)], right = row[std::min(x + 1, g.width - 1)];
+      out.at(y, x) = std::fabs(up[x] + down[x] + left + right - 4 * row[x]);
+    }
+  }
+  return out;
+}
+
+// Uniform 8-neighbour local binary patterns at radius r (nearest samples): 0-8 count the
+// neighbours at least as bright as the centre when the circular pattern changes at most
+// twice, 9 marks the other patterns, kNoPattern the pixels closer than r to a border.
+constexpr uint8_t kNoPattern = 255;
+
+// The uniform-pattern code of each of the 256 patterns of 8 bits.
+constexpr std::array<uint8_t, 256> UniformCodes() {
+  std::array<uint8_t, 256> codes{};
+  for (int bits = 0; bits < 256; ++bits) {
+    int ones = 0, transitions = 0;
+    for (int k = 0; k < 8; ++k) {
+      ones += (bits >> k) & 1;
+      transitions += ((bits >> k) & 1) != ((bits >> ((k + 1) % 8)) & 1);
+    }
+    codes[size_t(bits)] = uint8_t(transitions <= 2 ? ones : 9);
+  }
+  return codes;
+}
+constexpr std::array<uint8_t, 256> kUniformCode = UniformCodes();
+
+std::vector<uint8_t> LocalBinaryPatterns(const Plane& a, int r) {
+  std::vector<uint8_t> codes(a.v.size(), kNoPattern);
+  const std::array<std::array<int, 2>, 8> offsets = {
+      {{-r, 0}, {-r, r}, {0, r}, {r, r}, {r, 0}, {r, -r}, {0, -r}, {-r, -r}}};
+  for (int y = r; y < a.height - r; ++y) {
+    for (int x = r; x < a.width - r; ++x) {
+      const float centre = a.at(y, x);
+      unsigned bits = 0;
+      for (size_t k = 0; k < 8; ++k) {
+        bits |= unsigned(a.at(y + offsets[k][0], x + offsets[k][1]) >= centre) << k;
+      }
+      codes[size_t(y) * size_t(a.width) + size_t(x)] = kUniformCode[bits];
+    }
+  }
+  return codes;
+}
+
+// Everything the statistics of any view are sums of, computed once for the whole frame:
+// a view's statistics are sums over its rectangle, so that the five crops cost little more
+// than their pixels. (Each view is standardised on its own: the histogram is re-scaled to
+// the view's mean and deviation, and the energies, which scale with the deviation's square
+// and the deviation, are corrected for it; coherence and binary patterns do not change with
+// gain and offset.)
+struct TexturePlanes {
+  std::vector<Plane> pyramid;     // the standardised frame, then its 2 x 2 means, 5 levels
+  std::vector<Coherence> tensor;  // levels 0-3
+  std::vector<Plane> laplacian;   // levels 0-4
+  std::vector<std::vector<uint8_t>> patterns;  // radii 1, 2, 4 at level 0; 2, 4 at level 1
+};
+
+TexturePlanes PlanesOf(const Plane& frame) {
+  TexturePlanes p;
+  p.pyramid.push_back(Standardised(frame));
+  for (int level = 1; level <= 4; ++level) p.pyramid.push_back(Halved(p.pyramid.back()));
+  for (int level = 0; level < 4; ++level) p.tensor.push_back(CoherenceOf(p.pyramid[size_t(level)]));
+  for (int level = 0; level < 5; ++level) {
+    p.laplacian.push_back(LaplacianMagnitude(p.pyramid[size_t(level)]));
+  }
+  for (int r : {1, 2, 4}) p.patterns.push_back(LocalBinaryPatterns(p.pyramid[0], r));
+  for (int r : {2, 4}) p.patterns.push_back(LocalBinaryPatterns(p.pyramid[1], r));
+  return p;
+}
+
+std::vector<float> ViewStatistics(const TexturePlanes& p, const Rect& view) {
+  std::vector<float> out;
+  out.reserve(kTextureStatisticsPerView);
+  const Plane& a = p.pyramid[0];
+
+  // The view's own mean and deviation (in units of the frame's), then its histogram.
+  double sum = 0, squares = 0;
+  ForEachIn(a.v, a.width, view, [&](float v) { sum += v, squares += double(v) * v; });
+  const double n = view.Area();
+  const double mean = sum / n;
+  const double sd = std::sqrt(std::max(0.0, squares / n - mean * mean)) + 1e-6;
+  // Integer counts: adding 1.0 to a double bin stalls on the previous addition to it.
+  std::array<int64_t, 12> bins{};
+  double third = 0, fourth = 0;
+  ForEachIn(a.v, a.width, view, [&](float raw) {
+    const double v = (raw - mean) / sd;
+    ++bins[size_t(std::min(11, int((std::clamp(v, -3.0, 3.0) + 3) * 2)))];
+    third += v * v * v, fourth += v * v * v * v;
+  });
+  for (int64_t b : bins) out.push_back(float(double(b) / n));
+  out.push_back(float(third / n));
+  out.push_back(float(fourth / n));
+
+  for (size_t level = 0; level < p.tensor.size(); ++level) {
+    const Coherence& t = p.tensor[level];
+    const Rect r = view.AtLevel(int(level), t.energy.height, t.energy.width);
+    std::array<int64_t, 6> cbins{};
+    ForEachIn(t.coherence.v, t.coherence.width, r,
+              [&](float c) { ++cbins[size_t(std::clamp(int(c * 6), 0, 5))]; });
+    double energy = 0;
+    ForEachIn(t.energy.v, t.energy.width, r, [&](float e) { energy += e; });
+    for (int64_t b : cbins) out.push_back(float(double(b) / r.Area()));
+    out.push_back(float(std::log(energy / r.Area() / (sd * sd) + 1e-9)));
+  }
+  for (size_t level = 0; level < p.laplacian.size(); ++level) {
+    const Plane& l = p.laplacian[level];
+    const Rect r = view.AtLevel(int(level), l.height, l.width);
+    double total = 0;
+    ForEachIn(l.v, l.width, r, [&](float v) { total += v; });
+    out.push_back(float(std::log(total / r.Area() / sd + 1e-9)));
+  }
+  for (size_t k = 0; k < p.patterns.size(); ++k) {
+    const int level = k < 3 ? 0 : 1;
+    const Plane& plane = p.pyramid[size_t(level)];
+    const Rect r = view.AtLevel(level, plane.height, plane.width);
+    std::array<int64_t, 256> pbins{};  // indexed by code, kNoPattern included
+    ForEachIn(p.patterns[k], plane.width, r, [&](uint8_t code) { ++pbins[code]; });
+    int64_t count = 0;
+    for (size_t code = 0; code < 10; ++code) count += pbins[code];
+    for (size_t code = 0; code < 10; ++code) {
+      out.push_back(count > 0 ? float(double(pbins[code]) / double(count)) : 0.f);
+    }
+  }
+  for (float& f : out) {
+    if (!std::isfinite(f)) f = 0;
   }
   return out;
 }
@@ -217,13 +305,16 @@ std::vector<std::vector<float>> TextureViews(const thumbnail::GreyFrame& frame) 
     return views;
   }
   const int h = frame.height, w = frame.width;
-  views.push_back(ViewStatistics(Crop(frame, 0, 0, h, w)));
+  Plane whole(h, w);
+  whole.v = frame.pixels;
+  const TexturePlanes planes = PlanesOf(whole);
+  views.push_back(ViewStatistics(planes, {0, 0, h, w}));
   if (std::min(h, w) >= kMinSideForCrops) {
     const int ch = h / 2, cw = w / 2;
     const std::array<std::array<int, 2>, 5> corners = {
         {{0, 0}, {0, cw}, {ch, 0}, {ch, cw}, {h / 4, w / 4}}};
     for (const auto& [top, left] : corners) {
-      views.push_back(ViewStatistics(Crop(frame, top, left, ch, cw)));
+      views.push_back(ViewStatistics(planes, {top, left, ch, cw}));
     }
   }
   return views;

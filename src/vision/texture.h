@@ -23,11 +23,12 @@ namespace scisearch::vision {
 // 1/s^2 of the frame's pixels.
 inline constexpr int kTextureStatisticsPerView = 97;
 
-// The statistics of `frame` (each view standardised to mean 0, standard deviation 1 first)
-// and, when its shorter side is at least kMinSideForCrops, of five crops of half its
-// height and width (the four quadrants, then the centre): one vector of
-// kTextureStatisticsPerView finite values per view, the whole frame first. A frame with
-// no pixels, or whose pixel count does not match its shape, gives no view. Pure; any thread.
+// The statistics of `frame` and, when its shorter side is at least kMinSideForCrops, of
+// five crops of half its height and width (the four quadrants, then the centre): one vector
+// of kTextureStatisticsPerView finite values per view, the whole frame first. Each view is
+// taken as standardised to mean 0 and standard deviation 1; a crop's filters see the
+// frame's pixels beyond its edges. A frame with no pixels, or whose pixel count does not
+// match its shape, gives no view. Pure; any thread.
 inline constexpr int kMinSideForCrops = 64;
 std::vector<std::vector<float>> TextureViews(const thumbnail::GreyFrame& frame);
 

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "catalog/catalog.h"
+#include "common/hash.h"
 #include "ingest/ingest.h"
 #include "test_util.h"
 #include "thumbnail/thumbnail.h"
@@ -325,6 +326,52 @@ TEST(ModelFileTest, RefusesDamagedTruncatedAndForeignFiles) {
                           std::vector<uint8_t>(foreign.begin(), foreign.end()));
   EXPECT_EQ(Model::Load(dir.path() / "foreign.model").status().code(), ErrorCode::kCorrupt);
   EXPECT_EQ(Model::Load(dir.path() / "absent.model").status().code(), ErrorCode::kNotFound);
+}
+
+// A model file as version 1 wrote it: the description without the texture side, version 1.
+TEST(ModelFileTest, ReadsVersionOneFilesAsTheCnnAlone) {
+  TrainOptions options = ToyOptions();
+  options.epochs = 1;
+  options.preprocessing.texture_side = 0;
+  const std::vector<LabelledFrame> set = ToySet(4, 3, options.preprocessing);
+  auto model = Model::Train({"dots", "stripes"}, set, options, nullptr, nullptr);
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  TempDir dir;
+  ASSERT_TRUE((*model)->Save(dir.path() / "v2.model").ok());
+  const std::vector<uint8_t> bytes = testing::ReadFileBytes(dir.path() / "v2.model");
+  const std::string file(bytes.begin(), bytes.end());
+  auto u64 = [&](size_t at) {
+    uint64_t v = 0;
+    for (int b = 0; b < 8; ++b) v |= uint64_t(uint8_t(file[at + size_t(b)])) << (8 * b);
+    return v;
+  };
+  auto put = [](std::string& out, uint64_t v) {
+    for (int b = 0; b < 8; ++b) out.push_back(char(uint8_t(v >> (8 * b))));
+  };
+  const size_t description_size = size_t(u64(8));
+  std::string description = file.substr(16, description_size);
+  const std::string rest =
+      file.substr(16 + description_size, file.size() - 8 - 16 - description_size);
+  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+           {"\"version\":2", "\"version\":1"}, {",\"texture_side\":0", ""}}) {
+    const size_t at = description.find(from);
+    ASSERT_NE(at, std::string::npos) << from << " in " << description;
+    description.replace(at, from.size(), to);
+  }
+  std::string v1 = file.substr(0, 8);
+  put(v1, description.size());
+  v1 += description + rest;
+  put(v1, Fnv1a(v1));
+  testing::WriteFileBytes(dir.path() / "v1.model", std::vector<uint8_t>(v1.begin(), v1.end()));
+
+  auto loaded = Model::Load(dir.path() / "v1.model");
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  EXPECT_FALSE((*loaded)->has_texture_head());
+  EXPECT_EQ((*loaded)->preprocessing().texture_side, 0);
+  auto a = (*model)->Analyse(set[0].image);
+  auto b = (*loaded)->Analyse(set[0].image);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NEAR(a->labels[0].confidence, b->labels[0].confidence, 1e-6);
 }
 
 TEST(CatalogPassTest, TagsEmbedsFindsSimilarAndLearnsFromValidatedTags) {
