@@ -2,7 +2,8 @@
 # The vision stage, measured (issue 7). Writes everything under BENCH_DIR and prints a summary.
 #   1. uhcs3 (../shared/data/images/uhcs3, real SEM micrographs, 3 expert classes): grouped,
 #      stratified FOLDS-fold cross-validation of (a) a CNN trained from scratch; after step 2,
-#      (b) the stage-1 layers frozen + a new head, (c) the same with the last block fine-tuned.
+#      (b) the stage-1 layers frozen + a new head, (c) the same with the last block fine-tuned;
+#      each with the texture head blended in, and each head alone.
 #   2. A simulated facility of FILES acquisitions (`scisearch simulate`, 192 px images),
 #      ingested; stage 1 (`vision pretrain`) on the modes its metadata tells: the held-out
 #      accuracy is the mode accuracy from pixels alone (held out by session folder).
@@ -35,7 +36,8 @@ evaluate() {  # evaluate NAME [extra args]
   "$bin" vision evaluate --from-folders "$uhcs" --groups "$uhcs/split_shared.csv" \
     --folds "$folds" --epochs "${UHCS_EPOCHS:-30}" "$@" >"$work/uhcs-$name.txt" \
     2>"$work/uhcs-$name.log"
-  echo "uhcs3 ($name): $(head -1 "$work/uhcs-$name.txt")" | tee -a "$summary"
+  # The accuracy line, then each head alone and the texture shares the folds chose.
+  echo "uhcs3 ($name): $(head -2 "$work/uhcs-$name.txt" | paste -sd ' ')" | tee -a "$summary"
 }
 
 if [[ -d $uhcs && ${SKIP_UHCS:-0} != 1 ]]; then

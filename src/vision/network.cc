@@ -250,7 +250,9 @@ double NumberOr(const nlohmann::json& j, const char* key) {
 // full-batch gradient descent: a few thousand rows of a hundred statistics converge in
 // about a second.
 struct TextureHead {
-  static constexpr double kL2 = 0.01;
+  // On uhcs3 (texture head alone, five fold assignments), L2 0.003 gave 0.947-0.956 (median
+  // 0.953), 0.01 gave 0.936-0.958 (median 0.944), 0.03 gave 0.931-0.944.
+  static constexpr double kL2 = 0.003;
   static constexpr int kSteps = 2000;
   static constexpr double kRate = 0.5;
 
