@@ -7,7 +7,7 @@
 // image at a finer scale than the CNN reads (grey-level histogram, structure-tensor
 // coherence, local binary patterns). The model's confidences blend the two, in a share
 // chosen on held-out images: on the uhcs3 micrographs the texture head is the better
-// classifier, on the modes of a facility the CNN is.
+// classifier (how the blend fares on a facility's operating modes is not measured yet).
 //
 // This header is the module's whole interface and includes no libtorch header: libtorch
 // stays inside the module's own translation units (it compiles slowly and costs 0.35 s
@@ -42,8 +42,9 @@ struct Preprocessing {
   int tile_side = 128;     // the network reads square tiles of this side cut from the frame
   int tiles_per_side = 3;  // inference averages a grid of at most this many tiles per side
   // The texture statistics are taken of the image area-averaged to this longer side
-  // (smaller stay): they need the fine detail the CNN's frame has lost (at 448 px they lost
-  // 1-2 points of accuracy on uhcs3). 0 = no texture head.
+  // (smaller stay): they need the fine detail the CNN's frame has lost (in the Python
+  // prototype, bench/vision_texture_baseline.py, they lost 1-2 points of accuracy on uhcs3
+  // at 448 px). 0 = no texture head.
   int texture_side = 768;
 };
 
