@@ -219,7 +219,9 @@ int RunEvaluate(const VisionCommand& c) {
       examples.push_back({{"path", set->examples[i].source},
                           {"label", set->examples[i].labels[0]},
                           {"predicted", cv->predicted[i]},
-                          {"confidence", cv->confidence[i]}});
+                          {"confidence", cv->confidence[i]},
+                          {"confidence_cnn", cv->confidence_cnn[i]},
+                          {"confidence_texture", cv->confidence_texture[i]}});
     }
     nlohmann::ordered_json j{{"images", set->examples.size()},
                              {"labels", set->labels},
@@ -254,35 +256,54 @@ int RunEvaluate(const VisionCommand& c) {
   return 0;
 }
 
+// Prints one line of `path`'s analysis: JSON or a readable summary of the best five labels.
+void PrintAnalysis(const std::string& path, const vision::Analysis& analysis, bool json) {
+  if (json) {
+    nlohmann::ordered_json labels = nlohmann::ordered_json::array();
+    for (const auto& l : analysis.labels) {
+      labels.push_back({{"label", l.label}, {"confidence", l.confidence}});
+    }
+    nlohmann::ordered_json j{{"path", path}, {"labels", labels}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("%s:", path.c_str());
+    for (size_t i = 0; i < analysis.labels.size() && i < 5; ++i) {
+      std::printf(" %s (%.2f)", analysis.labels[i].label.c_str(), analysis.labels[i].confidence);
+    }
+    std::printf("\n");
+  }
+}
+
 int RunPredict(const VisionCommand& c) {
   if (c.model.empty())
     return Fail(Status::InvalidArgument("vision predict: --model M is required"), 2);
   auto model = vision::Model::Load(c.model, c.threads);
   if (!model.ok()) return Fail(model.status(), 2);
+  // Files are read in parallel a chunk at a time and each chunk analysed as one batch; lines
+  // come out in the order of the paths, a chunk at a time, so a long list shows progress.
+  constexpr size_t kChunk = 32;
   int status = 0;
-  for (const std::string& path : c.paths) {
-    auto frame = vision::ReadFileFrame(path, (*model)->preprocessing());
-    Result<vision::Analysis> analysis =
-        frame.ok() ? (*model)->Analyse(frame->image) : Result<vision::Analysis>(frame.status());
-    if (!analysis.ok()) {
-      Fail(analysis.status());
-      status = 1;
-      continue;
+  for (size_t at = 0; at < c.paths.size(); at += kChunk) {
+    const std::vector<std::string> chunk(c.paths.begin() + at,
+                                         c.paths.begin() + std::min(c.paths.size(), at + kChunk));
+    std::vector<Result<vision::FileFrame>> frames =
+        vision::ReadFileFrames(chunk, (*model)->preprocessing(), c.threads);
+    std::vector<vision::PreparedImage> images;
+    for (auto& frame : frames) {
+      if (frame.ok()) images.push_back(std::move(frame->image));
     }
-    if (c.json) {
-      nlohmann::ordered_json labels = nlohmann::ordered_json::array();
-      for (const auto& l : analysis->labels) {
-        labels.push_back({{"label", l.label}, {"confidence", l.confidence}});
+    auto batch = (*model)->AnalyseBatch(images);
+    size_t next = 0;  // the next analysis of `batch`
+    for (size_t i = 0; i < chunk.size(); ++i) {
+      if (!frames[i].ok()) {
+        Fail(frames[i].status());
+        status = 1;
+      } else if (!batch.ok()) {
+        Fail(Status::Error(batch.status().code(), chunk[i] + ": " + batch.status().message()));
+        status = 1;
+      } else {
+        PrintAnalysis(chunk[i], (*batch)[next++], c.json);
       }
-      nlohmann::ordered_json j{{"path", path}, {"labels", labels}};
-      std::printf("%s\n", j.dump().c_str());
-    } else {
-      std::printf("%s:", path.c_str());
-      for (size_t i = 0; i < analysis->labels.size() && i < 5; ++i) {
-        std::printf(" %s (%.2f)", analysis->labels[i].label.c_str(),
-                    analysis->labels[i].confidence);
-      }
-      std::printf("\n");
     }
     std::fflush(stdout);
   }

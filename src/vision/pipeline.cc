@@ -133,6 +133,14 @@ Result<FileFrame> ReadFileFrame(const fs::path& path, const Preprocessing& prepr
   return std::move(*frame);
 }
 
+std::vector<Result<FileFrame>> ReadFileFrames(const std::vector<std::string>& paths,
+                                              const Preprocessing& preprocessing, int threads) {
+  std::vector<Result<FileFrame>> frames(paths.size(), Status::Internal("not read"));
+  ParallelFor(paths.size(), threads,
+              [&](size_t i) { frames[i] = ReadFileFrame(paths[i], preprocessing); });
+  return frames;
+}
+
 Result<FolderSet> ReadFolderSet(const fs::path& dir, const Preprocessing& preprocessing,
                                 const std::map<std::string, std::string>& groups, int threads) {
   std::error_code ec;
@@ -212,6 +220,8 @@ Result<CrossValidation> CrossValidate(const std::vector<std::string>& labels,
   CrossValidation cv;
   cv.predicted.assign(examples.size(), -1);
   cv.confidence.assign(examples.size(), {});
+  cv.confidence_cnn.assign(examples.size(), {});
+  cv.confidence_texture.assign(examples.size(), {});
   int right_total = 0, right_cnn = 0, right_texture = 0;
   for (int fold = 0; fold < folds; ++fold) {
     std::vector<LabelledFrame> train;
@@ -234,6 +244,15 @@ Result<CrossValidation> CrossValidate(const std::vector<std::string>& labels,
     const auto label_index = [&](const Analysis& a) {
       return int(std::find(labels.begin(), labels.end(), a.labels[0].label) - labels.begin());
     };
+    // The confidence of each label, in label order.
+    const auto in_label_order = [&](const Analysis& a) {
+      std::vector<double> confidence(labels.size(), 0);
+      for (const LabelScore& score : a.labels) {
+        const auto at = std::find(labels.begin(), labels.end(), score.label) - labels.begin();
+        if (size_t(at) < labels.size()) confidence[size_t(at)] = score.confidence;
+      }
+      return confidence;
+    };
     if (model->has_texture_head()) {
       // Each head alone, on the same images.
       cv.fold_texture_weight.push_back(model->texture_weight());
@@ -243,6 +262,8 @@ Result<CrossValidation> CrossValidate(const std::vector<std::string>& labels,
         for (size_t k = 0; k < test.size(); ++k) {
           (share == 0 ? right_cnn : right_texture) +=
               label_index(alone[k]) == examples[test[k]].labels[0];
+          (share == 0 ? cv.confidence_cnn : cv.confidence_texture)[test[k]] =
+              in_label_order(alone[k]);
         }
       }
     }
@@ -250,12 +271,7 @@ Result<CrossValidation> CrossValidate(const std::vector<std::string>& labels,
     for (size_t k = 0; k < test.size(); ++k) {
       const int predicted = label_index(analyses[k]);
       cv.predicted[test[k]] = predicted;
-      std::vector<double>& confidence = cv.confidence[test[k]];
-      confidence.assign(labels.size(), 0);
-      for (const LabelScore& score : analyses[k].labels) {
-        const auto at = std::find(labels.begin(), labels.end(), score.label) - labels.begin();
-        if (size_t(at) < labels.size()) confidence[size_t(at)] = score.confidence;
-      }
+      cv.confidence[test[k]] = in_label_order(analyses[k]);
       right += predicted == examples[test[k]].labels[0];
     }
     right_total += right;

@@ -198,15 +198,18 @@ std::vector<uint8_t> LocalBinaryPatterns(const Plane& a, int r) {
   std::vector<uint8_t> codes(a.v.size(), kNoPattern);
   const std::array<std::array<int, 2>, 8> offsets = {
       {{-r, 0}, {-r, r}, {0, r}, {r, r}, {r, 0}, {r, -r}, {0, -r}, {-r, -r}}};
+  const int w = a.width;
+  std::vector<uint8_t> bits(size_t(std::max(w, 0)));
   for (int y = r; y < a.height - r; ++y) {
-    for (int x = r; x < a.width - r; ++x) {
-      const float centre = a.at(y, x);
-      unsigned bits = 0;
-      for (size_t k = 0; k < 8; ++k) {
-        bits |= unsigned(a.at(y + offsets[k][0], x + offsets[k][1]) >= centre) << k;
-      }
-      codes[size_t(y) * size_t(a.width) + size_t(x)] = kUniformCode[bits];
+    // One neighbour at a time along the row, so that the comparisons vectorise.
+    std::fill(bits.begin(), bits.end(), 0);
+    const float* centre = &a.v[size_t(y) * size_t(w)];
+    for (size_t k = 0; k < 8; ++k) {
+      const float* neighbour = &a.v[size_t(y + offsets[k][0]) * size_t(w)] + offsets[k][1];
+      for (int x = r; x < w - r; ++x) bits[size_t(x)] |= uint8_t(neighbour[x] >= centre[x]) << k;
     }
+    uint8_t* out = &codes[size_t(y) * size_t(w)];
+    for (int x = r; x < w - r; ++x) out[x] = kUniformCode[bits[size_t(x)]];
   }
   return codes;
 }

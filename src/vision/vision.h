@@ -215,6 +215,10 @@ struct FileFrame {
 };
 Result<FileFrame> ReadFileFrame(const std::filesystem::path& path,
                                 const Preprocessing& preprocessing);
+// ReadFileFrame of each of `paths`, read on `threads` threads (decoding and the texture
+// statistics dominate the cost of an image): element i is the result for paths[i]. Any thread.
+std::vector<Result<FileFrame>> ReadFileFrames(const std::vector<std::string>& paths,
+                                              const Preprocessing& preprocessing, int threads);
 
 // A training set laid out as one folder per class (DIR/<label>/<image files>), labels in
 // name order. Files no reader knows are skipped; files that fail to read are listed in
@@ -248,6 +252,8 @@ struct CrossValidation {
   // texture head.
   double accuracy_cnn = 0;
   double accuracy_texture = 0;
+  std::vector<std::vector<double>> confidence_cnn;      // as `confidence`; empty entries
+  std::vector<std::vector<double>> confidence_texture;  // without a texture head
   std::vector<double> fold_texture_weight;
   double seconds = 0;
 };

@@ -407,6 +407,22 @@ TEST_F(CliTest, VisionTrainsPredictsAndNamesBadModels) {
             line["labels"][1]["confidence"].get<double>());
   EXPECT_NE(run.err.find("absent.tif"), std::string::npos) << run.err;
 
+  // Many files are read a chunk at a time in parallel: the lines keep the order of the paths.
+  std::vector<std::string> args = {"vision", "predict", "--model", model, "--json"};
+  std::vector<std::string> expected;
+  for (int i = 0; i < 40; ++i) {
+    const std::string path = (i % 3 == 0 ? fei : zeiss).string();
+    args.push_back(path);
+    expected.push_back(path);
+  }
+  args.insert(args.begin() + 20, (scratch_ / "absent.tif").string());
+  run = Scisearch(args, scratch_);
+  EXPECT_EQ(run.exit_code, 1);
+  std::vector<std::string> printed;
+  std::istringstream lines(run.out);
+  for (std::string l; std::getline(lines, l);) printed.push_back(nlohmann::json::parse(l)["path"]);
+  EXPECT_EQ(printed, expected);
+
   const fs::path broken = scratch_ / "broken.model";
   {
     std::ofstream out(broken, std::ios::binary);

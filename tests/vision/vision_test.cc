@@ -400,6 +400,24 @@ TEST(CatalogPassTest, TagsEmbedsFindsSimilarAndLearnsFromValidatedTags) {
   ASSERT_EQ(set->problems.size(), 1u);
   EXPECT_NE(set->problems[0].find("broken.png"), std::string::npos) << set->problems[0];
   EXPECT_EQ(set->examples[0].group, "g1");
+
+  // Files read in parallel: in the order of the paths, each as read alone, errors in place.
+  const std::vector<std::string> paths = {(classes / "dots" / "dots0.png").string(),
+                                          (classes / "dots" / "broken.png").string(),
+                                          (classes / "stripes" / "stripes1.png").string()};
+  const std::vector<Result<FileFrame>> frames = ReadFileFrames(paths, options.preprocessing, 2);
+  ASSERT_EQ(frames.size(), 3u);
+  EXPECT_FALSE(frames[1].ok());
+  EXPECT_NE(frames[1].status().message().find("broken.png"), std::string::npos);
+  for (size_t i : {0u, 2u}) {
+    ASSERT_TRUE(frames[i].ok()) << frames[i].status().message();
+    auto alone = ReadFileFrame(paths[i], options.preprocessing);
+    ASSERT_TRUE(alone.ok());
+    EXPECT_EQ(frames[i]->image.frame.pixels, alone->image.frame.pixels) << paths[i];
+    EXPECT_EQ(frames[i]->image.texture, alone->image.texture) << paths[i];
+  }
+  EXPECT_NE(frames[0]->image.frame.pixels, frames[2]->image.frame.pixels);
+
   auto model = Model::Train(set->labels, set->examples, options, nullptr, nullptr);
   ASSERT_TRUE(model.ok());
 
