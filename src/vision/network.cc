@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "common/hash.h"
+#include "vision/blend.h"
 #include "vision/texture.h"
 #include "vision/vision.h"
 
@@ -164,6 +165,17 @@ double MeanNll(const Tensor& logits, const Tensor& targets, bool multi_label, do
     return torch::binary_cross_entropy_with_logits(scaled, targets).item<double>();
   }
   return torch::nn::functional::cross_entropy(scaled, targets).item<double>();
+}
+
+// The log-loss of each image [N] (multi-label: the mean over its labels), of logits already
+// calibrated.
+Tensor NllPerImage(const Tensor& logits, const Tensor& targets, bool multi_label) {
+  if (multi_label) {
+    return torch::binary_cross_entropy_with_logits(logits, targets, {}, {}, at::Reduction::None)
+        .mean(1);
+  }
+  return torch::nn::functional::cross_entropy(
+      logits, targets, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
 }
 
 // The temperature that minimises the validation NLL (golden-section search on its log).
@@ -725,7 +737,7 @@ Result<std::unique_ptr<Model>> Model::Train(const std::vector<std::string>& labe
       impl->texture.Fit(train_views, TargetsOf(train_set, labels.size(), options.multi_label),
                         int64_t(labels.size()), options.multi_label, class_weight);
       impl->texture_weight = options.texture_weight >= 0 ? std::min(1.0, options.texture_weight)
-                                                         : (validation_set.empty() ? 0.5 : 0.0);
+                                                         : kDefaultTextureShare;
     }
 
     // Calibrate on the validation images (and choose the texture share) and report on them.
@@ -740,15 +752,18 @@ Result<std::unique_ptr<Model>> Model::Train(const std::vector<std::string>& labe
         const Tensor texture_logits = impl->texture.Logits(validation_views);
         impl->texture.temperature = FitTemperature(texture_logits, targets, options.multi_label);
         if (options.texture_weight < 0) {
-          double lowest = std::numeric_limits<double>::infinity();
+          std::vector<double> shares;
+          std::vector<std::vector<double>> loss;
           for (int tenths = 0; tenths <= 10; ++tenths) {
-            const double share = tenths / 10.0;
-            impl->texture_weight = share;
-            const double nll =
-                MeanNll(impl->Blended(logits, validation_views), targets, options.multi_label, 1.0);
-            if (nll < lowest) lowest = nll, r.texture_weight = share;
+            impl->texture_weight = tenths / 10.0;
+            const Tensor nll =
+                NllPerImage(impl->Blended(logits, validation_views), targets, options.multi_label)
+                    .to(torch::kFloat64)
+                    .contiguous();
+            shares.push_back(impl->texture_weight);
+            loss.emplace_back(nll.data_ptr<double>(), nll.data_ptr<double>() + nll.numel());
           }
-          impl->texture_weight = r.texture_weight;
+          impl->texture_weight = ChooseTextureShare(shares, loss, kDefaultTextureShare);
         }
         if (!options.multi_label) {
           auto accuracy = [&](const Tensor& z) {

@@ -13,6 +13,7 @@
 #include "ingest/ingest.h"
 #include "test_util.h"
 #include "thumbnail/thumbnail.h"
+#include "vision/blend.h"
 #include "vision/texture.h"
 
 namespace scisearch::vision {
@@ -282,6 +283,27 @@ TEST(TrainTest, TheTextureHeadAloneLearnsAndItsStatisticsAreRequired) {
   EXPECT_FALSE((*cnn_only)->has_texture_head());
   EXPECT_EQ((*cnn_only)->texture_weight(), 0.0);
   EXPECT_TRUE((*cnn_only)->Analyse(*image).ok());
+}
+
+TEST(BlendTest, TheTextureShareMovesOnlyWhenTheHeldOutImagesShowItBetter) {
+  const std::vector<double> shares = {0.0, 0.5, 1.0};
+  // Share 0 is better on every image, by 0.3 give or take 0.1: it is chosen.
+  std::vector<std::vector<double>> loss(3, std::vector<double>(20, 1.0));
+  for (size_t i = 0; i < 20; ++i) loss[0][i] = 0.7 + (i % 2 ? 0.1 : -0.1);
+  EXPECT_EQ(ChooseTextureShare(shares, loss, 0.5), 0.0);
+  // Share 1 is better on average, by 0.05, but image by image it wins or loses 0.5: noise.
+  loss[0].assign(20, 1.0);
+  for (size_t i = 0; i < 20; ++i) loss[2][i] = 1.0 + (i % 2 ? 0.45 : -0.55);
+  EXPECT_EQ(ChooseTextureShare(shares, loss, 0.5), 0.5);
+  // The same gain over 500 images: twice its standard error is 2 x 0.5 / sqrt(500) = 0.045,
+  // below 0.05, so the gain shows.
+  for (auto& row : loss) row.resize(500, 1.0);
+  for (size_t i = 0; i < 500; ++i) loss[2][i] = 1.0 + (i % 2 ? 0.45 : -0.55);
+  EXPECT_EQ(ChooseTextureShare(shares, loss, 0.5), 1.0);
+  // Too few images, rows of unequal length, or a fallback not on the grid: the fallback.
+  EXPECT_EQ(ChooseTextureShare(shares, {{0.1}, {1.0}, {1.0}}, 0.5), 0.5);
+  EXPECT_EQ(ChooseTextureShare(shares, {{0.1, 0.1}, {1.0, 1.0}, {1.0}}, 0.5), 0.5);
+  EXPECT_EQ(ChooseTextureShare(shares, loss, 0.7), 0.7);
 }
 
 TEST(TrainTest, RefusesBadInput) {
