@@ -29,8 +29,11 @@ def main():
         sys.exit(__doc__.strip().split('\n\n')[1])
     runs = []
     for path in sys.argv[1:]:
-        run = json.load(open(path))
-        examples = [e for e in run['examples'] if e.get('confidence_cnn')]
+        try:
+            run = json.load(open(path))
+            examples = [e for e in run['examples'] if e.get('confidence_cnn')]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            sys.exit(f'{path}: not the output of scisearch vision evaluate --json ({e})')
         if not examples:
             sys.exit(f'{path}: no per-head confidences (a model without a texture head, or an '
                      'older scisearch)')

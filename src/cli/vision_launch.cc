@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <string>
 #include <vector>
 
 #include "cli/search_commands.h"
@@ -104,15 +105,17 @@ class VisionEnvironment {
       pointers_.push_back(*e);
     }
     if (!wait_policy_set && (command.action == "predict" || command.action == "tag")) {
-      pointers_.push_back(kPassive);
+      pointers_.push_back(passive_.data());
     }
     pointers_.push_back(nullptr);
   }
-  // Valid while this object lives; the strings are environ's or static.
+  VisionEnvironment(const VisionEnvironment&) = delete;
+  VisionEnvironment& operator=(const VisionEnvironment&) = delete;
+  // Valid while this object lives; the strings are environ's or this object's.
   char* const* get() const { return pointers_.data(); }
 
  private:
-  static inline char kPassive[] = "OMP_WAIT_POLICY=PASSIVE";
+  std::string passive_ = "OMP_WAIT_POLICY=PASSIVE";
   std::vector<char*> pointers_;
 };
 
