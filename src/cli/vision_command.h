@@ -38,7 +38,7 @@ struct VisionCommand {
   int frame_side = 0;          // 0: the default
   int tile_side = 0;           // 0: the default
   int texture_side = -1;       // -1: the default; 0: no texture head
-  double texture_weight = -1;  // the texture head's share; < 0: chosen on held-out images
+  double texture_weight = -1;  // the texture head's share; < 0: TrainOptions' default rule
   int threads = 2;
   int max_per_mode = 2000;  // pretrain: images per mode at most
   int min_examples = 5;     // train on the catalog: a tag needs this many datasets

@@ -5,8 +5,9 @@
 //
 // Beside the CNN, a model has a texture head: a linear model over texture statistics of the
 // image at a finer scale than the CNN reads (grey-level histogram, structure-tensor
-// coherence, local binary patterns). The model's confidences blend the two, in a share
-// chosen on held-out images: on the uhcs3 micrographs the texture head is the better
+// coherence, local binary patterns). The model's confidences blend the two: the texture
+// head's share is kDefaultTextureShare unless the held-out images show another to be better
+// (TrainOptions::texture_weight). On the uhcs3 micrographs the texture head is the better
 // classifier (how the blend fares on a facility's operating modes is not measured yet).
 //
 // This header is the module's whole interface and includes no libtorch header: libtorch
