@@ -92,6 +92,11 @@ NdArray SliceColumns(const std::vector<uint8_t>& rows, size_t row_bytes, size_t 
   out.bytes.resize(count_y * count_x * pixel_bytes);
   for (uint64_t r = 0; r < count_y; ++r) {
     const uint8_t* row = rows.data() + r * row_bytes;
+    if (slab.step[1] == 1) {  // the columns are contiguous: one copy, not one per pixel
+      std::memcpy(out.bytes.data() + r * count_x * pixel_bytes,
+                  row + uint64_t(slab.start[1]) * pixel_bytes, count_x * pixel_bytes);
+      continue;
+    }
     for (uint64_t c = 0; c < count_x; ++c) {
       const uint64_t x = uint64_t(slab.start[1]) + c * uint64_t(slab.step[1]);
       std::memcpy(out.bytes.data() + (r * count_x + c) * pixel_bytes, row + x * pixel_bytes,

@@ -8,9 +8,12 @@
 #include <cmath>
 #include <complex>
 #include <csetjmp>
+#include <cstddef>
 #include <cstring>
 #include <limits>
 #include <string>
+#include <tuple>
+#include <utility>
 
 #include "formats/slab_io.h"
 
@@ -73,17 +76,101 @@ double ValueAt(const uint8_t* base, DType dtype, size_t i) {
   return 0;
 }
 
-// The q-quantile of `values` (finite), interpolating linearly between order
-// statistics as NumPy's default does. Reorders `values`.
+// out[i] = element first + i of `data` as a double, for i < count: ValueAt's value, or for
+// RGB(A), channel `channel`. One test of the type a row, not one a pixel.
+void ValuesOf(const formats::NdArray& data, size_t first, size_t count, int channel, double* out) {
+  const uint8_t* base = data.bytes.data();
+  auto plain = [&]<typename T>(T*) {
+    for (size_t i = 0; i < count; ++i) {
+      T v;
+      std::memcpy(&v, base + (first + i) * sizeof(T), sizeof(T));
+      out[i] = static_cast<double>(v);
+    }
+  };
+  switch (data.dtype) {
+    case DType::kUInt8:
+      return plain(static_cast<uint8_t*>(nullptr));
+    case DType::kInt16:
+      return plain(static_cast<int16_t*>(nullptr));
+    case DType::kUInt16:
+      return plain(static_cast<uint16_t*>(nullptr));
+    case DType::kInt32:
+      return plain(static_cast<int32_t*>(nullptr));
+    case DType::kFloat32:
+      return plain(static_cast<float*>(nullptr));
+    case DType::kFloat64:
+      return plain(static_cast<double*>(nullptr));
+    case DType::kRGB8:
+    case DType::kRGBA8: {
+      const size_t stride = formats::DTypeSize(data.dtype);
+      for (size_t i = 0; i < count; ++i) out[i] = base[(first + i) * stride + size_t(channel)];
+      return;
+    }
+    default:  // the rarer types
+      for (size_t i = 0; i < count; ++i) out[i] = ValueAt(base, data.dtype, first + i);
+  }
+}
+
+// The q-quantile of n values from their order statistics k and k + 1, where pos = q * (n - 1)
+// and k = floor(pos): linear interpolation between the two, as NumPy's default.
+double Interpolated(double pos, double at_k, double at_k_plus_1) {
+  return at_k + (pos - std::floor(pos)) * (at_k_plus_1 - at_k);
+}
+
+// The q-quantile of `values` (finite, not empty), as NumPy's default computes it. Reorders
+// `values`.
 double Quantile(std::vector<double>& values, double q) {
   const double pos = q * double(values.size() - 1);
   const size_t lo = static_cast<size_t>(std::floor(pos));
-  const size_t hi = std::min(lo + 1, values.size() - 1);
   std::nth_element(values.begin(), values.begin() + lo, values.end());
   const double a = values[lo];
-  if (hi == lo) return a;
-  const double b = *std::min_element(values.begin() + lo + 1, values.end());
-  return a + (pos - double(lo)) * (b - a);
+  if (lo + 1 >= values.size()) return a;
+  return Interpolated(pos, a, *std::min_element(values.begin() + lo + 1, values.end()));
+}
+
+// Quantile(values, q_low) and Quantile(values, q_high), 0 <= q_low < q_high <= 1, exactly,
+// at the cost of about one pass over `values` instead of two selections over all of them:
+// a sample gives thresholds a and b; the order statistics sought lie among the values <= a
+// and >= b, when there are enough of those, and are selected there. Reorders `values`.
+std::pair<double, double> Quantiles(std::vector<double>& values, double q_low, double q_high) {
+  const size_t n = values.size();
+  constexpr size_t kSample = 1024;
+  if (n < 16 * kSample) return {Quantile(values, q_low), Quantile(values, q_high)};
+  std::vector<double> sample(kSample);
+  for (size_t i = 0; i < kSample; ++i) sample[i] = values[i * (n / kSample)];
+  std::sort(sample.begin(), sample.end());
+  // Margins of a few standard deviations of a sample quantile, so that a fallback is rare.
+  auto margin = [&](double q) { return size_t(8 + 4 * std::sqrt(double(kSample) * q * (1 - q))); };
+  const double a = sample[std::min(kSample - 1, size_t(q_low * kSample) + margin(q_low))];
+  const size_t from_top = size_t((1 - q_high) * kSample) + margin(q_high);
+  const double b = sample[from_top >= kSample ? 0 : kSample - 1 - from_top];
+  std::vector<double> low, high;  // every value <= a; every value >= b
+  for (double v : values) {
+    if (v <= a) low.push_back(v);
+    if (v >= b) high.push_back(v);
+  }
+  const double pos_low = q_low * double(n - 1), pos_high = q_high * double(n - 1);
+  const size_t k_low = size_t(std::floor(pos_low)), k_high = size_t(std::floor(pos_high));
+  // Order statistic k of all values is order statistic k of `low` when `low` holds more than
+  // k values (all others exceed them), and order statistic k - (n - high.size()) of `high`
+  // when `high` holds the n - k largest values.
+  const size_t k_high_next = std::min(k_high + 1, n - 1);
+  if (low.size() < k_low + 2 || high.size() < n - k_high) {
+    return {Quantile(values, q_low), Quantile(values, q_high)};
+  }
+  auto select = [](std::vector<double>& v, size_t k) {
+    std::nth_element(v.begin(), v.begin() + ptrdiff_t(k), v.end());
+    return v[k];
+  };
+  const double low_k = select(low, k_low);
+  const double low_next = *std::min_element(low.begin() + ptrdiff_t(k_low) + 1, low.end());
+  const size_t skipped = n - high.size();
+  const double high_k = select(high, k_high - skipped);
+  const double high_next =
+      k_high_next == k_high
+          ? high_k
+          : *std::min_element(high.begin() + ptrdiff_t(k_high - skipped) + 1, high.end());
+  return {Interpolated(pos_low, low_k, low_next), Interpolated(pos_high, high_k, high_next)};
 }
 
 // --- PNG encoding -------------------------------------------------------
@@ -181,18 +268,27 @@ Size FitInside(int64_t height, int64_t width, int max_side) {
 std::vector<double> AreaAverage(const formats::NdArray& data, int64_t height, int64_t width,
                                 Size out, int channel) {
   const size_t n_out = size_t(out.height * out.width);
+  std::vector<double> row(static_cast<size_t>(width));
+  if (out.height == height && out.width == width) {  // each pixel its own average
+    std::vector<double> values(n_out);
+    for (int64_t y = 0; y < height; ++y) {
+      double* o = values.data() + size_t(y * width);
+      ValuesOf(data, size_t(y * width), size_t(width), channel, o);
+      for (int64_t x = 0; x < width; ++x) {
+        if (!std::isfinite(o[x])) o[x] = std::numeric_limits<double>::quiet_NaN();
+      }
+    }
+    return values;
+  }
   std::vector<double> sum(n_out, 0.0);
   std::vector<uint32_t> count(n_out, 0);
-  const bool rgb = data.dtype == DType::kRGB8 || data.dtype == DType::kRGBA8;
-  const size_t stride = formats::DTypeSize(data.dtype);
   std::vector<int64_t> column_bin(static_cast<size_t>(width));
   for (int64_t x = 0; x < width; ++x) column_bin[size_t(x)] = x * out.width / width;
   for (int64_t y = 0; y < height; ++y) {
     const int64_t oy = y * out.height / height;
+    ValuesOf(data, size_t(y * width), size_t(width), channel, row.data());
     for (int64_t x = 0; x < width; ++x) {
-      const size_t i = size_t(y * width + x);
-      const double v = rgb ? double(data.bytes[i * stride + size_t(channel)])
-                           : ValueAt(data.bytes.data(), data.dtype, i);
+      const double v = row[size_t(x)];
       if (!std::isfinite(v)) continue;
       const size_t o = size_t(oy * out.width + column_bin[size_t(x)]);
       sum[o] += v;
@@ -228,10 +324,7 @@ std::vector<double> StretchedGrey(const formats::NdArray& data, int64_t height, 
     if (std::isfinite(v)) finite.push_back(v);
   }
   double lo = 0, hi = 0;
-  if (!finite.empty()) {
-    lo = Quantile(finite, kLowPercentile);
-    hi = Quantile(finite, kHighPercentile);
-  }
+  if (!finite.empty()) std::tie(lo, hi) = Quantiles(finite, kLowPercentile, kHighPercentile);
   for (double& v : values) {
     if (!std::isfinite(v)) continue;
     v = hi > lo ? (v - lo) / (hi - lo) : 0.5;  // a flat frame: mid grey, not a misleading black

@@ -7,18 +7,41 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <utility>
 
 namespace scisearch::vision {
 namespace {
+
+// std::allocator, except that a value-initialised element (vector(n), resize(n)) is left
+// uninitialised: every plane below is written in full before it is read, and zeroing the
+// twenty-odd planes of a frame first took a tenth of the time.
+template <typename T>
+struct UninitialisedAllocator : std::allocator<T> {
+  template <typename U>
+  struct rebind {
+    using other = UninitialisedAllocator<U>;
+  };
+  template <typename U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
 
 // A grey plane, row-major.
 struct Plane {
   int height = 0;
   int width = 0;
-  std::vector<float> v;
+  std::vector<float, UninitialisedAllocator<float>> v;
 
   Plane() = default;
-  Plane(int h, int w) : height(h), width(w), v(size_t(h) * size_t(w), 0.f) {}
+  // A plane of h x w pixels whose values are to be written.
+  Plane(int h, int w) : height(h), width(w), v(size_t(h) * size_t(w)) {}
   float& at(int y, int x) { return v[size_t(y) * size_t(width) + size_t(x)]; }
   float at(int y, int x) const { return v[size_t(y) * size_t(width) + size_t(x)]; }
 };
@@ -31,39 +54,71 @@ int Mirror(int i, int n) {
   return i < n ? i : period - 1 - i;
 }
 
-// `in` correlated with `kernel` (odd length, centred) along x (rows) or y (columns). Both
-// loops run along rows, one kernel tap at a time, so that the compiler can vectorise them.
-Plane Correlate(const Plane& in, const std::vector<float>& kernel, bool along_x) {
+// `in` correlated with `kernel` (2 * Radius + 1 taps, centred) along x (rows) or y (columns).
+// A fixed radius unrolls the taps, so that each output pixel is one sum kept in a register
+// and the loop over a row vectorises; the taps are added in the same order either way.
+// o[x] = the sum over k of c[k] * rows[k][x], for x < w. `o` is a parameter so that it may
+// be __restrict: told that it aliases no row, the vectoriser need not check each of them (it
+// gives up beyond ten checks).
+template <size_t Taps>
+void SumOfRows(const std::array<float, Taps>& c, const std::array<const float*, Taps>& rows, int w,
+               float* __restrict o) {
+  for (int x = 0; x < w; ++x) {
+    float sum = 0;
+    for (size_t k = 0; k < Taps; ++k) sum += c[k] * rows[k][x];
+    o[x] = sum;
+  }
+}
+
+template <int Radius>
+Plane CorrelateWith(const Plane& in, const std::vector<float>& kernel, bool along_x) {
+  constexpr int kTaps = 2 * Radius + 1;
+  std::array<float, kTaps> c;
+  std::copy(kernel.begin(), kernel.end(), c.begin());
   Plane out(in.height, in.width);
-  const int radius = int(kernel.size() / 2);
   const int w = in.width;
   for (int y = 0; y < in.height; ++y) {
     float* o = out.v.data() + size_t(y) * size_t(w);
     if (along_x) {
       const float* row = in.v.data() + size_t(y) * size_t(w);
-      const int inner_begin = std::min(radius, w), inner_end = std::max(inner_begin, w - radius);
-      for (int k = -radius; k <= radius; ++k) {
-        const float c = kernel[size_t(k + radius)];
-        for (int x = inner_begin; x < inner_end; ++x) o[x] += c * row[x + k];
+      const int inner_begin = std::min(Radius, w), inner_end = std::max(inner_begin, w - Radius);
+      for (int x = inner_begin; x < inner_end; ++x) {
+        float sum = 0;
+        for (int k = 0; k < kTaps; ++k) sum += c[size_t(k)] * row[x + k - Radius];
+        o[x] = sum;
       }
       auto mirrored = [&](int x) {
         float sum = 0;
-        for (int k = -radius; k <= radius; ++k) {
-          sum += kernel[size_t(k + radius)] * row[Mirror(x + k, w)];
-        }
+        for (int k = 0; k < kTaps; ++k) sum += c[size_t(k)] * row[Mirror(x + k - Radius, w)];
         o[x] = sum;
       };
       for (int x = 0; x < inner_begin; ++x) mirrored(x);
       for (int x = inner_end; x < w; ++x) mirrored(x);
     } else {
-      for (int k = -radius; k <= radius; ++k) {
-        const float c = kernel[size_t(k + radius)];
-        const float* row = in.v.data() + size_t(Mirror(y + k, in.height)) * size_t(w);
-        for (int x = 0; x < w; ++x) o[x] += c * row[x];
+      std::array<const float*, kTaps> rows;
+      for (int k = 0; k < kTaps; ++k) {
+        rows[size_t(k)] = in.v.data() + size_t(Mirror(y + k - Radius, in.height)) * size_t(w);
       }
+      SumOfRows(c, rows, w, o);
     }
   }
   return out;
+}
+
+// `in` correlated with `kernel` (odd length, centred, of a radius this file uses) along x
+// (rows) or y (columns).
+Plane Correlate(const Plane& in, const std::vector<float>& kernel, bool along_x) {
+  switch (kernel.size() / 2) {
+    case 1:
+      return CorrelateWith<1>(in, kernel, along_x);
+    case 2:
+      return CorrelateWith<2>(in, kernel, along_x);
+    case 4:
+      return CorrelateWith<4>(in, kernel, along_x);
+    case 6:
+      return CorrelateWith<6>(in, kernel, along_x);
+  }
+  std::abort();  // a kernel this file does not make
 }
 
 std::vector<float> GaussianKernel(double sigma) {
@@ -124,14 +179,39 @@ struct Rect {
   double Area() const { return double(height) * double(width); }
 };
 
-// Calls fn(value) for every value of `plane` inside `r`.
+// Calls fn(lane, value) for every value of `plane` inside `r`, lane = the value's column
+// modulo kLanes. Sums and counts kept per lane do not wait on the previous pixel's
+// addition, which would otherwise bound these loops (a chain of dependent additions, or
+// a store to the histogram bin that the next pixel is likely to hit too).
+constexpr int kLanes = 4;
 template <typename T, typename F>
-void ForEachIn(const std::vector<T>& plane, int plane_width, const Rect& r, F&& fn) {
+void ForEachIn(const T* plane, int plane_width, const Rect& r, F&& fn) {
   for (int y = r.top; y < r.top + r.height; ++y) {
-    const T* row = plane.data() + size_t(y) * size_t(plane_width) + size_t(r.left);
-    for (int x = 0; x < r.width; ++x) fn(row[x]);
+    const T* row = plane + size_t(y) * size_t(plane_width) + size_t(r.left);
+    int x = 0;
+    for (; x + kLanes <= r.width; x += kLanes) {
+      fn(0, row[x]), fn(1, row[x + 1]), fn(2, row[x + 2]), fn(3, row[x + 3]);
+    }
+    for (; x < r.width; ++x) fn(x % kLanes, row[x]);
   }
 }
+
+// A sum kept per lane (see ForEachIn).
+struct LaneSum {
+  std::array<double, kLanes> lanes{};
+  void Add(int lane, double v) { lanes[size_t(lane)] += v; }
+  double Total() const { return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]); }
+};
+
+// A histogram of `Bins` bins kept per lane (see ForEachIn).
+template <size_t Bins>
+struct LaneHistogram {
+  std::array<std::array<int64_t, Bins>, kLanes> lanes{};
+  void Add(int lane, size_t bin) { ++lanes[size_t(lane)][bin]; }
+  int64_t Count(size_t bin) const {
+    return lanes[0][bin] + lanes[1][bin] + lanes[2][bin] + lanes[3][bin];
+  }
+};
 
 // The structure-tensor coherence of a plane (gradients of its Gaussian at sigma 0.5, Sobel,
 // the tensor averaged at sigma 1.5) and the tensor's energy (its trace), pixel by pixel.
@@ -246,51 +326,58 @@ std::vector<float> ViewStatistics(const TexturePlanes& p, const Rect& view) {
   const Plane& a = p.pyramid[0];
 
   // The view's own mean and deviation (in units of the frame's), then its histogram.
-  double sum = 0, squares = 0;
-  ForEachIn(a.v, a.width, view, [&](float v) { sum += v, squares += double(v) * v; });
-  const double n = view.Area();
-  const double mean = sum / n;
-  const double sd = std::sqrt(std::max(0.0, squares / n - mean * mean)) + 1e-6;
-  // Integer counts: adding 1.0 to a double bin stalls on the previous addition to it.
-  std::array<int64_t, 12> bins{};
-  double third = 0, fourth = 0;
-  ForEachIn(a.v, a.width, view, [&](float raw) {
-    const double v = (raw - mean) / sd;
-    ++bins[size_t(std::min(11, int((std::clamp(v, -3.0, 3.0) + 3) * 2)))];
-    third += v * v * v, fourth += v * v * v * v;
+  LaneSum sum, squares;
+  ForEachIn(a.v.data(), a.width, view, [&](int lane, float v) {
+    sum.Add(lane, v);
+    squares.Add(lane, double(v) * v);
   });
-  for (int64_t b : bins) out.push_back(float(double(b) / n));
-  out.push_back(float(third / n));
-  out.push_back(float(fourth / n));
+  const double n = view.Area();
+  const double mean = sum.Total() / n;
+  const double sd = std::sqrt(std::max(0.0, squares.Total() / n - mean * mean)) + 1e-6;
+  const double inverse_sd = 1 / sd;
+  LaneHistogram<12> bins;
+  LaneSum third, fourth;
+  ForEachIn(a.v.data(), a.width, view, [&](int lane, float raw) {
+    const double v = (raw - mean) * inverse_sd;
+    bins.Add(lane, size_t(std::min(11, int((std::clamp(v, -3.0, 3.0) + 3) * 2))));
+    const double cube = v * v * v;
+    third.Add(lane, cube);
+    fourth.Add(lane, cube * v);
+  });
+  for (size_t b = 0; b < 12; ++b) out.push_back(float(double(bins.Count(b)) / n));
+  out.push_back(float(third.Total() / n));
+  out.push_back(float(fourth.Total() / n));
 
   for (size_t level = 0; level < p.tensor.size(); ++level) {
     const Coherence& t = p.tensor[level];
     const Rect r = view.AtLevel(int(level), t.energy.height, t.energy.width);
-    std::array<int64_t, 6> cbins{};
-    ForEachIn(t.coherence.v, t.coherence.width, r,
-              [&](float c) { ++cbins[size_t(std::clamp(int(c * 6), 0, 5))]; });
-    double energy = 0;
-    ForEachIn(t.energy.v, t.energy.width, r, [&](float e) { energy += e; });
-    for (int64_t b : cbins) out.push_back(float(double(b) / r.Area()));
-    out.push_back(float(std::log(energy / r.Area() / (sd * sd) + 1e-9)));
+    LaneHistogram<6> cbins;
+    ForEachIn(t.coherence.v.data(), t.coherence.width, r,
+              [&](int lane, float c) { cbins.Add(lane, size_t(std::clamp(int(c * 6), 0, 5))); });
+    LaneSum energy;
+    ForEachIn(t.energy.v.data(), t.energy.width, r,
+              [&](int lane, float e) { energy.Add(lane, e); });
+    for (size_t b = 0; b < 6; ++b) out.push_back(float(double(cbins.Count(b)) / r.Area()));
+    out.push_back(float(std::log(energy.Total() / r.Area() / (sd * sd) + 1e-9)));
   }
   for (size_t level = 0; level < p.laplacian.size(); ++level) {
     const Plane& l = p.laplacian[level];
     const Rect r = view.AtLevel(int(level), l.height, l.width);
-    double total = 0;
-    ForEachIn(l.v, l.width, r, [&](float v) { total += v; });
-    out.push_back(float(std::log(total / r.Area() / sd + 1e-9)));
+    LaneSum total;
+    ForEachIn(l.v.data(), l.width, r, [&](int lane, float v) { total.Add(lane, v); });
+    out.push_back(float(std::log(total.Total() / r.Area() / sd + 1e-9)));
   }
   for (size_t k = 0; k < p.patterns.size(); ++k) {
     const int level = k < 3 ? 0 : 1;
     const Plane& plane = p.pyramid[size_t(level)];
     const Rect r = view.AtLevel(level, plane.height, plane.width);
-    std::array<int64_t, 256> pbins{};  // indexed by code, kNoPattern included
-    ForEachIn(p.patterns[k], plane.width, r, [&](uint8_t code) { ++pbins[code]; });
+    LaneHistogram<256> pbins;  // indexed by code, kNoPattern included
+    ForEachIn(p.patterns[k].data(), plane.width, r,
+              [&](int lane, uint8_t code) { pbins.Add(lane, code); });
     int64_t count = 0;
-    for (size_t code = 0; code < 10; ++code) count += pbins[code];
+    for (size_t code = 0; code < 10; ++code) count += pbins.Count(code);
     for (size_t code = 0; code < 10; ++code) {
-      out.push_back(count > 0 ? float(double(pbins[code]) / double(count)) : 0.f);
+      out.push_back(count > 0 ? float(double(pbins.Count(code)) / double(count)) : 0.f);
     }
   }
   for (float& f : out) {
@@ -309,7 +396,7 @@ std::vector<std::vector<float>> TextureViews(const thumbnail::GreyFrame& frame) 
   }
   const int h = frame.height, w = frame.width;
   Plane whole(h, w);
-  whole.v = frame.pixels;
+  whole.v.assign(frame.pixels.begin(), frame.pixels.end());
   const TexturePlanes planes = PlanesOf(whole);
   views.push_back(ViewStatistics(planes, {0, 0, h, w}));
   if (std::min(h, w) >= kMinSideForCrops) {

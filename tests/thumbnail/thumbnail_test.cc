@@ -3,9 +3,12 @@
 #include <gtest/gtest.h>
 #include <png.h>
 
+#include <algorithm>
 #include <cmath>
 #include <complex>
 #include <cstring>
+#include <random>
+#include <utility>
 #include <vector>
 
 namespace scisearch::thumbnail {
@@ -70,6 +73,71 @@ TEST(ThumbnailTest, ContrastMapsPercentilesToBlackAndWhite) {
   // Midway value 20000 -> (20000 - 199.995) / 39599.01 * 255 = 127.5 -> 128 (rounded).
   EXPECT_NEAR(d.at(0, 100), 128, 1);
   for (int y = 1; y < 200; ++y) EXPECT_GE(d.at(0, y), d.at(0, y - 1));
+}
+
+// The percentile of `values` (finite) as NumPy's default computes it, by sorting.
+double SortedPercentile(std::vector<double> values, double q) {
+  std::sort(values.begin(), values.end());
+  const double pos = q * double(values.size() - 1);
+  const size_t k = size_t(std::floor(pos));
+  const double next = values[std::min(k + 1, values.size() - 1)];
+  return values[k] + (pos - double(k)) * (next - values[k]);
+}
+
+TEST(GreyFrameTest, StretchesBetweenTheExactPercentilesWhateverTheDistribution) {
+  // Frames large enough that the percentiles are selected from a sample's thresholds, in
+  // distributions chosen to mislead a sample: ties, outliers, a ramp, and values at the
+  // sampled positions unlike all the others. Each pixel must be (v - p0.5) / (p99.5 - p0.5)
+  // clamped, with the percentiles of a full sort; NaN pixels 0.5.
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<double> u(0, 1);
+  const std::vector<std::pair<int64_t, int64_t>> sides = {{120, 200}, {400, 750}};
+  for (const auto& [h, w] : sides) {
+    const size_t n = size_t(h * w);
+    for (int kind = 0; kind < 6; ++kind) {
+      std::vector<double> v(n);
+      for (size_t i = 0; i < n; ++i) {
+        const double r = u(rng);
+        switch (kind) {
+          case 0:
+            v[i] = r;
+            break;  // uniform
+          case 1:
+            v[i] = std::floor(r * 4);
+            break;  // four values, many ties
+          case 2:
+            v[i] = r < 0.003 ? -1e9 : r > 0.996 ? 1e9 : r;
+            break;  // outliers in the tails
+          case 3:
+            v[i] = double(i);
+            break;  // a ramp
+          case 4:
+            v[i] = i % (n / 1024) == 0 ? -5 : r;
+            break;  // low values where sampled
+          case 5:
+            v[i] = i % (n / 1024) == 0 ? 5 : r;
+            break;  // high values where sampled
+        }
+        if (i % 997 == 3) v[i] = std::nan("");
+      }
+      std::vector<double> finite;
+      for (double x : v) {
+        if (std::isfinite(x)) finite.push_back(x);
+      }
+      const double lo = SortedPercentile(finite, 0.005), hi = SortedPercentile(finite, 0.995);
+      auto frame = PrepareGreyFrame(MakeArray(DType::kFloat64, {h, w}, v), Mode::kImage, 1000);
+      ASSERT_TRUE(frame.ok()) << frame.status().message();
+      ASSERT_EQ(frame->pixels.size(), n);
+      size_t wrong = 0;
+      for (size_t i = 0; i < n; ++i) {
+        const float expected = !std::isfinite(v[i]) ? 0.5f
+                               : hi > lo ? float(std::clamp((v[i] - lo) / (hi - lo), 0.0, 1.0))
+                                         : 0.5f;
+        wrong += frame->pixels[i] != expected;
+      }
+      EXPECT_EQ(wrong, 0u) << h << " x " << w << ", distribution " << kind;
+    }
+  }
 }
 
 TEST(ThumbnailTest, DownsamplesByAreaAveraging) {
