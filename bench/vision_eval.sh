@@ -69,7 +69,7 @@ fi
   "$bin" vision tag --redo --model "$work/stage1.model" --data-dir "$work/data" \
   >"$work/tag.txt" 2>"$work/tag.log"
 echo "tag pass: $(grep '^vision:' "$work/tag.txt") ($(cat "$work/tag.time"))" | tee -a "$summary"
-one=$(find "$work/facility" -name '*.tif' | head -1)
+one=$(find "$work/facility" -name '*.tif' -print -quit)  # not | head: SIGPIPE under pipefail
 /usr/bin/time -f "%e s" -o "$work/predict.time" \
   "$bin" vision predict --model "$work/stage1.model" "$one" >/dev/null
 echo "one predict process (model load + one file): $(cat "$work/predict.time")" \

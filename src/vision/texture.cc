@@ -54,9 +54,6 @@ int Mirror(int i, int n) {
   return i < n ? i : period - 1 - i;
 }
 
-// `in` correlated with `kernel` (2 * Radius + 1 taps, centred) along x (rows) or y (columns).
-// A fixed radius unrolls the taps, so that each output pixel is one sum kept in a register
-// and the loop over a row vectorises; the taps are added in the same order either way.
 // o[x] = the sum over k of c[k] * rows[k][x], for x < w. `o` is a parameter so that it may
 // be __restrict: told that it aliases no row, the vectoriser need not check each of them (it
 // gives up beyond ten checks).
@@ -70,6 +67,9 @@ void SumOfRows(const std::array<float, Taps>& c, const std::array<const float*, 
   }
 }
 
+// `in` correlated with `kernel` (2 * Radius + 1 taps, centred) along x (rows) or y (columns).
+// A fixed radius unrolls the taps, so that each output pixel is one sum kept in a register
+// and the loop over a row vectorises.
 template <int Radius>
 Plane CorrelateWith(const Plane& in, const std::vector<float>& kernel, bool along_x) {
   constexpr int kTaps = 2 * Radius + 1;
