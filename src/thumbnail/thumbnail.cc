@@ -268,7 +268,6 @@ Size FitInside(int64_t height, int64_t width, int max_side) {
 std::vector<double> AreaAverage(const formats::NdArray& data, int64_t height, int64_t width,
                                 Size out, int channel) {
   const size_t n_out = size_t(out.height * out.width);
-  std::vector<double> row(static_cast<size_t>(width));
   if (out.height == height && out.width == width) {  // each pixel its own average
     std::vector<double> values(n_out);
     for (int64_t y = 0; y < height; ++y) {
@@ -284,6 +283,7 @@ std::vector<double> AreaAverage(const formats::NdArray& data, int64_t height, in
   std::vector<uint32_t> count(n_out, 0);
   std::vector<int64_t> column_bin(static_cast<size_t>(width));
   for (int64_t x = 0; x < width; ++x) column_bin[size_t(x)] = x * out.width / width;
+  std::vector<double> row(static_cast<size_t>(width));
   for (int64_t y = 0; y < height; ++y) {
     const int64_t oy = y * out.height / height;
     ValuesOf(data, size_t(y * width), size_t(width), channel, row.data());
