@@ -312,7 +312,8 @@ int RunPredict(const VisionCommand& c) {
 
 int RunTag(const VisionCommand& c) {
   if (c.model.empty()) return Fail(Status::InvalidArgument("vision tag: --model M is required"), 2);
-  auto model = vision::Model::Load(c.model, c.threads);
+  // The pass runs c.threads workers, each on a batch of its own (TagPassOptions::threads).
+  auto model = vision::Model::Load(c.model, 1);
   if (!model.ok()) return Fail(model.status(), 2);
   auto catalog = catalog::Catalog::Open(c.data_dir);
   if (!catalog.ok()) return Fail(catalog.status(), 2);

@@ -365,49 +365,37 @@ Result<TagPassReport> TagCatalog(catalog::Catalog& catalog, const Model& model,
       std::vector<catalog::DatasetPath> todo,
       catalog.DatasetsWithoutImageAnalysis(options.root, options.redo ? "" : model.id()));
   TagPassReport report;
-  const size_t chunk = size_t(std::max(1, options.batch)) * 4;
+  const size_t batch = size_t(std::max(1, options.batch));
   catalog::Catalog::BatchWriter writer(catalog, 256);
-  for (size_t at = 0; at < todo.size(); at += chunk) {
-    const size_t end = std::min(todo.size(), at + chunk);
+  std::mutex mutex;  // guards writer, report, done, failure and on_progress
+  int64_t done = 0;
+  Status failure = Status::Ok();
+  ParallelFor((todo.size() + batch - 1) / batch, options.threads, [&](size_t b) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (!failure.ok()) return;
+    }
+    const size_t at = b * batch, end = std::min(todo.size(), at + batch);
     std::vector<std::string> paths;
     for (size_t i = at; i < end; ++i) paths.push_back(todo[i].path);
     std::vector<std::optional<FileFrame>> frames;
     std::vector<bool> frameless;
     std::vector<std::string> problems;
-    ReadFrames(paths, model.preprocessing(), options.threads, frames, frameless, problems);
-    std::vector<PreparedImage> batch;
-    std::vector<size_t> batch_index;
-    auto flush_batch = [&]() -> Status {
-      if (batch.empty()) return Status::Ok();
-      SCISEARCH_ASSIGN_OR_RETURN(std::vector<Analysis> analyses, model.AnalyseBatch(batch));
-      for (size_t k = 0; k < analyses.size(); ++k) {
-        const size_t i = batch_index[k];
-        catalog::ImageAnalysisRecord record;
-        record.dataset_id = todo[at + i].id;
-        record.model_id = model.id();
-        record.signal_index = frames[i]->signal_index;
-        record.embedding = std::move(analyses[k].embedding);
-        for (const LabelScore& score : analyses[k].labels) {
-          if (score.confidence < options.min_confidence) break;  // most confident first
-          record.tags.push_back({score.label, "image", score.confidence,
-                                 "image model " + model.id() + " sees it in the image (" +
-                                     Short(score.confidence) + ")"});
-          if (!model.multi_label()) break;  // one class per image
-        }
-        Status put = writer.PutImageAnalysis(record);
-        if (!put.ok()) {
-          ++report.failed;
-          if (report.problems.size() < 100)
-            report.problems.push_back(paths[i] + ": " + put.message());
-          continue;
-        }
-        ++report.analysed;
-        report.tags_written += int64_t(record.tags.size());
-      }
-      batch.clear();
-      batch_index.clear();
-      return Status::Ok();
-    };
+    ReadFrames(paths, model.preprocessing(), 1, frames, frameless, problems);
+    std::vector<PreparedImage> images;
+    for (auto& frame : frames) {
+      if (frame) images.push_back(std::move(frame->image));
+    }
+    Result<std::vector<Analysis>> analyses = std::vector<Analysis>();
+    if (!images.empty()) analyses = model.AnalyseBatch(images);
+
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!failure.ok()) return;
+    if (!analyses.ok()) {
+      failure = analyses.status();
+      return;
+    }
+    size_t next = 0;  // the next analysis of `analyses`
     for (size_t i = 0; i < paths.size(); ++i) {
       if (!frames[i]) {
         if (frameless[i]) {
@@ -418,15 +406,33 @@ Result<TagPassReport> TagCatalog(catalog::Catalog& catalog, const Model& model,
         }
         continue;
       }
-      batch.push_back(std::move(frames[i]->image));
-      batch_index.push_back(i);
-      if (batch.size() >= size_t(std::max(1, options.batch))) {
-        SCISEARCH_RETURN_IF_ERROR(flush_batch());
+      Analysis& analysis = (*analyses)[next++];
+      catalog::ImageAnalysisRecord record;
+      record.dataset_id = todo[at + i].id;
+      record.model_id = model.id();
+      record.signal_index = frames[i]->signal_index;
+      record.embedding = std::move(analysis.embedding);
+      for (const LabelScore& score : analysis.labels) {
+        if (score.confidence < options.min_confidence) break;  // most confident first
+        record.tags.push_back({score.label, "image", score.confidence,
+                               "image model " + model.id() + " sees it in the image (" +
+                                   Short(score.confidence) + ")"});
+        if (!model.multi_label()) break;  // one class per image
       }
+      Status put = writer.PutImageAnalysis(record);
+      if (!put.ok()) {
+        ++report.failed;
+        if (report.problems.size() < 100)
+          report.problems.push_back(paths[i] + ": " + put.message());
+        continue;
+      }
+      ++report.analysed;
+      report.tags_written += int64_t(record.tags.size());
     }
-    SCISEARCH_RETURN_IF_ERROR(flush_batch());
-    if (options.on_progress) options.on_progress(int64_t(end), int64_t(todo.size()));
-  }
+    done += int64_t(end - at);
+    if (options.on_progress) options.on_progress(done, int64_t(todo.size()));
+  });
+  SCISEARCH_RETURN_IF_ERROR(failure);
   SCISEARCH_RETURN_IF_ERROR(writer.Flush());
   report.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

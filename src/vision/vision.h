@@ -14,9 +14,10 @@
 // stays inside the module's own translation units (it compiles slowly and costs 0.35 s
 // per process start only when a model is actually used).
 //
-// Thread safety: a Model may be used by one thread at a time. Train and Load may run on
-// any thread; each sets libtorch's intra-op thread count to the `threads` it is given
-// (libtorch's count is per process: the last call wins).
+// Thread safety: Analyse and AnalyseBatch may run on several threads at once; the other
+// methods of a Model need it to themselves. Train and Load may run on any thread; each sets
+// libtorch's intra-op thread count to the `threads` it is given (libtorch's count is per
+// process: the last call wins).
 #pragma once
 
 #include <cstdint>
@@ -290,8 +291,11 @@ struct TagPassOptions {
   std::string root;             // "" = the whole catalog
   double min_confidence = 0.5;  // labels below this are not written as tags
   bool redo = false;            // also datasets this model already analysed
-  int threads = 2;              // file reading; the model uses its own threads
-  int batch = 16;               // frames per model call
+  // Workers, each reading a batch of files and analysing it, then the next: reading and
+  // the network overlap, and no worker waits for the others. Each model call runs on
+  // libtorch's own threads too: load the model with one (Model::Load(path, 1)).
+  int threads = 2;
+  int batch = 16;                                                // frames per model call
   std::function<void(int64_t done, int64_t total)> on_progress;  // may be empty
 };
 struct TagPassReport {
