@@ -201,6 +201,16 @@ struct LaneSum {
   std::array<double, kLanes> lanes{};
   void Add(int lane, double v) { lanes[size_t(lane)] += v; }
   double Total() const { return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]); }
+  void Merge(const LaneSum& other) {
+    for (size_t l = 0; l < kLanes; ++l) lanes[l] += other.lanes[l];
+  }
+};
+
+// The sum and the sum of squares of values (see ForEachIn).
+struct LaneMoments {
+  LaneSum sum, squares;
+  void Add(int lane, double v) { sum.Add(lane, v), squares.Add(lane, v * v); }
+  void Merge(const LaneMoments& other) { sum.Merge(other.sum), squares.Merge(other.squares); }
 };
 
 // A histogram of `Bins` bins kept per lane (see ForEachIn).
@@ -210,6 +220,11 @@ struct LaneHistogram {
   void Add(int lane, size_t bin) { ++lanes[size_t(lane)][bin]; }
   int64_t Count(size_t bin) const {
     return lanes[0][bin] + lanes[1][bin] + lanes[2][bin] + lanes[3][bin];
+  }
+  void Merge(const LaneHistogram& other) {
+    for (size_t l = 0; l < kLanes; ++l) {
+      for (size_t b = 0; b < Bins; ++b) lanes[l][b] += other.lanes[l][b];
+    }
   }
 };
 
@@ -320,68 +335,162 @@ TexturePlanes PlanesOf(const Plane& frame) {
   return p;
 }
 
-std::vector<float> ViewStatistics(const TexturePlanes& p, const Rect& view) {
-  std::vector<float> out;
-  out.reserve(kTextureStatisticsPerView);
+// The cells of a plane cut along every edge of some views: each view is a union of cells, so
+// that sums over each cell, taken once, give the sums over each view however the views
+// overlap (the whole frame and its crops cover each pixel 2.25 times). Counts come out
+// exactly as a pass over each view gives them; double sums of floats up to the order of
+// their additions, far below a float's precision (the statistics of the uhcs3 micrographs
+// came out bit-identical).
+class Cells {
+ public:
+  // The cells of a plane of height x width pixels cut along the edges of `views` (each
+  // inside the plane).
+  Cells(const std::vector<Rect>& views, int height, int width) : views_(views) {
+    rows_ = {0, height}, columns_ = {0, width};
+    for (const Rect& v : views) {
+      rows_.insert(rows_.end(), {v.top, v.top + v.height});
+      columns_.insert(columns_.end(), {v.left, v.left + v.width});
+    }
+    for (std::vector<int>* edges : {&rows_, &columns_}) {
+      std::sort(edges->begin(), edges->end());
+      edges->erase(std::unique(edges->begin(), edges->end()), edges->end());
+    }
+  }
+
+  // For each view, the Sum (LaneSum, LaneMoments or LaneHistogram) that fn(sum, lane, value)
+  // accumulates over the view's pixels of `plane` (row-major, plane_width pixels a row).
+  // fn is called once for each pixel of the views' union.
+  template <typename Sum, typename T, typename F>
+  std::vector<Sum> SumsOfViews(const T* plane, int plane_width, F&& fn) const {
+    std::vector<Sum> cells((rows_.size() - 1) * (columns_.size() - 1));
+    for (size_t i = 0; i + 1 < rows_.size(); ++i) {
+      for (size_t j = 0; j + 1 < columns_.size(); ++j) {
+        const Rect cell{rows_[i], columns_[j], rows_[i + 1] - rows_[i],
+                        columns_[j + 1] - columns_[j]};
+        if (!Covered(cell)) continue;
+        Sum& sum = cells[i * (columns_.size() - 1) + j];
+        ForEachIn(plane, plane_width, cell, [&](int lane, T v) { fn(sum, lane, v); });
+      }
+    }
+    std::vector<Sum> out(views_.size());
+    for (size_t k = 0; k < views_.size(); ++k) {
+      const Rect& v = views_[k];
+      const size_t i0 = Index(rows_, v.top), i1 = Index(rows_, v.top + v.height);
+      const size_t j0 = Index(columns_, v.left), j1 = Index(columns_, v.left + v.width);
+      for (size_t i = i0; i < i1; ++i) {
+        for (size_t j = j0; j < j1; ++j) out[k].Merge(cells[i * (columns_.size() - 1) + j]);
+      }
+    }
+    return out;
+  }
+
+ private:
+  static size_t Index(const std::vector<int>& edges, int edge) {
+    return size_t(std::lower_bound(edges.begin(), edges.end(), edge) - edges.begin());
+  }
+  bool Covered(const Rect& cell) const {
+    return std::any_of(views_.begin(), views_.end(), [&](const Rect& v) {
+      return cell.top >= v.top && cell.top < v.top + v.height && cell.left >= v.left &&
+             cell.left < v.left + v.width;
+    });
+  }
+
+  std::vector<Rect> views_;
+  std::vector<int> rows_, columns_;  // sorted edges, 0 and the side included
+};
+
+// The views at pyramid level `level`, in a plane of height x width pixels.
+std::vector<Rect> AtLevel(const std::vector<Rect>& views, int level, int height, int width) {
+  std::vector<Rect> out;
+  for (const Rect& v : views) out.push_back(v.AtLevel(level, height, width));
+  return out;
+}
+
+// The statistics of each of `views` (rectangles of the frame), in kTextureStatisticsPerView
+// finite values each.
+std::vector<std::vector<float>> ViewStatistics(const TexturePlanes& p,
+                                               const std::vector<Rect>& views) {
+  std::vector<std::vector<float>> out(views.size());
+  for (auto& o : out) o.reserve(kTextureStatisticsPerView);
   const Plane& a = p.pyramid[0];
 
-  // The view's own mean and deviation (in units of the frame's), then its histogram.
-  LaneSum sum, squares;
-  ForEachIn(a.v.data(), a.width, view, [&](int lane, float v) {
-    sum.Add(lane, v);
-    squares.Add(lane, double(v) * v);
-  });
-  const double n = view.Area();
-  const double mean = sum.Total() / n;
-  const double sd = std::sqrt(std::max(0.0, squares.Total() / n - mean * mean)) + 1e-6;
-  const double inverse_sd = 1 / sd;
-  LaneHistogram<12> bins;
-  LaneSum third, fourth;
-  ForEachIn(a.v.data(), a.width, view, [&](int lane, float raw) {
-    const double v = (raw - mean) * inverse_sd;
-    bins.Add(lane, size_t(std::min(11, int((std::clamp(v, -3.0, 3.0) + 3) * 2))));
-    const double cube = v * v * v;
-    third.Add(lane, cube);
-    fourth.Add(lane, cube * v);
-  });
-  for (size_t b = 0; b < 12; ++b) out.push_back(float(double(bins.Count(b)) / n));
-  out.push_back(float(third.Total() / n));
-  out.push_back(float(fourth.Total() / n));
+  // Each view's own mean and deviation (in units of the frame's), then its histogram.
+  std::vector<double> sds(views.size());
+  {
+    const std::vector<LaneMoments> moments =
+        Cells(views, a.height, a.width)
+            .SumsOfViews<LaneMoments>(a.v.data(), a.width,
+                                      [](LaneMoments& m, int lane, float v) { m.Add(lane, v); });
+    for (size_t k = 0; k < views.size(); ++k) {
+      const double n = views[k].Area();
+      const double mean = moments[k].sum.Total() / n;
+      const double sd =
+          std::sqrt(std::max(0.0, moments[k].squares.Total() / n - mean * mean)) + 1e-6;
+      sds[k] = sd;
+      const double inverse_sd = 1 / sd;
+      LaneHistogram<12> bins;
+      LaneSum third, fourth;
+      ForEachIn(a.v.data(), a.width, views[k], [&](int lane, float raw) {
+        const double v = (raw - mean) * inverse_sd;
+        bins.Add(lane, size_t(std::min(11, int((std::clamp(v, -3.0, 3.0) + 3) * 2))));
+        const double cube = v * v * v;
+        third.Add(lane, cube);
+        fourth.Add(lane, cube * v);
+      });
+      for (size_t b = 0; b < 12; ++b) out[k].push_back(float(double(bins.Count(b)) / n));
+      out[k].push_back(float(third.Total() / n));
+      out[k].push_back(float(fourth.Total() / n));
+    }
+  }
 
   for (size_t level = 0; level < p.tensor.size(); ++level) {
     const Coherence& t = p.tensor[level];
-    const Rect r = view.AtLevel(int(level), t.energy.height, t.energy.width);
-    LaneHistogram<6> cbins;
-    ForEachIn(t.coherence.v.data(), t.coherence.width, r,
-              [&](int lane, float c) { cbins.Add(lane, size_t(std::clamp(int(c * 6), 0, 5))); });
-    LaneSum energy;
-    ForEachIn(t.energy.v.data(), t.energy.width, r,
-              [&](int lane, float e) { energy.Add(lane, e); });
-    for (size_t b = 0; b < 6; ++b) out.push_back(float(double(cbins.Count(b)) / r.Area()));
-    out.push_back(float(std::log(energy.Total() / r.Area() / (sd * sd) + 1e-9)));
+    const std::vector<Rect> rects = AtLevel(views, int(level), t.energy.height, t.energy.width);
+    const Cells cells(rects, t.energy.height, t.energy.width);
+    const auto bins = cells.SumsOfViews<LaneHistogram<6>>(
+        t.coherence.v.data(), t.coherence.width, [](LaneHistogram<6>& h, int lane, float c) {
+          h.Add(lane, size_t(std::clamp(int(c * 6), 0, 5)));
+        });
+    const auto energy = cells.SumsOfViews<LaneSum>(
+        t.energy.v.data(), t.energy.width, [](LaneSum& s, int lane, float e) { s.Add(lane, e); });
+    for (size_t k = 0; k < views.size(); ++k) {
+      const double area = rects[k].Area();
+      for (size_t b = 0; b < 6; ++b) out[k].push_back(float(double(bins[k].Count(b)) / area));
+      out[k].push_back(float(std::log(energy[k].Total() / area / (sds[k] * sds[k]) + 1e-9)));
+    }
   }
   for (size_t level = 0; level < p.laplacian.size(); ++level) {
     const Plane& l = p.laplacian[level];
-    const Rect r = view.AtLevel(int(level), l.height, l.width);
-    LaneSum total;
-    ForEachIn(l.v.data(), l.width, r, [&](int lane, float v) { total.Add(lane, v); });
-    out.push_back(float(std::log(total.Total() / r.Area() / sd + 1e-9)));
-  }
-  for (size_t k = 0; k < p.patterns.size(); ++k) {
-    const int level = k < 3 ? 0 : 1;
-    const Plane& plane = p.pyramid[size_t(level)];
-    const Rect r = view.AtLevel(level, plane.height, plane.width);
-    LaneHistogram<256> pbins;  // indexed by code, kNoPattern included
-    ForEachIn(p.patterns[k].data(), plane.width, r,
-              [&](int lane, uint8_t code) { pbins.Add(lane, code); });
-    int64_t count = 0;
-    for (size_t code = 0; code < 10; ++code) count += pbins.Count(code);
-    for (size_t code = 0; code < 10; ++code) {
-      out.push_back(count > 0 ? float(double(pbins.Count(code)) / double(count)) : 0.f);
+    const std::vector<Rect> rects = AtLevel(views, int(level), l.height, l.width);
+    const auto totals =
+        Cells(rects, l.height, l.width)
+            .SumsOfViews<LaneSum>(l.v.data(), l.width,
+                                  [](LaneSum& s, int lane, float v) { s.Add(lane, v); });
+    for (size_t k = 0; k < views.size(); ++k) {
+      out[k].push_back(float(std::log(totals[k].Total() / rects[k].Area() / sds[k] + 1e-9)));
     }
   }
-  for (float& f : out) {
-    if (!std::isfinite(f)) f = 0;
+  for (size_t m = 0; m < p.patterns.size(); ++m) {
+    const int level = m < 3 ? 0 : 1;
+    const Plane& plane = p.pyramid[size_t(level)];
+    const std::vector<Rect> rects = AtLevel(views, level, plane.height, plane.width);
+    const auto codes =
+        Cells(rects, plane.height, plane.width)
+            .SumsOfViews<LaneHistogram<256>>(  // by code, kNoPattern included
+                p.patterns[m].data(), plane.width,
+                [](LaneHistogram<256>& h, int lane, uint8_t code) { h.Add(lane, code); });
+    for (size_t k = 0; k < views.size(); ++k) {
+      int64_t count = 0;
+      for (size_t code = 0; code < 10; ++code) count += codes[k].Count(code);
+      for (size_t code = 0; code < 10; ++code) {
+        out[k].push_back(count > 0 ? float(double(codes[k].Count(code)) / double(count)) : 0.f);
+      }
+    }
+  }
+  for (auto& o : out) {
+    for (float& f : o) {
+      if (!std::isfinite(f)) f = 0;
+    }
   }
   return out;
 }
@@ -397,17 +506,14 @@ std::vector<std::vector<float>> TextureViews(const thumbnail::GreyFrame& frame) 
   const int h = frame.height, w = frame.width;
   Plane whole(h, w);
   whole.v.assign(frame.pixels.begin(), frame.pixels.end());
-  const TexturePlanes planes = PlanesOf(whole);
-  views.push_back(ViewStatistics(planes, {0, 0, h, w}));
+  std::vector<Rect> rects = {{0, 0, h, w}};
   if (std::min(h, w) >= kMinSideForCrops) {
     const int ch = h / 2, cw = w / 2;
     const std::array<std::array<int, 2>, 5> corners = {
         {{0, 0}, {0, cw}, {ch, 0}, {ch, cw}, {h / 4, w / 4}}};
-    for (const auto& [top, left] : corners) {
-      views.push_back(ViewStatistics(planes, {top, left, ch, cw}));
-    }
+    for (const auto& [top, left] : corners) rects.push_back({top, left, ch, cw});
   }
-  return views;
+  return ViewStatistics(PlanesOf(whole), rects);
 }
 
 }  // namespace scisearch::vision

@@ -233,6 +233,21 @@ TEST(TextureTest, ViewsHaveTheirStatisticsAndIgnoreGainOffsetAndQuarterTurns) {
     EXPECT_NEAR(dim_views[0][i], views[0][i], 2e-3 * (1 + std::fabs(views[0][i]))) << i;
     EXPECT_NEAR(turned_views[0][i], views[0][i], 2e-3 * (1 + std::fabs(views[0][i]))) << i;
   }
+  // Each quadrant's statistics are its own: the turn carries the top left quadrant (view 1)
+  // to the top right (2), the top right to the bottom right (4), and so on round. (The 2 x 2
+  // means of the pyramid add their pixels in another order once turned, which may tip a tie
+  // between neighbours and move a pixel of a quadrant's 400 to another binary pattern.)
+  const std::array<std::pair<size_t, size_t>, 4> turned_quadrant = {
+      {{1, 2}, {2, 4}, {4, 3}, {3, 1}}};
+  double farthest_other = 0;  // the most a statistic differs from that of another quadrant
+  for (const auto& [from, to] : turned_quadrant) {
+    for (size_t i = 0; i < size_t(kTextureStatisticsPerView); ++i) {
+      EXPECT_NEAR(turned_views[to][i], views[from][i], 6e-3 * (1 + std::fabs(views[from][i])))
+          << "view " << from << ", statistic " << i;
+      farthest_other = std::max(farthest_other, double(std::fabs(views[to][i] - views[from][i])));
+    }
+  }
+  EXPECT_GT(farthest_other, 0.1);  // the quadrants differ: the test can tell them apart
 
   // Bands are oriented, dots are not: more of the bands' pixels are highly coherent (the
   // last coherence bin at the finest scale: statistics 14..19 are its histogram).
