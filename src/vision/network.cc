@@ -31,7 +31,6 @@ constexpr char kMagic[8] = {'S', 'C', 'I', 'S', 'V', 'I', 'S', '1'};
 constexpr int kFormatVersion = 2;
 // Grey levels enter the network centred: (v - 0.5) / 0.25.
 constexpr float kInputMean = 0.5f, kInputScale = 0.25f;
-constexpr int kMinFrameSide = 8;
 
 // --- The network --------------------------------------------------------------
 

@@ -50,6 +50,13 @@ Result<std::optional<FileFrame>> ReadFrameIfAny(const fs::path& path,
     if (!data.ok()) return data.status();
     auto image = Model::PrepareImage(*data, signal.fields.mode, preprocessing);
     if (!image.ok()) return Status::Error(image.status().code(), where + image.status().message());
+    const thumbnail::GreyFrame& frame = image->frame;
+    if (std::min(frame.height, frame.width) < kMinFrameSide) {
+      return Status::InvalidArgument(where + "its frame is " + std::to_string(frame.height) +
+                                     " x " + std::to_string(frame.width) +
+                                     " px, too small for the vision model (at least " +
+                                     std::to_string(kMinFrameSide) + " on each side)");
+    }
     return std::optional<FileFrame>(FileFrame{std::move(*image), signal.fields.mode, int(*index)});
   } catch (const std::exception& e) {
     return Status::Internal(where + "reader failed: " + e.what());

@@ -50,6 +50,10 @@ struct Preprocessing {
   int texture_side = 768;
 };
 
+// The shortest frame side a model reads (and the shortest tile side it is trained with): a
+// frame shorter than a tile is enlarged, but below this it holds too little to enlarge.
+inline constexpr int kMinFrameSide = 8;
+
 // What a model reads of one image (Model::PrepareImage makes it).
 struct PreparedImage {
   thumbnail::GreyFrame frame;  // the CNN's input, at Preprocessing::frame_side
@@ -218,7 +222,8 @@ class Model {
 
 // The image of the file at `path` (the first signal with a frame; the first frame of a
 // stack) prepared for `preprocessing`, and its operating mode. kUnsupported when the
-// dataset has no frame (spectra), other errors as formats::OpenDataset and Read give them.
+// dataset has no frame (spectra), kInvalidArgument when the prepared frame is shorter than
+// kMinFrameSide on a side, other errors as formats::OpenDataset and Read give them.
 struct FileFrame {
   PreparedImage image;
   formats::Mode mode = formats::Mode::kUnknown;

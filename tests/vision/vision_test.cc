@@ -428,6 +428,16 @@ TEST(CatalogPassTest, TagsEmbedsFindsSimilarAndLearnsFromValidatedTags) {
   const std::string broken = "\x89PNG\r\n\x1a\n broken";
   testing::WriteFileBytes(classes / "dots" / "broken.png",
                           std::vector<uint8_t>(broken.begin(), broken.end()));
+  // An image too small for any model (an icon): it fails alone, and the rest goes on. A 4 x 4
+  // grey PNG, written byte by byte (WritePng would enlarge it as a thumbnail).
+  const std::vector<uint8_t> tiny = {
+      0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48,
+      0x44, 0x52, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x04, 0x08, 0x00, 0x00, 0x00,
+      0x00, 0x8c, 0x9a, 0xc1, 0xa2, 0x00, 0x00, 0x00, 0x1a, 0x49, 0x44, 0x41, 0x54, 0x78,
+      0x9c, 0x63, 0x60, 0xb0, 0xa9, 0xd8, 0xc2, 0x20, 0x12, 0xd0, 0x73, 0x82, 0x41, 0x23,
+      0x65, 0xc1, 0x1d, 0x10, 0xef, 0x03, 0x00, 0x3e, 0x94, 0x07, 0x81, 0x87, 0x5a, 0xf1,
+      0x08, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82};
+  testing::WriteFileBytes(tree / "session" / "tiny.png", tiny);
 
   TrainOptions options = ToyOptions();
   auto set = ReadFolderSet(classes, options.preprocessing, {{"dots/dots0.png", "g1"}}, 2);
@@ -468,7 +478,11 @@ TEST(CatalogPassTest, TagsEmbedsFindsSimilarAndLearnsFromValidatedTags) {
   auto report = TagCatalog(**catalog, **model, pass);
   ASSERT_TRUE(report.ok()) << report.status().message();
   EXPECT_EQ(report->analysed, 24);
-  EXPECT_EQ(report->failed, 0);
+  EXPECT_EQ(report->failed, 1);
+  ASSERT_EQ(report->problems.size(), 1u);
+  EXPECT_NE(report->problems[0].find("tiny.png: its frame is 4 x 4 px, too small"),
+            std::string::npos)
+      << report->problems[0];
   EXPECT_GE(report->tags_written, 20);
   // A second pass finds nothing new for the same model.
   auto again = TagCatalog(**catalog, **model, pass);
@@ -477,7 +491,7 @@ TEST(CatalogPassTest, TagsEmbedsFindsSimilarAndLearnsFromValidatedTags) {
 
   auto rows = (*catalog)->ListDatasets("", "ok");
   ASSERT_TRUE(rows.ok());
-  ASSERT_EQ(rows->size(), 24u);
+  ASSERT_EQ(rows->size(), 25u);  // the tiny image is a dataset too, without image tags
   int right = 0;
   for (const auto& row : *rows) {
     auto d = (*catalog)->GetDatasetById(row.id);
@@ -510,7 +524,9 @@ TEST(CatalogPassTest, TagsEmbedsFindsSimilarAndLearnsFromValidatedTags) {
   auto validated = ReadValidatedTagSet(**catalog, options.preprocessing, 3, 2);
   ASSERT_TRUE(validated.ok()) << validated.status().message();
   EXPECT_EQ(validated->labels, (std::vector<std::string>{"lamellae", "particles"}));
-  EXPECT_EQ(validated->examples.size(), 24u);
+  EXPECT_EQ(validated->examples.size(), 24u);  // the tiny image is named in the problems
+  ASSERT_EQ(validated->problems.size(), 1u);
+  EXPECT_NE(validated->problems[0].find("tiny.png"), std::string::npos);
   TrainOptions head = options;
   head.multi_label = true;
   head.transfer = Transfer::kFreezeFeatures;
