@@ -1,6 +1,6 @@
-// What the vision model reads of an image, timed without the network: the whole
-// preparation of a real SEM micrograph (JPEG read, the CNN's frame, the texture statistics)
-// and the texture statistics alone, for a few image sides. The network's own rate is
+// What the vision model reads of an image: the whole preparation of a real SEM micrograph
+// (JPEG read, the CNN's frame, the texture statistics) and the texture statistics alone, for
+// a few image sides; and the model itself on a batch of prepared frames. The whole pass is
 // measured end to end by `scisearch vision predict` and `vision tag` (bench/vision_eval.sh).
 //   build-bench/bench/vision_bench [--benchmark_filter=texture]
 #include <benchmark/benchmark.h>
@@ -53,6 +53,32 @@ void BM_ReadFileFrame(benchmark::State& state) {
   state.SetItemsProcessed(int64_t(state.iterations()));
 }
 BENCHMARK(BM_ReadFileFrame)->Name("read_file_frame/uhcs3_default")->Unit(benchmark::kMillisecond);
+
+// The model on a batch of 16 prepared frames of 320 x 240 px (six 128 px tiles each, and
+// the texture head's few multiplications), on one libtorch thread, as each worker of a tag
+// pass runs it. The weights come from one training step on noise: the cost does not depend
+// on them.
+void BM_AnalyseBatch(benchmark::State& state) {
+  vision::TrainOptions options;
+  options.epochs = options.min_steps = 1;
+  options.threads = 1;
+  options.validation_fraction = 0;
+  std::vector<vision::LabelledFrame> examples(4);
+  for (size_t i = 0; i < examples.size(); ++i) {
+    examples[i].image.frame = NoiseFrame(240, 320);
+    examples[i].image.texture = vision::TextureViews(examples[i].image.frame);
+    examples[i].labels = {int(i % 2)};
+  }
+  auto model = vision::Model::Train({"a", "b"}, examples, options, nullptr, nullptr);
+  if (!model.ok()) {
+    state.SkipWithError(model.status().message().c_str());
+    return;
+  }
+  const std::vector<vision::PreparedImage> batch(16, examples[0].image);
+  for (auto _ : state) benchmark::DoNotOptimize((*model)->AnalyseBatch(batch));
+  state.SetItemsProcessed(int64_t(state.iterations()) * int64_t(batch.size()));
+}
+BENCHMARK(BM_AnalyseBatch)->Name("analyse_batch/16x320px_1thread")->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
