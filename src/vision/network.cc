@@ -1028,7 +1028,8 @@ Result<std::unique_ptr<Model>> Model::Load(const std::filesystem::path& path, in
     return Status::Corrupt(where + "the weights do not fit the architecture: " + message);
   }
   try {
-    SCISEARCH_RETURN_IF_ERROR(impl->CheckInferenceForm());
+    const Status form = impl->CheckInferenceForm();
+    if (!form.ok()) return Status::Internal(where + form.message());
   } catch (const std::exception& e) {
     return Status::Internal(where + "cannot run the network: " + e.what());
   }
