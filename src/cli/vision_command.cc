@@ -277,42 +277,40 @@ void PrintAnalysis(const std::string& path, const vision::Analysis& analysis, bo
 int RunPredict(const VisionCommand& c) {
   if (c.model.empty())
     return Fail(Status::InvalidArgument("vision predict: --model M is required"), 2);
-  auto model = vision::Model::Load(c.model, c.threads);
+  // c.threads workers, each on a batch of its own (vision::AnalyseFiles).
+  auto model = vision::Model::Load(c.model, 1);
   if (!model.ok()) return Fail(model.status(), 2);
-  // Files are read in parallel a chunk at a time and each chunk analysed as one batch; lines
-  // come out in the order of the paths, a chunk at a time, so a long list shows progress.
-  constexpr size_t kChunk = 32;
+  // Lines keep the order of the paths: a batch waits until those before it are printed, and
+  // a long list shows progress a batch at a time.
+  std::map<size_t, std::vector<vision::FileAnalysis>> waiting;  // by first path index
+  size_t next = 0;                                              // the next path to print
   int status = 0;
-  for (size_t at = 0; at < c.paths.size(); at += kChunk) {
-    const std::vector<std::string> chunk(c.paths.begin() + at,
-                                         c.paths.begin() + std::min(c.paths.size(), at + kChunk));
-    std::vector<Result<vision::FileFrame>> frames =
-        vision::ReadFileFrames(chunk, (*model)->preprocessing(), c.threads);
-    std::vector<vision::PreparedImage> images;
-    for (auto& frame : frames) {
-      if (frame.ok()) images.push_back(std::move(frame->image));
-    }
-    auto batch = (*model)->AnalyseBatch(images);
-    size_t next = 0;  // the next analysis of `batch`
-    for (size_t i = 0; i < chunk.size(); ++i) {
-      if (!frames[i].ok()) {
-        Fail(frames[i].status());
-        status = 1;
-      } else if (!batch.ok()) {
-        Fail(Status::Error(batch.status().code(), chunk[i] + ": " + batch.status().message()));
-        status = 1;
-      } else {
-        PrintAnalysis(chunk[i], (*batch)[next++], c.json);
+  auto print = [&](size_t first, std::vector<vision::FileAnalysis>& results) {
+    waiting.emplace(first, std::move(results));
+    for (auto it = waiting.find(next); it != waiting.end(); it = waiting.find(next)) {
+      for (size_t i = 0; i < it->second.size(); ++i) {
+        const vision::FileAnalysis& result = it->second[i];
+        if (!result.status.ok()) {
+          Fail(result.status);
+          status = 1;
+        } else {
+          PrintAnalysis(c.paths[next + i], result.analysis, c.json);
+        }
       }
+      next += it->second.size();
+      waiting.erase(it);
     }
     std::fflush(stdout);
-  }
+    return Status::Ok();
+  };
+  const Status done = vision::AnalyseFiles(c.paths, **model, c.threads, 16, print);
+  if (!done.ok()) return Fail(done);
   return status;
 }
 
 int RunTag(const VisionCommand& c) {
   if (c.model.empty()) return Fail(Status::InvalidArgument("vision tag: --model M is required"), 2);
-  // The pass runs c.threads workers, each on a batch of its own (TagPassOptions::threads).
+  // c.threads workers, each on a batch of its own (vision::AnalyseFiles).
   auto model = vision::Model::Load(c.model, 1);
   if (!model.ok()) return Fail(model.status(), 2);
   auto catalog = catalog::Catalog::Open(c.data_dir);

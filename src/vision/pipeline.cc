@@ -140,12 +140,50 @@ Result<FileFrame> ReadFileFrame(const fs::path& path, const Preprocessing& prepr
   return std::move(*frame);
 }
 
-std::vector<Result<FileFrame>> ReadFileFrames(const std::vector<std::string>& paths,
-                                              const Preprocessing& preprocessing, int threads) {
-  std::vector<Result<FileFrame>> frames(paths.size(), Status::Internal("not read"));
-  ParallelFor(paths.size(), threads,
-              [&](size_t i) { frames[i] = ReadFileFrame(paths[i], preprocessing); });
-  return frames;
+Status AnalyseFiles(
+    const std::vector<std::string>& paths, const Model& model, int threads, int batch,
+    const std::function<Status(size_t first, std::vector<FileAnalysis>& results)>& on_batch) {
+  const size_t size = size_t(std::max(1, batch));
+  std::mutex mutex;  // guards failure and the calls of on_batch
+  Status failure = Status::Ok();
+  ParallelFor((paths.size() + size - 1) / size, threads, [&](size_t b) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (!failure.ok()) return;
+    }
+    const size_t first = b * size, end = std::min(paths.size(), first + size);
+    std::vector<FileAnalysis> results(end - first);
+    std::vector<PreparedImage> images;
+    std::vector<size_t> analysed;  // the results[] of images[]
+    for (size_t i = 0; i < results.size(); ++i) {
+      const std::string& path = paths[first + i];
+      Result<std::optional<FileFrame>> frame = ReadFrameIfAny(path, model.preprocessing());
+      if (!frame.ok()) {
+        results[i].status = frame.status();
+      } else if (!*frame) {
+        results[i].frameless = true;
+        results[i].status = Status::Unsupported(NoFrameMessage(path));
+      } else {
+        results[i].signal_index = (*frame)->signal_index;
+        images.push_back(std::move((*frame)->image));
+        analysed.push_back(i);
+      }
+    }
+    Result<std::vector<Analysis>> analyses = std::vector<Analysis>();
+    if (!images.empty()) analyses = model.AnalyseBatch(images);
+    for (size_t k = 0; k < analysed.size(); ++k) {
+      FileAnalysis& result = results[analysed[k]];
+      if (analyses.ok()) {
+        result.analysis = std::move((*analyses)[k]);
+      } else {
+        result.status = Status::Error(analyses.status().code(), paths[first + analysed[k]] + ": " +
+                                                                    analyses.status().message());
+      }
+    }
+    std::lock_guard<std::mutex> lock(mutex);
+    if (failure.ok()) failure = on_batch(first, results);
+  });
+  return failure;
 }
 
 Result<FolderSet> ReadFolderSet(const fs::path& dir, const Preprocessing& preprocessing,
@@ -371,55 +409,32 @@ Result<TagPassReport> TagCatalog(catalog::Catalog& catalog, const Model& model,
   SCISEARCH_ASSIGN_OR_RETURN(
       std::vector<catalog::DatasetPath> todo,
       catalog.DatasetsWithoutImageAnalysis(options.root, options.redo ? "" : model.id()));
+  std::vector<std::string> paths;
+  for (const catalog::DatasetPath& d : todo) paths.push_back(d.path);
   TagPassReport report;
-  const size_t batch = size_t(std::max(1, options.batch));
   catalog::Catalog::BatchWriter writer(catalog, 256);
-  std::mutex mutex;  // guards writer, report, done, failure and on_progress
   int64_t done = 0;
-  Status failure = Status::Ok();
-  ParallelFor((todo.size() + batch - 1) / batch, options.threads, [&](size_t b) {
-    {
-      std::lock_guard<std::mutex> lock(mutex);
-      if (!failure.ok()) return;
-    }
-    const size_t at = b * batch, end = std::min(todo.size(), at + batch);
-    std::vector<std::string> paths;
-    for (size_t i = at; i < end; ++i) paths.push_back(todo[i].path);
-    std::vector<std::optional<FileFrame>> frames;
-    std::vector<bool> frameless;
-    std::vector<std::string> problems;
-    ReadFrames(paths, model.preprocessing(), 1, frames, frameless, problems);
-    std::vector<PreparedImage> images;
-    for (auto& frame : frames) {
-      if (frame) images.push_back(std::move(frame->image));
-    }
-    Result<std::vector<Analysis>> analyses = std::vector<Analysis>();
-    if (!images.empty()) analyses = model.AnalyseBatch(images);
-
-    std::lock_guard<std::mutex> lock(mutex);
-    if (!failure.ok()) return;
-    if (!analyses.ok()) {
-      failure = analyses.status();
-      return;
-    }
-    size_t next = 0;  // the next analysis of `analyses`
-    for (size_t i = 0; i < paths.size(); ++i) {
-      if (!frames[i]) {
-        if (frameless[i]) {
-          ++report.skipped;
-        } else {
-          ++report.failed;
-          if (report.problems.size() < 100) report.problems.push_back(problems[i]);
-        }
+  auto note_problem = [&](const std::string& problem) {
+    ++report.failed;
+    if (report.problems.size() < 100) report.problems.push_back(problem);
+  };
+  auto write = [&](size_t first, std::vector<FileAnalysis>& results) {
+    for (size_t i = 0; i < results.size(); ++i) {
+      FileAnalysis& result = results[i];
+      if (result.frameless) {
+        ++report.skipped;
         continue;
       }
-      Analysis& analysis = (*analyses)[next++];
+      if (!result.status.ok()) {
+        note_problem(result.status.message());
+        continue;
+      }
       catalog::ImageAnalysisRecord record;
-      record.dataset_id = todo[at + i].id;
+      record.dataset_id = todo[first + i].id;
       record.model_id = model.id();
-      record.signal_index = frames[i]->signal_index;
-      record.embedding = std::move(analysis.embedding);
-      for (const LabelScore& score : analysis.labels) {
+      record.signal_index = result.signal_index;
+      record.embedding = std::move(result.analysis.embedding);
+      for (const LabelScore& score : result.analysis.labels) {
         if (score.confidence < options.min_confidence) break;  // most confident first
         record.tags.push_back({score.label, "image", score.confidence,
                                "image model " + model.id() + " sees it in the image (" +
@@ -428,18 +443,17 @@ Result<TagPassReport> TagCatalog(catalog::Catalog& catalog, const Model& model,
       }
       Status put = writer.PutImageAnalysis(record);
       if (!put.ok()) {
-        ++report.failed;
-        if (report.problems.size() < 100)
-          report.problems.push_back(paths[i] + ": " + put.message());
+        note_problem(paths[first + i] + ": " + put.message());
         continue;
       }
       ++report.analysed;
       report.tags_written += int64_t(record.tags.size());
     }
-    done += int64_t(end - at);
+    done += int64_t(results.size());
     if (options.on_progress) options.on_progress(done, int64_t(todo.size()));
-  });
-  SCISEARCH_RETURN_IF_ERROR(failure);
+    return Status::Ok();
+  };
+  SCISEARCH_RETURN_IF_ERROR(AnalyseFiles(paths, model, options.threads, options.batch, write));
   SCISEARCH_RETURN_IF_ERROR(writer.Flush());
   report.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

@@ -231,10 +231,23 @@ struct FileFrame {
 };
 Result<FileFrame> ReadFileFrame(const std::filesystem::path& path,
                                 const Preprocessing& preprocessing);
-// ReadFileFrame of each of `paths`, read on `threads` threads (decoding and the texture
-// statistics dominate the cost of an image): element i is the result for paths[i]. Any thread.
-std::vector<Result<FileFrame>> ReadFileFrames(const std::vector<std::string>& paths,
-                                              const Preprocessing& preprocessing, int threads);
+// What AnalyseFiles made of one file.
+struct FileAnalysis {
+  Status status;           // ok, or why the file has no analysis (its path and the reason)
+  bool frameless = false;  // the dataset has no frame (spectra): no fault of the file's
+  int signal_index = 0;    // the signal analysed
+  Analysis analysis;       // when status is ok
+};
+// Reads the files of `paths` (as ReadFileFrame) and analyses them with `model` on `threads`
+// workers: each reads a batch of `batch` files, runs the model once on them, then takes the
+// next batch, so that reading and the network overlap and no worker waits for another. The
+// workers are the parallelism: the model should run on one libtorch thread
+// (Model::Load(path, 1)). After each batch, on_batch(first, results) gets results[i] for
+// paths[first + i]; the calls come one at a time, batches in no particular order. An error
+// on_batch returns stops the work (batches under way are not passed on) and is returned.
+Status AnalyseFiles(
+    const std::vector<std::string>& paths, const Model& model, int threads, int batch,
+    const std::function<Status(size_t first, std::vector<FileAnalysis>& results)>& on_batch);
 
 // A training set laid out as one folder per class (DIR/<label>/<image files>), labels in
 // name order. Files no reader knows are skipped; files that fail to read are listed in
@@ -296,11 +309,10 @@ struct TagPassOptions {
   std::string root;             // "" = the whole catalog
   double min_confidence = 0.5;  // labels below this are not written as tags
   bool redo = false;            // also datasets this model already analysed
-  // Workers, each reading a batch of files and analysing it, then the next: reading and
-  // the network overlap, and no worker waits for the others. Each model call runs on
-  // libtorch's own threads too: load the model with one (Model::Load(path, 1)).
+  // Workers and files per model call, as AnalyseFiles takes them: load the model with one
+  // libtorch thread (Model::Load(path, 1)).
   int threads = 2;
-  int batch = 16;                                                // frames per model call
+  int batch = 16;
   std::function<void(int64_t done, int64_t total)> on_progress;  // may be empty
 };
 struct TagPassReport {

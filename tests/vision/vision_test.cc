@@ -448,25 +448,53 @@ TEST(CatalogPassTest, TagsEmbedsFindsSimilarAndLearnsFromValidatedTags) {
   EXPECT_NE(set->problems[0].find("broken.png"), std::string::npos) << set->problems[0];
   EXPECT_EQ(set->examples[0].group, "g1");
 
-  // Files read in parallel: in the order of the paths, each as read alone, errors in place.
-  const std::vector<std::string> paths = {(classes / "dots" / "dots0.png").string(),
-                                          (classes / "dots" / "broken.png").string(),
-                                          (classes / "stripes" / "stripes1.png").string()};
-  const std::vector<Result<FileFrame>> frames = ReadFileFrames(paths, options.preprocessing, 2);
-  ASSERT_EQ(frames.size(), 3u);
-  EXPECT_FALSE(frames[1].ok());
-  EXPECT_NE(frames[1].status().message().find("broken.png"), std::string::npos);
-  for (size_t i : {0u, 2u}) {
-    ASSERT_TRUE(frames[i].ok()) << frames[i].status().message();
-    auto alone = ReadFileFrame(paths[i], options.preprocessing);
-    ASSERT_TRUE(alone.ok());
-    EXPECT_EQ(frames[i]->image.frame.pixels, alone->image.frame.pixels) << paths[i];
-    EXPECT_EQ(frames[i]->image.texture, alone->image.texture) << paths[i];
-  }
-  EXPECT_NE(frames[0]->image.frame.pixels, frames[2]->image.frame.pixels);
-
   auto model = Model::Train(set->labels, set->examples, options, nullptr, nullptr);
   ASSERT_TRUE(model.ok());
+
+  // Files analysed by parallel workers a batch at a time: each result in its path's place and
+  // as the file analysed alone gives it, errors named in place, every path passed on once.
+  const std::vector<std::string> paths = {
+      (classes / "dots" / "dots0.png").string(), (classes / "dots" / "broken.png").string(),
+      (classes / "stripes" / "stripes1.png").string(), (tree / "session" / "tiny.png").string(),
+      (classes / "stripes" / "stripes3.png").string()};
+  for (int batch : {1, 2}) {
+    std::vector<FileAnalysis> results(paths.size());
+    std::vector<int> passed(paths.size(), 0);
+    const Status analysed = AnalyseFiles(
+        paths, **model, 2, batch, [&](size_t first, std::vector<FileAnalysis>& batch_results) {
+          EXPECT_LE(batch_results.size(), size_t(batch));
+          for (size_t i = 0; i < batch_results.size(); ++i) {
+            ++passed[first + i];
+            results[first + i] = std::move(batch_results[i]);
+          }
+          return Status::Ok();
+        });
+    ASSERT_TRUE(analysed.ok()) << analysed.message();
+    EXPECT_EQ(passed, std::vector<int>(paths.size(), 1));
+    EXPECT_NE(results[1].status.message().find("broken.png"), std::string::npos);
+    EXPECT_NE(results[3].status.message().find("tiny.png"), std::string::npos);
+    for (size_t i : {0u, 2u, 4u}) {
+      ASSERT_TRUE(results[i].status.ok()) << results[i].status.message();
+      auto frame = ReadFileFrame(paths[i], (*model)->preprocessing());
+      ASSERT_TRUE(frame.ok());
+      auto alone = (*model)->Analyse(frame->image);
+      ASSERT_TRUE(alone.ok());
+      ASSERT_EQ(results[i].analysis.labels.size(), alone->labels.size());
+      for (size_t l = 0; l < alone->labels.size(); ++l) {
+        EXPECT_EQ(results[i].analysis.labels[l].label, alone->labels[l].label) << paths[i];
+        EXPECT_NEAR(results[i].analysis.labels[l].confidence, alone->labels[l].confidence, 1e-6);
+      }
+      ASSERT_EQ(results[i].analysis.embedding.size(), alone->embedding.size());
+      for (size_t e = 0; e < alone->embedding.size(); ++e) {
+        EXPECT_NEAR(results[i].analysis.embedding[e], alone->embedding[e], 1e-6);
+      }
+    }
+    EXPECT_NE(results[0].analysis.embedding, results[2].analysis.embedding);
+  }
+  // An error of on_batch stops the work and comes back.
+  const Status stopped = AnalyseFiles(
+      paths, **model, 2, 1, [](size_t, auto&) { return Status::Internal("the consumer gave up"); });
+  EXPECT_EQ(stopped.message(), "the consumer gave up");
 
   auto catalog = catalog::Catalog::Open(dir.path() / "data");
   ASSERT_TRUE(catalog.ok());
