@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "corpus.h"
 #include "formats/formats.h"
 #include "thumbnail/thumbnail.h"
 
@@ -19,17 +20,9 @@ using scisearch::formats::OpenDataset;
 // Real files grouped by their top folder (the format family).
 std::map<std::string, std::vector<fs::path>> FilesByFormat() {
   std::map<std::string, std::vector<fs::path>> out;
-  for (fs::path root :
-       {fs::path(SCISEARCH_SHARED_DATA) / "formats", fs::path(SCISEARCH_TESTDATA) / "formats"}) {
-    if (!fs::exists(root)) continue;
-    for (const auto& entry : fs::recursive_directory_iterator(root)) {
-      if (!entry.is_regular_file() || !scisearch::formats::IsCandidateFile(entry.path())) continue;
-      // A .ser that has its .emi is read through the .emi.
-      if (entry.path().extension() == ".ser") continue;
-      const std::string family = fs::relative(entry.path(), root).begin()->string();
-      out[family].push_back(entry.path());
-    }
-    if (!out.empty()) break;  // shared data when present, else testdata
+  const scisearch::bench::Corpus corpus = scisearch::bench::FindCorpus();
+  for (const fs::path& file : corpus.files) {
+    out[fs::relative(file, corpus.root).begin()->string()].push_back(file);
   }
   return out;
 }

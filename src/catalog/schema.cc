@@ -461,6 +461,71 @@ CREATE TABLE image_embeddings (
 );
 CREATE INDEX image_embeddings_model ON image_embeddings(model_id);
 )sql",
+    // 8: the same index_changes triggers in one statement each. Their UPDATE followed by
+    // INSERT ... SELECT ... WHERE NOT EXISTS made SQLite copy the SELECT into a temporary
+    // b-tree (it reads the table it inserts into) for every row written: a third of the
+    // catalog writer's work in ingest. The upsert gives the item the next seq whether or
+    // not it was there, as the pair did. (Not INSERT OR REPLACE: a trigger's conflict
+    // clause yields to that of the statement firing it, and the catalog's own writes are
+    // upserts.)
+    R"sql(
+DROP TRIGGER datasets_index_insert;
+CREATE TRIGGER datasets_index_insert AFTER INSERT ON datasets BEGIN
+  INSERT INTO index_changes (item, seq)
+    VALUES ('dataset:' || NEW.id, (SELECT IFNULL(MAX(seq), 0) + 1 FROM index_changes))
+    ON CONFLICT(item) DO UPDATE SET seq = excluded.seq;
+END;
+DROP TRIGGER datasets_index_update;
+CREATE TRIGGER datasets_index_update AFTER UPDATE OF path, format, state, fingerprint, acquired,
+    instrument, mode, beam_energy_kev, magnification, pixel_size, pixel_size_units, detector,
+    proposal_id, session_id, embargo_until ON datasets BEGIN
+  INSERT INTO index_changes (item, seq)
+    VALUES ('dataset:' || NEW.id, (SELECT IFNULL(MAX(seq), 0) + 1 FROM index_changes))
+    ON CONFLICT(item) DO UPDATE SET seq = excluded.seq;
+END;
+DROP TRIGGER datasets_index_delete;
+CREATE TRIGGER datasets_index_delete AFTER DELETE ON datasets BEGIN
+  INSERT INTO index_changes (item, seq)
+    VALUES ('dataset:' || OLD.id, (SELECT IFNULL(MAX(seq), 0) + 1 FROM index_changes))
+    ON CONFLICT(item) DO UPDATE SET seq = excluded.seq;
+END;
+DROP TRIGGER tags_index_insert;
+CREATE TRIGGER tags_index_insert AFTER INSERT ON tags BEGIN
+  INSERT INTO index_changes (item, seq)
+    VALUES ('dataset:' || NEW.dataset_id, (SELECT IFNULL(MAX(seq), 0) + 1 FROM index_changes))
+    ON CONFLICT(item) DO UPDATE SET seq = excluded.seq;
+END;
+DROP TRIGGER tags_index_update;
+CREATE TRIGGER tags_index_update AFTER UPDATE ON tags BEGIN
+  INSERT INTO index_changes (item, seq)
+    VALUES ('dataset:' || NEW.dataset_id, (SELECT IFNULL(MAX(seq), 0) + 1 FROM index_changes))
+    ON CONFLICT(item) DO UPDATE SET seq = excluded.seq;
+END;
+DROP TRIGGER tags_index_delete;
+CREATE TRIGGER tags_index_delete AFTER DELETE ON tags BEGIN
+  INSERT INTO index_changes (item, seq)
+    VALUES ('dataset:' || OLD.dataset_id, (SELECT IFNULL(MAX(seq), 0) + 1 FROM index_changes))
+    ON CONFLICT(item) DO UPDATE SET seq = excluded.seq;
+END;
+DROP TRIGGER documents_index_insert;
+CREATE TRIGGER documents_index_insert AFTER INSERT ON documents BEGIN
+  INSERT INTO index_changes (item, seq)
+    VALUES ('document:' || NEW.id, (SELECT IFNULL(MAX(seq), 0) + 1 FROM index_changes))
+    ON CONFLICT(item) DO UPDATE SET seq = excluded.seq;
+END;
+DROP TRIGGER documents_index_update;
+CREATE TRIGGER documents_index_update AFTER UPDATE ON documents BEGIN
+  INSERT INTO index_changes (item, seq)
+    VALUES ('document:' || NEW.id, (SELECT IFNULL(MAX(seq), 0) + 1 FROM index_changes))
+    ON CONFLICT(item) DO UPDATE SET seq = excluded.seq;
+END;
+DROP TRIGGER documents_index_delete;
+CREATE TRIGGER documents_index_delete AFTER DELETE ON documents BEGIN
+  INSERT INTO index_changes (item, seq)
+    VALUES ('document:' || OLD.id, (SELECT IFNULL(MAX(seq), 0) + 1 FROM index_changes))
+    ON CONFLICT(item) DO UPDATE SET seq = excluded.seq;
+END;
+)sql",
 };
 
 constexpr int kVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));

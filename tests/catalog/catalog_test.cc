@@ -257,6 +257,57 @@ TEST(CatalogTest, ReplaceKeepsIdAndExpertTags) {
   EXPECT_TRUE(c.IntegrityCheck().ok());
 }
 
+// The search index follows the catalog through its change sequence: every write that
+// changes what a dataset or document shows moves that item to a new, highest sequence.
+TEST(CatalogTest, EveryWriteOfASearchableItemMovesItToTheLatestChange) {
+  TempDir tmp;
+  auto cat = Catalog::Open(tmp.path());
+  ASSERT_TRUE(cat.ok());
+  Catalog& c = **cat;
+  const int64_t run = *c.StartRun("/data");
+  auto items_after = [](Catalog& catalog, int64_t after) {
+    std::string out;
+    auto changes = catalog.ChangesSince(after);
+    if (!changes.ok()) return changes.status().message();
+    for (const ItemChange& change : *changes) out += change.item + " ";
+    return out;
+  };
+  ASSERT_TRUE(c.PutDataset(run, MakeRecord("/data/a.dm3", 1)).ok());
+  ASSERT_TRUE(c.PutDataset(run, MakeRecord("/data/b.dm3", 1)).ok());
+  const std::string a = "dataset:" + std::to_string(c.GetDataset("/data/a.dm3")->id);
+  const std::string b = "dataset:" + std::to_string(c.GetDataset("/data/b.dm3")->id);
+  EXPECT_EQ(items_after(c, 0), a + " " + b + " ");
+  const int64_t both = *c.ChangeSequence();
+
+  // A new version of a: it alone moves, past b, and keeps one row.
+  ASSERT_TRUE(c.PutDataset(run, MakeRecord("/data/a.dm3", 2, 5000)).ok());
+  EXPECT_EQ(items_after(c, both), a + " ");
+  EXPECT_GT(*c.ChangeSequence(), both);
+  EXPECT_EQ(items_after(c, 0), b + " " + a + " ");
+
+  // The same after the migration that rewrote the triggers runs on a populated catalog.
+  Query(tmp.path(), "PRAGMA user_version = " + std::to_string(SchemaVersion() - 1));
+  cat->reset();
+  cat = Catalog::Open(tmp.path());
+  ASSERT_TRUE(cat.ok()) << cat.status().message();
+  Catalog& reopened = **cat;
+  const int64_t before_tag = *reopened.ChangeSequence();
+  ASSERT_TRUE(reopened.AddExpertTag(reopened.GetDataset("/data/b.dm3")->id, "lamella", "ana").ok());
+  EXPECT_EQ(items_after(reopened, before_tag), b + " ");
+
+  DocumentRecord document;
+  document.id = "P-1";
+  document.kind = "proposal";
+  document.title = "Lamellae";
+  ASSERT_TRUE(reopened.PutDocument(document).ok());
+  const int64_t with_document = *reopened.ChangeSequence();
+  document.title = "Lamellae again";
+  ASSERT_TRUE(reopened.PutDocument(document).ok());
+  EXPECT_EQ(items_after(reopened, with_document), "document:P-1 ");
+  EXPECT_EQ(Query(tmp.path(), "SELECT COUNT(*) FROM index_changes"), "3");
+  EXPECT_TRUE(reopened.IntegrityCheck().ok());
+}
+
 TEST(CatalogTest, ThumbnailsArePendingUntilAnOutcomeForTheCurrentVersion) {
   TempDir tmp;
   auto cat = Catalog::Open(tmp.path());
