@@ -207,28 +207,13 @@ class WorkerProcess {
   Outcome Call(const Json& request, const std::string& payload, Clock::time_point deadline,
                uint64_t max_reply_payload) {
     const std::vector<uint8_t> text = Json::to_msgpack(request);
-    const uint64_t sizes[2] = {text.size(), payload.size()};
-    if (!Send(sizes, sizeof(sizes)) || !Send(text.data(), text.size()) ||
-        !Send(payload.data(), payload.size())) {
+    if (!SendWorkerFrame(fd_, text.data(), text.size(), payload.data(), payload.size())) {
       return Died();
     }
     return Receive(deadline, max_reply_payload);
   }
 
  private:
-  bool Send(const void* data, size_t size) {
-    const auto* in = static_cast<const char*>(data);
-    while (size > 0) {
-      // MSG_NOSIGNAL: a dead worker must not raise SIGPIPE in this process.
-      const ssize_t n = ::send(fd_, in, size, MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return false;
-      in += n;
-      size -= size_t(n);
-    }
-    return true;
-  }
-
   enum class Got { kAll, kEnd, kLate };
   Got ReceiveExact(void* data, size_t size, Clock::time_point deadline) {
     auto* out = static_cast<char*>(data);

@@ -39,25 +39,10 @@ bool ReadExact(int fd, void* data, size_t size) {
   return true;
 }
 
-bool WriteExact(int fd, const void* data, size_t size) {
-  const auto* in = static_cast<const char*>(data);
-  while (size > 0) {
-    const ssize_t n = ::send(fd, in, size, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    in += n;
-    size -= size_t(n);
-  }
-  return true;
-}
-
 bool WriteFrame(const Json& header, const std::vector<uint8_t>& payload = {}) {
   // MessagePack carries strings as bytes, so invalid UTF-8 from a file cannot fail here.
   const std::vector<uint8_t> text = Json::to_msgpack(header);
-  const uint64_t sizes[2] = {text.size(), payload.size()};
-  return WriteExact(kWorkerSocketFd, sizes, sizeof(sizes)) &&
-         WriteExact(kWorkerSocketFd, text.data(), text.size()) &&
-         WriteExact(kWorkerSocketFd, payload.data(), payload.size());
+  return SendWorkerFrame(kWorkerSocketFd, text.data(), text.size(), payload.data(), payload.size());
 }
 
 struct Request {
