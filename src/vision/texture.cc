@@ -383,6 +383,11 @@ class Cells {
     }
     return out;
   }
+  // As above, each pixel's value added as it is: sum.Add(lane, value).
+  template <typename Sum, typename T>
+  std::vector<Sum> SumsOfViews(const T* plane, int plane_width) const {
+    return SumsOfViews<Sum>(plane, plane_width, [](Sum& sum, int lane, T v) { sum.Add(lane, v); });
+  }
 
  private:
   static size_t Index(const std::vector<int>& edges, int edge) {
@@ -418,9 +423,7 @@ std::vector<std::vector<float>> ViewStatistics(const TexturePlanes& p,
   std::vector<double> sds(views.size());
   {
     const std::vector<LaneMoments> moments =
-        Cells(views, a.height, a.width)
-            .SumsOfViews<LaneMoments>(a.v.data(), a.width,
-                                      [](LaneMoments& m, int lane, float v) { m.Add(lane, v); });
+        Cells(views, a.height, a.width).SumsOfViews<LaneMoments>(a.v.data(), a.width);
     for (size_t k = 0; k < views.size(); ++k) {
       const double n = views[k].Area();
       const double mean = moments[k].sum.Total() / n;
@@ -451,8 +454,7 @@ std::vector<std::vector<float>> ViewStatistics(const TexturePlanes& p,
         t.coherence.v.data(), t.coherence.width, [](LaneHistogram<6>& h, int lane, float c) {
           h.Add(lane, size_t(std::clamp(int(c * 6), 0, 5)));
         });
-    const auto energy = cells.SumsOfViews<LaneSum>(
-        t.energy.v.data(), t.energy.width, [](LaneSum& s, int lane, float e) { s.Add(lane, e); });
+    const auto energy = cells.SumsOfViews<LaneSum>(t.energy.v.data(), t.energy.width);
     for (size_t k = 0; k < views.size(); ++k) {
       const double area = rects[k].Area();
       for (size_t b = 0; b < 6; ++b) out[k].push_back(float(double(bins[k].Count(b)) / area));
@@ -462,10 +464,7 @@ std::vector<std::vector<float>> ViewStatistics(const TexturePlanes& p,
   for (size_t level = 0; level < p.laplacian.size(); ++level) {
     const Plane& l = p.laplacian[level];
     const std::vector<Rect> rects = AtLevel(views, int(level), l.height, l.width);
-    const auto totals =
-        Cells(rects, l.height, l.width)
-            .SumsOfViews<LaneSum>(l.v.data(), l.width,
-                                  [](LaneSum& s, int lane, float v) { s.Add(lane, v); });
+    const auto totals = Cells(rects, l.height, l.width).SumsOfViews<LaneSum>(l.v.data(), l.width);
     for (size_t k = 0; k < views.size(); ++k) {
       out[k].push_back(float(std::log(totals[k].Total() / rects[k].Area() / sds[k] + 1e-9)));
     }
@@ -476,9 +475,8 @@ std::vector<std::vector<float>> ViewStatistics(const TexturePlanes& p,
     const std::vector<Rect> rects = AtLevel(views, level, plane.height, plane.width);
     const auto codes =
         Cells(rects, plane.height, plane.width)
-            .SumsOfViews<LaneHistogram<256>>(  // by code, kNoPattern included
-                p.patterns[m].data(), plane.width,
-                [](LaneHistogram<256>& h, int lane, uint8_t code) { h.Add(lane, code); });
+            .SumsOfViews<LaneHistogram<256>>(p.patterns[m].data(),  // by code, kNoPattern included
+                                             plane.width);
     for (size_t k = 0; k < views.size(); ++k) {
       int64_t count = 0;
       for (size_t code = 0; code < 10; ++code) count += codes[k].Count(code);

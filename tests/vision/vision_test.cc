@@ -491,10 +491,14 @@ TEST(CatalogPassTest, TagsEmbedsFindsSimilarAndLearnsFromValidatedTags) {
     }
     EXPECT_NE(results[0].analysis.embedding, results[2].analysis.embedding);
   }
-  // An error of on_batch stops the work and comes back.
-  const Status stopped = AnalyseFiles(
-      paths, **model, 2, 1, [](size_t, auto&) { return Status::Internal("the consumer gave up"); });
+  // An error of on_batch stops the work and comes back: no later batch is passed on.
+  int calls = 0;
+  const Status stopped = AnalyseFiles(paths, **model, 2, 1, [&](size_t, auto&) {
+    ++calls;
+    return Status::Internal("the consumer gave up");
+  });
   EXPECT_EQ(stopped.message(), "the consumer gave up");
+  EXPECT_EQ(calls, 1);
 
   auto catalog = catalog::Catalog::Open(dir.path() / "data");
   ASSERT_TRUE(catalog.ok());
