@@ -271,8 +271,9 @@ bool IsCandidateFile(const fs::path& path) {
 Result<std::unique_ptr<DatasetReader>> OpenDataset(const fs::path& path,
                                                    const OpenOptions& options) {
   std::error_code ec;
-  if (!fs::exists(path, ec)) return Status::NotFound(path.string() + ": no such file");
-  if (fs::is_directory(path, ec)) return Status::InvalidArgument(path.string() + ": is a folder");
+  const fs::file_status status = fs::status(path, ec);  // one stat for both checks
+  if (!fs::exists(status)) return Status::NotFound(path.string() + ": no such file");
+  if (fs::is_directory(status)) return Status::InvalidArgument(path.string() + ": is a folder");
   return OpenByContent(path, path, options, 0);
 }
 
