@@ -331,9 +331,8 @@ DatasetRow ReadDatasetRow(const Statement& s) {
 }
 
 // SQL shared by PutDataset and RecordError. Without RETURNING: SQLite gathers a
-// RETURNING clause's rows in a temporary b-tree, opened and closed by every upsert,
-// which cost ingest's writer more than the row itself; kDatasetIdByPath finds the
-// row through the path's unique index instead.
+// RETURNING clause's rows in a temporary b-tree, opened and closed by every upsert;
+// kDatasetIdByPath finds the row through the path's unique index instead.
 constexpr const char* kUpsertDataset =
     "INSERT INTO datasets (path, root, format, state, error, fingerprint, size_bytes, mtime, "
     "first_seen, last_seen, ingest_run_id, acquired, instrument, mode, beam_energy_kev, "

@@ -463,11 +463,10 @@ CREATE INDEX image_embeddings_model ON image_embeddings(model_id);
 )sql",
     // 8: the same index_changes triggers in one statement each. Their UPDATE followed by
     // INSERT ... SELECT ... WHERE NOT EXISTS made SQLite copy the SELECT into a temporary
-    // b-tree (it reads the table it inserts into) for every row written: a third of the
-    // catalog writer's work in ingest. The upsert gives the item the next seq whether or
-    // not it was there, as the pair did. (Not INSERT OR REPLACE: a trigger's conflict
-    // clause yields to that of the statement firing it, and the catalog's own writes are
-    // upserts.)
+    // b-tree (it reads the table it inserts into) for every row written. The upsert gives
+    // the item the next seq whether or not it was there, as the pair did. (Not INSERT OR
+    // REPLACE: a trigger's conflict clause yields to that of the statement firing it, and
+    // the catalog's own writes are upserts.)
     R"sql(
 DROP TRIGGER datasets_index_insert;
 CREATE TRIGGER datasets_index_insert AFTER INSERT ON datasets BEGIN
