@@ -46,12 +46,24 @@ void BM_PutDatasets(benchmark::State& state) {
   const fs::path dir =
       fs::temp_directory_path() / ("scisearch-catalog-bench-" + std::to_string(::getpid()));
   fs::remove_all(dir);
+  // Declared before the catalog, so that the catalog is closed before its folder goes.
+  struct RemovedAtEnd {
+    fs::path dir;
+    ~RemovedAtEnd() {
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+    }
+  } removed_at_end{dir};
   auto catalog = Catalog::Open(dir);
   if (!catalog.ok()) {
     state.SkipWithError(catalog.status().message().c_str());
     return;
   }
   auto run = (*catalog)->StartRun("/bench");
+  if (!run.ok()) {
+    state.SkipWithError(run.status().message().c_str());
+    return;
+  }
   int64_t copy = 0;
   for (auto _ : state) {
     Catalog::BatchWriter writer(**catalog, 64);
@@ -72,8 +84,6 @@ void BM_PutDatasets(benchmark::State& state) {
     ++copy;
   }
   state.SetItemsProcessed(int64_t(state.iterations()) * int64_t(records.size()));
-  catalog->reset();
-  fs::remove_all(dir);
 }
 BENCHMARK(BM_PutDatasets)->Name("put_datasets")->Unit(benchmark::kMillisecond)->MinTime(3);
 
