@@ -625,13 +625,20 @@ std::optional<formats::NormalisedFields> DatasetFields(const formats::Dataset& d
   return fields;
 }
 
-// Upserts the dataset row and returns its id. Keeps id and first_seen of an existing row.
-Result<int64_t> UpsertDatasetRow(Statement& s, Statement& find_id, int64_t run_id,
-                                 const std::string& path, const std::string& root,
-                                 const std::string* format, const char* state,
-                                 const std::string* error, const std::string& fingerprint,
-                                 const std::vector<FileStat>& files,
-                                 const formats::NormalisedFields* fields) {
+// The row UpsertDatasetRow wrote.
+struct UpsertedDataset {
+  int64_t id = 0;
+  bool is_new = false;  // no row had the path before: nothing can refer to this one yet
+};
+
+// Upserts the dataset row of `path`. Keeps id and first_seen of an existing row.
+Result<UpsertedDataset> UpsertDatasetRow(sqlite3* db, Statement& s, Statement& find_id,
+                                         int64_t run_id, const std::string& path,
+                                         const std::string& root, const std::string* format,
+                                         const char* state, const std::string* error,
+                                         const std::string& fingerprint,
+                                         const std::vector<FileStat>& files,
+                                         const formats::NormalisedFields* fields) {
   uint64_t size = 0;
   int64_t newest = std::numeric_limits<int64_t>::min();
   for (const auto& f : files) {
@@ -658,25 +665,34 @@ Result<int64_t> UpsertDatasetRow(Statement& s, Statement& find_id, int64_t run_i
   }
   s.Bind(9, NowIso()).Bind(10, run_id);
   BindFields(s, 11, fields);
-  SCISEARCH_RETURN_IF_ERROR(s.Run());
+  // Looked up before the upsert, which keeps an existing row's id, so that a new row's
+  // id is the insert's own rowid (the index_changes trigger's insert does not change it).
   find_id.Bind(1, path);
   Result<bool> row = find_id.Step();
-  const int64_t id = row.ok() && *row ? find_id.Int(0) : 0;
+  UpsertedDataset out;
+  out.is_new = row.ok() && !*row;
+  out.id = row.ok() && *row ? find_id.Int(0) : 0;
   find_id.Reset();
   if (!row.ok()) return row.status();
-  if (!*row) return Status::Internal("catalog: upsert of " + path + " left no row");
-  return id;
+  SCISEARCH_RETURN_IF_ERROR(s.Run());
+  if (out.is_new) out.id = sqlite3_last_insert_rowid(db);
+  return out;
 }
 
 }  // namespace
 
-Status Catalog::ReplaceDerivedRows(int64_t dataset_id, const std::vector<FileStat>& files) {
+Status Catalog::ReplaceDerivedRows(int64_t dataset_id, bool is_new,
+                                   const std::vector<FileStat>& files) {
   StatementCache& c = *statements_;
-  for (const char* sql :
-       {kDeleteFiles, kDeleteSignals, kDeleteThumbnails, kDeleteDerivedTags, kDeleteEmbedding}) {
-    SCISEARCH_ASSIGN_OR_RETURN(Statement * del, c.Get(sql));
-    del->Bind(1, dataset_id);
-    SCISEARCH_RETURN_IF_ERROR(del->Run());
+  // Every table below refers to datasets with ON DELETE CASCADE, so a new row has no
+  // derived rows to drop (a reused id's went with the row that had it).
+  if (!is_new) {
+    for (const char* sql :
+         {kDeleteFiles, kDeleteSignals, kDeleteThumbnails, kDeleteDerivedTags, kDeleteEmbedding}) {
+      SCISEARCH_ASSIGN_OR_RETURN(Statement * del, c.Get(sql));
+      del->Bind(1, dataset_id);
+      SCISEARCH_RETURN_IF_ERROR(del->Run());
+    }
   }
   for (const auto& f : files) {
     SCISEARCH_ASSIGN_OR_RETURN(Statement * ins, c.Get(kUpsertFile));
@@ -702,11 +718,12 @@ Status Catalog::PutDatasetUnlocked(int64_t run_id, const DatasetRecord& record) 
   const formats::NormalisedFields* fields = dataset_fields ? &*dataset_fields : nullptr;
   SCISEARCH_ASSIGN_OR_RETURN(Statement * upsert, c.Get(kUpsertDataset));
   SCISEARCH_ASSIGN_OR_RETURN(Statement * find_id, c.Get(kDatasetIdByPath));
-  SCISEARCH_ASSIGN_OR_RETURN(
-      const int64_t id,
-      UpsertDatasetRow(*upsert, *find_id, run_id, record.path, record.root, &record.dataset.format,
-                       "ok", nullptr, record.fingerprint, record.files, fields));
-  SCISEARCH_RETURN_IF_ERROR(ReplaceDerivedRows(id, record.files));
+  SCISEARCH_ASSIGN_OR_RETURN(const UpsertedDataset row,
+                             UpsertDatasetRow(db_, *upsert, *find_id, run_id, record.path,
+                                              record.root, &record.dataset.format, "ok", nullptr,
+                                              record.fingerprint, record.files, fields));
+  const int64_t id = row.id;
+  SCISEARCH_RETURN_IF_ERROR(ReplaceDerivedRows(id, row.is_new, record.files));
   std::vector<EncodedSignal> encoded_here;
   if (record.encoded.size() != record.dataset.signals.size()) {
     encoded_here = EncodeSignals(record.dataset);
@@ -740,10 +757,10 @@ Status Catalog::RecordErrorUnlocked(int64_t run_id, const ErrorRecord& record) {
   SCISEARCH_ASSIGN_OR_RETURN(Statement * upsert, c.Get(kUpsertDataset));
   SCISEARCH_ASSIGN_OR_RETURN(Statement * find_id, c.Get(kDatasetIdByPath));
   SCISEARCH_ASSIGN_OR_RETURN(
-      const int64_t id,
-      UpsertDatasetRow(*upsert, *find_id, run_id, record.path, record.root, nullptr, "error",
+      const UpsertedDataset row,
+      UpsertDatasetRow(db_, *upsert, *find_id, run_id, record.path, record.root, nullptr, "error",
                        &record.reason, record.fingerprint, record.files, nullptr));
-  SCISEARCH_RETURN_IF_ERROR(ReplaceDerivedRows(id, record.files));
+  SCISEARCH_RETURN_IF_ERROR(ReplaceDerivedRows(row.id, row.is_new, record.files));
   SCISEARCH_ASSIGN_OR_RETURN(Statement * err, c.Get(kInsertRunError));
   err->Bind(1, run_id).Bind(2, record.path).Bind(3, record.reason).Bind(4, NowIso());
   return err->Run();
@@ -1787,8 +1804,11 @@ Result<QueueEntry> Catalog::RandomDataset(uint64_t draw, int64_t not_id) {
       hi >= lo && hi > 0 ? lo + static_cast<int64_t>(draw % static_cast<uint64_t>(hi - lo + 1)) : 0;
   SCISEARCH_ASSIGN_OR_RETURN(
       Statement * pick,
-      statements_->Get("SELECT id, path FROM datasets WHERE state = 'ok' AND id >= ?1 AND id != ?2 "
-                       "ORDER BY id LIMIT 1"));
+      // "+state": the rowid range leads. Through datasets_state_path, SQLite would read
+      // and sort every 'ok' row to find the first.
+      statements_->Get(
+          "SELECT id, path FROM datasets WHERE +state = 'ok' AND id >= ?1 AND id != ?2 "
+          "ORDER BY id LIMIT 1"));
   for (int64_t from : {start, int64_t{0}}) {
     pick->Reset();
     pick->Bind(1, from).Bind(2, not_id);

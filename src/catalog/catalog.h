@@ -662,7 +662,8 @@ class Catalog {
   Status PutDatasetUnlocked(int64_t run_id, const DatasetRecord& record);
   // Rewrites the member files of dataset `dataset_id` and drops what ingest derives
   // from its contents (signals with their metadata, thumbnails, machine tags).
-  Status ReplaceDerivedRows(int64_t dataset_id, const std::vector<FileStat>& files);
+  // `is_new`: the dataset's row was inserted just now, so there is nothing to drop.
+  Status ReplaceDerivedRows(int64_t dataset_id, bool is_new, const std::vector<FileStat>& files);
   // Fills d.files, d.signals and d.tags.
   Status ReadDatasetDetail(DatasetRow& d);
   Status PutDocumentUnlocked(const DocumentRecord& document);
