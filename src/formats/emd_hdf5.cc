@@ -924,9 +924,7 @@ class VeloxDetectorFinder {
 // nullopt when `text` is not a JSON object.
 std::optional<std::string> VeloxDetector(std::string_view text) {
   VeloxDetectorFinder finder;
-  if (!Metadata::sax_parse(text, &finder, Metadata::input_format_t::json, /*strict=*/true)) {
-    return std::nullopt;
-  }
+  if (!ParseJsonEvents(text, finder)) return std::nullopt;
   return finder.detector();
 }
 

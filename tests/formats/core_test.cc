@@ -2,6 +2,7 @@
 // .npy writing, normalisation and the JSON helpers.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -472,12 +473,76 @@ bool SameTree(const Metadata& a, const Metadata& b) {
   return true;
 }
 
+// A SAX handler that writes down every event, to compare the event streams of two
+// parsers. It refuses the event after the first `budget` (never when negative).
+class EventLog {
+ public:
+  explicit EventLog(int budget = -1) : budget_(budget) {}
+
+  bool null() { return Add("null"); }
+  bool boolean(bool value) { return Add(value ? "true" : "false"); }
+  bool number_integer(Metadata::number_integer_t value) {
+    return Add("int:" + std::to_string(value));
+  }
+  bool number_unsigned(Metadata::number_unsigned_t value) {
+    return Add("uint:" + std::to_string(value));
+  }
+  bool number_float(Metadata::number_float_t value, const std::string& text) {
+    char exact[64];
+    std::snprintf(exact, sizeof(exact), "%a", value);
+    return Add(std::string("float:") + exact + "/" + text);
+  }
+  bool string(std::string& value) { return Add("string:" + value); }
+  bool binary(Metadata::binary_t&) { return Add("binary"); }
+  bool start_object(std::size_t) { return Add("{"); }
+  bool key(std::string& key) { return Add("key:" + key); }
+  bool end_object() { return Add("}"); }
+  bool start_array(std::size_t) { return Add("["); }
+  bool end_array() { return Add("]"); }
+  template <class Exception>
+  bool parse_error(std::size_t, const std::string&, const Exception&) {
+    return false;
+  }
+
+  const std::string& events() const { return events_; }
+
+ private:
+  bool Add(const std::string& event) {
+    if (budget_ == 0) return false;
+    if (budget_ > 0) --budget_;
+    events_ += event;
+    events_ += '\n';
+    return true;
+  }
+
+  int budget_;
+  std::string events_;
+};
+
 void ExpectParsesLikeNlohmann(std::string_view text) {
   const std::optional<Metadata> got = ParseMetadataJson(text);
   const std::optional<Metadata> want = ReferenceParse(text);
   ASSERT_EQ(got.has_value(), want.has_value()) << "'" << text << "'";
   if (got) {
     EXPECT_TRUE(SameTree(*got, *want)) << "'" << text << "'";
+    // The raw events too (a repeated key, say, before any tree merges it).
+    EventLog ours, theirs;
+    EXPECT_TRUE(ParseJsonEvents(text, ours));
+    EXPECT_TRUE(Metadata::sax_parse(text, &theirs, Metadata::input_format_t::json, true));
+    EXPECT_EQ(ours.events(), theirs.events()) << "'" << text << "'";
+  }
+}
+
+TEST(ParseJsonEventsTest, StopsWhenTheHandlerRefusesAnEvent) {
+  const std::string text = "{\"a\":[1,2.5,\"x\",true,null],\"b\":{}}";
+  EventLog all;
+  ASSERT_TRUE(ParseJsonEvents(text, all));
+  const size_t events = size_t(std::count(all.events().begin(), all.events().end(), '\n'));
+  ASSERT_EQ(events, 13u);
+  for (int budget = 0; budget < int(events); ++budget) {
+    EventLog some(budget);
+    EXPECT_FALSE(ParseJsonEvents(text, some)) << budget;
+    EXPECT_EQ(size_t(std::count(some.events().begin(), some.events().end(), '\n')), size_t(budget));
   }
 }
 
