@@ -6,8 +6,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <memory>
+#include <type_traits>
 
 #include "formats/dataset_json.h"
 #include "formats/formats.h"
@@ -321,6 +323,202 @@ void AppendJson(const Metadata& json, std::string& out) {
 std::optional<Metadata> ParseMetadataJson(std::string_view text) {
   dataset_json_internal::MetadataBuilder builder(/*steal_strings=*/true);
   if (!ParseJsonEvents(text, builder)) return std::nullopt;
+  return builder.Take();
+}
+
+namespace {
+
+// ParseMetadataMsgpack's scanner: MessagePack as nlohmann's reader takes it (object keys
+// must be strings; ext values become binaries with a subtype; 0xC1 is refused), with
+// the same events.
+class MsgpackParser {
+ public:
+  MsgpackParser(std::string_view bytes, dataset_json_internal::MetadataBuilder& out)
+      : p_(reinterpret_cast<const uint8_t*>(bytes.data())), end_(p_ + bytes.size()), out_(out) {}
+
+  bool Parse() {
+    struct Open {
+      bool is_object;
+      uint64_t left;  // members or elements still to read
+    };
+    std::vector<Open> open;
+    while (true) {
+      if (!open.empty() && open.back().is_object && !Key()) return false;
+      uint64_t size = 0;
+      switch (Value(size)) {
+        case Read::kError:
+          return false;
+        case Read::kObject:
+        case Read::kArray:
+          open.push_back(Open{open_is_object_, size});
+          continue;  // its first member or element
+        case Read::kValue:
+          break;
+      }
+      // A value is complete: close the containers it completes.
+      while (!open.empty() && --open.back().left == 0) {
+        if (!(open.back().is_object ? out_.end_object() : out_.end_array())) return false;
+        open.pop_back();
+      }
+      if (open.empty()) return p_ == end_;
+    }
+  }
+
+ private:
+  enum class Read { kError, kValue, kObject, kArray };
+
+  bool Has(uint64_t count) const { return uint64_t(end_ - p_) >= count; }
+
+  // A big-endian unsigned integer of `bytes` bytes into `out`.
+  bool BigEndian(int bytes, uint64_t& out) {
+    if (!Has(uint64_t(bytes))) return false;
+    out = 0;
+    for (int k = 0; k < bytes; ++k) out = (out << 8) | *p_++;
+    return true;
+  }
+
+  template <typename Signed>
+  bool SignedOf(uint64_t bits) {
+    using Unsigned = std::make_unsigned_t<Signed>;
+    return out_.number_integer(Metadata::number_integer_t(Signed(Unsigned(bits))));
+  }
+
+  bool Text(uint64_t length) {
+    if (!Has(length)) return false;
+    text_.assign(reinterpret_cast<const char*>(p_), size_t(length));
+    p_ += length;
+    return true;
+  }
+
+  bool Binary(uint64_t length, std::optional<uint8_t> subtype) {
+    if (!Has(length)) return false;
+    Metadata::binary_t bytes(std::vector<uint8_t>(p_, p_ + length));
+    p_ += length;
+    if (subtype) bytes.set_subtype(*subtype);
+    return out_.binary(bytes);
+  }
+
+  // An ext value: its subtype (a signed byte), then `length` bytes.
+  bool Extension(uint64_t length) {
+    if (!Has(1)) return false;
+    const uint8_t subtype = *p_++;
+    return Binary(length, subtype);
+  }
+
+  // A string's header and bytes into text_; false for any other type.
+  bool String() {
+    if (!Has(1)) return false;
+    const uint8_t b = *p_++;
+    uint64_t length = 0;
+    if (b >= 0xA0 && b <= 0xBF) {
+      length = b & 0x1F;
+    } else if (b == 0xD9 || b == 0xDA || b == 0xDB) {
+      if (!BigEndian(1 << (b - 0xD9), length)) return false;
+    } else {
+      return false;
+    }
+    return Text(length);
+  }
+
+  bool Key() { return String() && out_.key(text_); }
+
+  // A container's start: an empty one is a whole value.
+  Read Container(bool is_object, uint64_t size, uint64_t& out_size) {
+    if (!(is_object ? out_.start_object(size_t(size)) : out_.start_array(size_t(size)))) {
+      return Read::kError;
+    }
+    if (size == 0) {
+      return (is_object ? out_.end_object() : out_.end_array()) ? Read::kValue : Read::kError;
+    }
+    open_is_object_ = is_object;
+    out_size = size;
+    return is_object ? Read::kObject : Read::kArray;
+  }
+
+  Read Value(uint64_t& size) {
+    auto done = [](bool ok) { return ok ? Read::kValue : Read::kError; };
+    if (!Has(1)) return Read::kError;
+    const uint8_t b = *p_;
+    if (b <= 0x7F) return ++p_, done(out_.number_unsigned(b));
+    if (b >= 0xE0) return ++p_, done(out_.number_integer(int8_t(b)));
+    if (b >= 0x80 && b <= 0x8F) return ++p_, Container(true, b & 0x0F, size);
+    if (b >= 0x90 && b <= 0x9F) return ++p_, Container(false, b & 0x0F, size);
+    if ((b >= 0xA0 && b <= 0xBF) || (b >= 0xD9 && b <= 0xDB)) {
+      return done(String() && out_.string(text_));
+    }
+    ++p_;
+    uint64_t n = 0;
+    switch (b) {
+      case 0xC0:
+        return done(out_.null());
+      case 0xC2:
+      case 0xC3:
+        return done(out_.boolean(b == 0xC3));
+      case 0xC4:
+      case 0xC5:
+      case 0xC6:
+        return done(BigEndian(1 << (b - 0xC4), n) && Binary(n, std::nullopt));
+      case 0xC7:
+      case 0xC8:
+      case 0xC9:
+        return done(BigEndian(1 << (b - 0xC7), n) && Extension(n));
+      case 0xCA: {
+        if (!BigEndian(4, n)) return Read::kError;
+        float value;
+        const uint32_t bits = uint32_t(n);
+        std::memcpy(&value, &bits, sizeof(value));
+        return done(out_.number_float(double(value), ""));
+      }
+      case 0xCB: {
+        if (!BigEndian(8, n)) return Read::kError;
+        double value;
+        std::memcpy(&value, &n, sizeof(value));
+        return done(out_.number_float(value, ""));
+      }
+      case 0xCC:
+      case 0xCD:
+      case 0xCE:
+      case 0xCF:
+        return done(BigEndian(1 << (b - 0xCC), n) && out_.number_unsigned(n));
+      case 0xD0:
+        return done(BigEndian(1, n) && SignedOf<int8_t>(n));
+      case 0xD1:
+        return done(BigEndian(2, n) && SignedOf<int16_t>(n));
+      case 0xD2:
+        return done(BigEndian(4, n) && SignedOf<int32_t>(n));
+      case 0xD3:
+        return done(BigEndian(8, n) && SignedOf<int64_t>(n));
+      case 0xD4:
+      case 0xD5:
+      case 0xD6:
+      case 0xD7:
+      case 0xD8:
+        return done(Extension(uint64_t(1) << (b - 0xD4)));
+      case 0xDC:
+      case 0xDD:
+        if (!BigEndian(b == 0xDC ? 2 : 4, n)) return Read::kError;
+        return Container(false, n, size);
+      case 0xDE:
+      case 0xDF:
+        if (!BigEndian(b == 0xDE ? 2 : 4, n)) return Read::kError;
+        return Container(true, n, size);
+      default:  // 0xC1, never used
+        return Read::kError;
+    }
+  }
+
+  const uint8_t* p_;
+  const uint8_t* end_;
+  dataset_json_internal::MetadataBuilder& out_;
+  std::string text_;             // the string being read; MetadataBuilder takes it over
+  bool open_is_object_ = false;  // the kind of the container Value just opened
+};
+
+}  // namespace
+
+std::optional<Metadata> ParseMetadataMsgpack(std::string_view bytes) {
+  dataset_json_internal::MetadataBuilder builder(/*steal_strings=*/true);
+  if (!MsgpackParser(bytes, builder).Parse()) return std::nullopt;
   return builder.Take();
 }
 

@@ -47,7 +47,9 @@ template <class Handler>
 bool ParseJsonEvents(std::string_view text, Handler& handler);
 
 // The same for one MessagePack value that fills `bytes` (what
-// Metadata::from_msgpack(bytes, /*strict=*/true, /*allow_exceptions=*/false) builds).
+// Metadata::from_msgpack(bytes, /*strict=*/true, /*allow_exceptions=*/false) builds),
+// with a scanner of its own that reads whole strings at once, as ParseMetadataJson's
+// does. Iterative: no nesting can exhaust the stack.
 std::optional<Metadata> ParseMetadataMsgpack(std::string_view bytes);
 
 // Whether two of `members` share a key. `scratch` is working space the caller keeps
@@ -461,15 +463,6 @@ class JsonTextParser {
 template <class Handler>
 bool ParseJsonEvents(std::string_view text, Handler& handler) {
   return dataset_json_internal::JsonTextParser<Handler>(text, handler).Parse();
-}
-
-inline std::optional<Metadata> ParseMetadataMsgpack(std::string_view bytes) {
-  dataset_json_internal::MetadataBuilder builder(/*steal_strings=*/true);
-  if (!Metadata::sax_parse(bytes, &builder, Metadata::input_format_t::msgpack,
-                           /*strict=*/true)) {
-    return std::nullopt;
-  }
-  return builder.Take();
 }
 
 }  // namespace scisearch::formats

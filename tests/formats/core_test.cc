@@ -466,6 +466,8 @@ bool SameTree(const Metadata& a, const Metadata& b) {
     } else if (x->is_array()) {
       if (x->size() != y->size()) return false;
       for (size_t i = 0; i < x->size(); ++i) pending.emplace_back(&(*x)[i], &(*y)[i]);
+    } else if (x->is_string()) {  // bytes, which need not be UTF-8 (dump() would throw)
+      if (x->get_ref<const std::string&>() != y->get_ref<const std::string&>()) return false;
     } else if (x->dump() != y->dump()) {
       return false;
     }
@@ -518,6 +520,28 @@ class EventLog {
   int budget_;
   std::string events_;
 };
+
+// `data` after one to three random edits, each replacing, inserting or deleting one
+// element; new elements come from `draw`.
+template <class Container, class Draw>
+Container Mutated(Container data, std::mt19937& random, Draw draw) {
+  const int edits = 1 + int(random() % 3);
+  for (int e = 0; e < edits; ++e) {
+    const size_t at = random() % (data.size() + 1);
+    const auto element = draw();
+    switch (random() % 3) {
+      case 0:
+        if (at < data.size()) data[at] = element;
+        break;
+      case 1:
+        data.insert(data.begin() + std::ptrdiff_t(at), element);
+        break;
+      default:
+        if (at < data.size()) data.erase(data.begin() + std::ptrdiff_t(at));
+    }
+  }
+  return data;
+}
 
 void ExpectParsesLikeNlohmann(std::string_view text) {
   const std::optional<Metadata> got = ParseMetadataJson(text);
@@ -638,23 +662,91 @@ TEST(ParseMetadataJsonTest, MatchesNlohmannOnMutatedDocuments) {
       "{}[]:,\"\\/u0123456789abcdefABCDEF.-+eEtrufalsn \t\n\r\x7f\x80\xC3\xED\xEF\xBB\xBF";
   std::mt19937 random(2026);
   for (int round = 0; round < 20000; ++round) {
-    std::string text = seed;
-    const int edits = 1 + int(random() % 3);
-    for (int e = 0; e < edits; ++e) {
-      const size_t at = random() % (text.size() + 1);
-      const char c = alphabet[random() % alphabet.size()];
-      switch (random() % 3) {
-        case 0:
-          if (at < text.size()) text[at] = c;
-          break;
-        case 1:
-          text.insert(text.begin() + std::ptrdiff_t(at), c);
-          break;
-        default:
-          if (at < text.size()) text.erase(at, 1);
-      }
-    }
+    const std::string text =
+        Mutated(seed, random, [&] { return alphabet[random() % alphabet.size()]; });
     ExpectParsesLikeNlohmann(text);
+    if (::testing::Test::HasFailure()) break;
+  }
+}
+
+std::optional<Metadata> ReferenceMsgpack(std::string_view bytes) {
+  dataset_json_internal::MetadataBuilder builder(/*steal_strings=*/false);
+  if (!Metadata::sax_parse(bytes, &builder, Metadata::input_format_t::msgpack,
+                           /*strict=*/true)) {
+    return std::nullopt;
+  }
+  return builder.Take();
+}
+
+void ExpectMsgpackParsesLikeNlohmann(const std::vector<uint8_t>& bytes) {
+  const std::string_view view(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  const std::optional<Metadata> got = ParseMetadataMsgpack(view);
+  const std::optional<Metadata> want = ReferenceMsgpack(view);
+  std::string hex;
+  for (uint8_t b : bytes) hex += std::to_string(int(b)) + " ";
+  ASSERT_EQ(got.has_value(), want.has_value()) << hex;
+  if (got) {
+    EXPECT_TRUE(SameTree(*got, *want)) << hex;
+  }
+}
+
+TEST(ParseMetadataMsgpackTest, MatchesNlohmannOnEveryTypeAndOnMutations) {
+  Metadata seed = Metadata::object();
+  seed["fix"] = 5;
+  seed["negative fix"] = -3;
+  seed["u8"] = 200;
+  seed["u16"] = 60000;
+  seed["u32"] = 4000000000u;
+  seed["u64"] = std::numeric_limits<uint64_t>::max();
+  seed["i8"] = -100;
+  seed["i16"] = -30000;
+  seed["i32"] = -2000000000;
+  seed["i64"] = std::numeric_limits<int64_t>::min();
+  seed["float32"] = 2.5;
+  seed["float64"] = 0.1;
+  seed["flags"] = {true, false, nullptr};
+  seed["str8"] = std::string(40, 'x');
+  seed["str16"] = std::string(300, 'y');
+  seed["utf-8"] = "caf\xC3\xA9 \xC2\xB5m";
+  seed["empty object"] = Metadata::object();
+  seed["empty array"] = Metadata::array();
+  seed["nested"] = {{"a", {1, 2, {{"b", "c"}}}}};
+  seed["binary"] = Metadata::binary({1, 2, 3});
+  seed["ext"] = Metadata::binary({1, 2, 3, 4}, 7);
+  seed["ext8"] = Metadata::binary(std::vector<uint8_t>(5, 9), 200);
+  for (int i = 0; i < 20; ++i) seed["array16"].push_back(i);
+  for (int i = 0; i < 20; ++i) seed["map16"]["k" + std::to_string(i)] = i;
+  const std::vector<uint8_t> encoded = Metadata::to_msgpack(seed);
+  ExpectMsgpackParsesLikeNlohmann(encoded);
+  ASSERT_TRUE(ParseMetadataMsgpack(
+      std::string_view(reinterpret_cast<const char*>(encoded.data()), encoded.size())));
+
+  for (const std::vector<uint8_t>& bytes : std::vector<std::vector<uint8_t>>{
+           {},
+           {0xC1},
+           {0xC0, 0xC0},                          // a value, then more
+           {0x81, 0x01, 0x02},                    // a key that is not a string
+           {0x91},                                // an array one element short
+           {0xCA, 0x40, 0x20, 0x00, 0x00},        // float32
+           {0xCB, 0x7F, 0xF8, 0, 0, 0, 0, 0, 0},  // NaN
+           {0xD4, 0x05, 0xAA},                    // fixext 1
+           {0xD8, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16},
+           {0xC7, 0x02, 0xFF, 0x01, 0x02},            // ext 8
+           {0xC9, 0, 0, 0, 1, 0x80, 0x01},            // ext 32
+           {0xC6, 0, 0, 0, 2, 0x01},                  // bin 32, cut short
+           {0xDB, 0, 0, 0, 1, 'a'},                   // str 32
+           {0xDD, 0, 0, 0, 1, 0xC0},                  // array 32
+           {0xDF, 0, 0, 0, 1, 0xA1, 'k', 0x01},       // map 32
+           {0xDE, 0, 1, 0xD9, 1, 'k', 0xC2},          // map 16 with a str 8 key
+           {0xDD, 0xFF, 0xFF, 0xFF, 0xFF},            // a huge array, no elements
+           {0x82, 0xA1, 'k', 0x01, 0xA1, 'k', 0x02},  // a repeated key
+           {0x93, 0x90, 0x80, 0x91, 0x80}}) {         // empty containers nested
+    ExpectMsgpackParsesLikeNlohmann(bytes);
+  }
+
+  std::mt19937 random(2026);
+  for (int round = 0; round < 20000; ++round) {
+    ExpectMsgpackParsesLikeNlohmann(Mutated(encoded, random, [&] { return uint8_t(random()); }));
     if (::testing::Test::HasFailure()) break;
   }
 }
