@@ -345,12 +345,13 @@ class MsgpackParser {
     while (true) {
       if (!open.empty() && open.back().is_object && !Key()) return false;
       uint64_t size = 0;
-      switch (Value(size)) {
+      const Read read = Value(size);
+      switch (read) {
         case Read::kError:
           return false;
         case Read::kObject:
         case Read::kArray:
-          open.push_back(Open{open_is_object_, size});
+          open.push_back(Open{read == Read::kObject, size});
           continue;  // its first member or element
         case Read::kValue:
           break;
@@ -405,22 +406,23 @@ class MsgpackParser {
     return Binary(length, subtype);
   }
 
-  // A string's header and bytes into text_; false for any other type.
-  bool String() {
-    if (!Has(1)) return false;
-    const uint8_t b = *p_++;
-    uint64_t length = 0;
-    if (b >= 0xA0 && b <= 0xBF) {
-      length = b & 0x1F;
-    } else if (b == 0xD9 || b == 0xDA || b == 0xDB) {
-      if (!BigEndian(1 << (b - 0xD9), length)) return false;
-    } else {
-      return false;
-    }
+  static bool IsString(uint8_t type) {
+    return (type >= 0xA0 && type <= 0xBF) || (type >= 0xD9 && type <= 0xDB);
+  }
+
+  // The rest of a string whose type byte, read already, is `type` (IsString) into text_.
+  bool String(uint8_t type) {
+    uint64_t length = type & 0x1F;
+    if (type >= 0xD9 && !BigEndian(1 << (type - 0xD9), length)) return false;
     return Text(length);
   }
 
-  bool Key() { return String() && out_.key(text_); }
+  // Object keys must be strings.
+  bool Key() {
+    if (!Has(1)) return false;
+    const uint8_t type = *p_++;
+    return IsString(type) && String(type) && out_.key(text_);
+  }
 
   // A container's start: an empty one is a whole value.
   Read Container(bool is_object, uint64_t size, uint64_t& out_size) {
@@ -430,7 +432,6 @@ class MsgpackParser {
     if (size == 0) {
       return (is_object ? out_.end_object() : out_.end_array()) ? Read::kValue : Read::kError;
     }
-    open_is_object_ = is_object;
     out_size = size;
     return is_object ? Read::kObject : Read::kArray;
   }
@@ -438,15 +439,12 @@ class MsgpackParser {
   Read Value(uint64_t& size) {
     auto done = [](bool ok) { return ok ? Read::kValue : Read::kError; };
     if (!Has(1)) return Read::kError;
-    const uint8_t b = *p_;
-    if (b <= 0x7F) return ++p_, done(out_.number_unsigned(b));
-    if (b >= 0xE0) return ++p_, done(out_.number_integer(int8_t(b)));
-    if (b >= 0x80 && b <= 0x8F) return ++p_, Container(true, b & 0x0F, size);
-    if (b >= 0x90 && b <= 0x9F) return ++p_, Container(false, b & 0x0F, size);
-    if ((b >= 0xA0 && b <= 0xBF) || (b >= 0xD9 && b <= 0xDB)) {
-      return done(String() && out_.string(text_));
-    }
-    ++p_;
+    const uint8_t b = *p_++;
+    if (b <= 0x7F) return done(out_.number_unsigned(b));
+    if (b >= 0xE0) return done(out_.number_integer(int8_t(b)));
+    if (b >= 0x80 && b <= 0x8F) return Container(true, b & 0x0F, size);
+    if (b >= 0x90 && b <= 0x9F) return Container(false, b & 0x0F, size);
+    if (IsString(b)) return done(String(b) && out_.string(text_));
     uint64_t n = 0;
     switch (b) {
       case 0xC0:
@@ -510,8 +508,7 @@ class MsgpackParser {
   const uint8_t* p_;
   const uint8_t* end_;
   dataset_json_internal::MetadataBuilder& out_;
-  std::string text_;             // the string being read; MetadataBuilder takes it over
-  bool open_is_object_ = false;  // the kind of the container Value just opened
+  std::string text_;  // the string being read; MetadataBuilder takes it over
 };
 
 }  // namespace

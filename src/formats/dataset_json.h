@@ -40,9 +40,9 @@ std::optional<Metadata> ParseMetadataJson(std::string_view text);
 // Feeds `handler` the events of the JSON `text` that
 // Metadata::sax_parse(text, &handler, input_format_t::json, /*strict=*/true) would, with
 // the same rules, several times faster (ParseMetadataJson's scanner). `handler` has
-// nlohmann's SAX interface; string(), key() and number_float() get references to
-// scratch strings the handler may take over. False when `text` is not exactly one JSON
-// value or a call of `handler` returns false.
+// nlohmann's SAX interface; string() and key() get the scanner's scratch string, which
+// the handler may take over. False when `text` is not exactly one JSON value or a call
+// of `handler` returns false.
 template <class Handler>
 bool ParseJsonEvents(std::string_view text, Handler& handler);
 
